@@ -1,0 +1,202 @@
+"""The course's benchmark: every figure the README quotes, measured by code in this repo.
+
+    python -m hitchhiker.bench [--preset P] [--json FILE] [--only STAGE ...]
+
+prints a markdown table of figures grouped by stage and (with ``--json``) writes them as one flat
+JSON object from dotted figure names (``world.steps_per_s``) to numbers, plus ``preset`` and
+``hardware``. Each stage of the road registers its own rows with :func:`figures`; nothing is typed
+in by hand, so the README can only quote what this file measured.
+
+Speed goals live here, not in the unit tests: a timed unit test fails on a busy CI machine and
+passes on a fast one, and says little either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from hitchhiker.config import hardware_name, resolve_preset
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of the table."""
+
+    name: str
+    """Dotted name, e.g. "world.steps_per_s"; the part before the dot is the stage."""
+    what: str
+    """What was measured, in a few words (shown in the table)."""
+    unit: str = ""
+    """Unit shown after the number."""
+    goal: str = ""
+    """The target from the issue, e.g. ">= 2000"; empty when the figure is only reported."""
+
+
+_STAGES: list[tuple[str, Callable[[str], dict[str, float]], tuple[Figure, ...]]] = []
+
+
+def figures(stage: str, *rows: Figure):
+    """Register ``fn(preset) -> {name: value}`` as the producer of ``rows`` for ``stage``."""
+
+    def register(fn: Callable[[str], dict[str, float]]):
+        _STAGES.append((stage, fn, rows))
+        return fn
+
+    return register
+
+
+# --------------------------------------------------------------------------- the world
+
+
+@figures(
+    "world",
+    Figure(
+        "world.steps_per_s",
+        "simulator steps per second, one world, one core, 64x64 view",
+        "steps/s",
+        ">= 2000",
+    ),
+    Figure(
+        "world.reader_accuracy",
+        "ground-truth reader: tile accuracy on real frames (day and night, animals)",
+        "",
+        "= 1.0",
+    ),
+    Figure(
+        "world.reader_heading_accuracy",
+        "ground-truth reader: explorer heading read from real frames",
+        "",
+        "= 1.0",
+    ),
+    Figure("world.reader_validity_real", "frame validity of real frames", "", "= 1.0"),
+    Figure("world.reader_validity_noise", "frame validity of uniform-noise frames", "", "~ 0"),
+    Figure(
+        "world.reader_frames_per_s",
+        "ground-truth reader throughput, batches of 64 frames",
+        "frames/s",
+    ),
+)
+def world_figures(preset: str) -> dict[str, float]:
+    import torch
+
+    from hitchhiker.world import HitchhikerWorld, read_tiles
+    from hitchhiker.world.reader import frame_validity
+
+    torch.set_num_threads(1)  # "one core": keep torch (and what it drives) from fanning out
+    n_steps = 500 if preset == "smoke" else 5000
+    env = HitchhikerWorld()
+    env.reset(seed=0)
+    actions = np.random.default_rng(0).integers(0, env.action_space.n, size=n_steps)
+    t0 = time.perf_counter()
+    for a in actions:
+        _, _, _, truncated, _ = env.step(int(a))
+        if truncated:
+            env.reset()
+    steps_per_s = n_steps / (time.perf_counter() - t0)
+
+    # Real frames across seeds, times of day and with animals about.
+    frames, tiles, headings = [], [], []
+    n_seeds = 2 if preset == "smoke" else 8
+    for seed in range(n_seeds):
+        env = HitchhikerWorld(day_length=64)
+        obs, info = env.reset(seed=1000 + seed)
+        rng = np.random.default_rng(seed)
+        for _ in range(64):
+            obs, _, _, _, info = env.step(int(rng.integers(0, 6)))
+            frames.append(obs)
+            tiles.append(info["tiles"])
+            headings.append(info["heading"])
+    frames, tiles, headings = np.stack(frames), np.stack(tiles), np.array(headings)
+    t0 = time.perf_counter()
+    reading = read_tiles(frames)
+    reader_fps = len(frames) / (time.perf_counter() - t0)
+    noise = np.random.default_rng(1).integers(0, 256, size=frames[:64].shape, dtype=np.uint8)
+    return {
+        "world.steps_per_s": steps_per_s,
+        "world.reader_accuracy": float(np.mean(reading.kinds == tiles)),
+        "world.reader_heading_accuracy": float(np.mean(reading.heading == headings)),
+        "world.reader_validity_real": float(np.mean(frame_validity(frames))),
+        "world.reader_validity_noise": float(np.mean(frame_validity(noise))),
+        "world.reader_frames_per_s": reader_fps,
+    }
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run(preset: str | None = None, only: list[str] | None = None) -> dict:
+    """Measure every registered figure (or the stages in ``only``); returns the flat dict."""
+    preset = resolve_preset(preset)
+    known = [s for s, _, _ in _STAGES]
+    for s in only or []:
+        if s not in known:
+            raise ValueError(f"unknown stage {s!r}; expected one of {', '.join(known)}")
+    out: dict = {}
+    for stage, fn, _ in _STAGES:
+        if only and stage not in only:
+            continue
+        out.update({k: float(v) for k, v in fn(preset).items()})
+    out["preset"] = preset
+    out["hardware"] = hardware_name()
+    return out
+
+
+def markdown(results: dict) -> str:
+    """The table the README quotes, grouped by stage."""
+    lines = [f"Hardware: {results['hardware']} · preset `{results['preset']}`", ""]
+    for stage, _, rows in _STAGES:
+        present = [r for r in rows if r.name in results]
+        if not present:
+            continue
+        lines += [f"**{stage}**", "", "| figure | value | goal |", "| --- | --- | --- |"]
+        for r in present:
+            v = results[r.name]
+            val = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"
+            lines.append(f"| {r.what} (`{r.name}`) | {val} {r.unit} | {r.goal or 'reported'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m hitchhiker.bench", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("--preset", help="smoke, cpu, gpu or large (default: what fits this machine)")
+    ap.add_argument("--json", help="also write the figures to this JSON file")
+    ap.add_argument("--only", nargs="*", help="measure only these stages")
+    ap.add_argument(
+        "--readme", action="store_true", help="write the table into README.md's results"
+    )
+    args = ap.parse_args(argv)
+    results = run(args.preset, args.only)
+    table = markdown(results)
+    print(table)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    if args.readme:
+        write_readme(table)
+    return 0
+
+
+def write_readme(table: str) -> None:
+    """Put ``table`` between the README's ``<!-- bench:begin/end -->`` markers."""
+    from hitchhiker.course import README
+
+    text = README.read_text()
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    if begin not in text or end not in text:
+        raise ValueError(f"README.md lacks the markers {begin} ... {end}")
+    head, rest = text.split(begin, 1)
+    README.write_text(f"{head}{begin}\n{table}\n{end}{rest.split(end, 1)[1]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

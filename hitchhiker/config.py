@@ -1,0 +1,341 @@
+"""Presets, devices, precision and typed configs: the knobs every stage of the course shares.
+
+One notebook has to run in seconds under CI, in minutes on a 2-core laptop, and at full size on a
+Colab T4 or an A100. Instead of scattering ``if on_gpu:`` through the code, every stage declares its
+config as a dataclass and a small table of per-preset values; :func:`make_config` picks the row for
+the current machine and applies the caller's overrides on top::
+
+    @dataclass
+    class MAEConfig:
+        PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {"width": 32}, "gpu": {"width": 256}}
+        width: int = 128
+        \"\"\"Channels of the encoder.\"\"\"
+
+    cfg = make_config(MAEConfig, width=64)   # preset resolved automatically, override wins
+
+Preset resolution, in order (:func:`resolve_preset`):
+
+    HITCHHIKER_SMOKE or CI true  ->  "smoke"  (forced: tests and CI must stay fast)
+    explicit argument            ->  that preset
+    HITCHHIKER_PRESET            ->  that preset
+    auto                         ->  "large" (CUDA, >= 40 GB), "gpu" (other CUDA, MPS), "cpu"
+
+Precision (:func:`pick_precision`) follows the hardware: bf16 autocast on CUDA with compute
+capability >= 8.0 (A100, H100, RTX 30xx+), fp16 autocast plus gradient scaling on older CUDA GPUs
+(T4 = 7.5; fp16 has a narrow exponent, so small gradients would underflow without the scaler),
+plain fp32 on CPU and MPS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import subprocess
+import sys
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+PRESETS = ("smoke", "cpu", "gpu", "large")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+LARGE_GPU_BYTES = 40e9  # an "A100 40GB" reports ~42.5e9 bytes; a T4 ~15.8e9
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+# ----------------------------------------------------------------------------- environment & preset
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    """Read a boolean environment variable; ``default`` when it is unset."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ValueError(
+        f"environment variable {name}={raw!r} is not a boolean: expected one of "
+        f"{TRUE_WORDS} (true) or {FALSE_WORDS} (false), case-insensitive"
+    )
+
+
+def _ci_flag() -> bool:
+    """CI services spell ``CI`` many ways (true, 1, a service name): any value but a false word is true."""
+    return os.environ.get("CI", "").strip().lower() not in FALSE_WORDS
+
+
+def _check_preset(name: str, source: str) -> str:
+    if not isinstance(name, str) or name.strip().lower() not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} (from {source}); valid presets: {PRESETS}")
+    return name.strip().lower()
+
+
+def resolve_preset(name: str | None = None) -> str:
+    """The preset to run at: forced smoke, else ``name``, else $HITCHHIKER_PRESET, else auto."""
+    if name is not None:
+        name = _check_preset(name, "argument")  # validate even when smoke wins, to surface typos
+    if env_flag("HITCHHIKER_SMOKE") or _ci_flag():
+        return "smoke"
+    if name is not None:
+        return name
+    from_env = os.environ.get("HITCHHIKER_PRESET", "").strip()
+    if from_env:
+        return _check_preset(from_env, "$HITCHHIKER_PRESET")
+    if torch.cuda.is_available():
+        memory = torch.cuda.get_device_properties(0).total_memory
+        return "large" if memory >= LARGE_GPU_BYTES else "gpu"
+    if _mps_available():
+        return "gpu"
+    return "cpu"
+
+
+# ----------------------------------------------------------------------------- device & precision
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def pick_device(prefer: str | torch.device | None = None) -> torch.device:
+    """``prefer`` if given ("cpu", "cuda", "cuda:1", "mps"), else the best available device."""
+    if prefer is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    try:
+        device = torch.device(prefer)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"unknown device {prefer!r}; expected 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        ) from err
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {prefer!r} requested but CUDA is not available on this machine"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {prefer!r} requested but only {torch.cuda.device_count()} CUDA GPU(s) exist"
+            )
+    elif device.type == "mps":
+        if not _mps_available():
+            raise ValueError(f"device {prefer!r} requested but MPS (Apple GPU) is not available")
+    elif device.type != "cpu":
+        raise ValueError(
+            f"unsupported device {prefer!r}; expected 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        )
+    return device
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How the forward pass computes: the autocast dtype and whether the loss is scaled."""
+
+    dtype: torch.dtype
+    """The dtype autocast runs matmuls in (float32 when autocast is off)."""
+    autocast: bool
+    """Wrap the forward pass in ``torch.autocast``."""
+    grad_scaling: bool
+    """Scale the loss with ``torch.amp.GradScaler`` so fp16 gradients do not underflow."""
+    name: str
+    """Short name: "fp32", "bf16" or "fp16"."""
+
+
+_PRECISION_BY_NAME = {
+    "fp32": Precision(torch.float32, autocast=False, grad_scaling=False, name="fp32"),
+    "bf16": Precision(torch.bfloat16, autocast=True, grad_scaling=False, name="bf16"),
+    "fp16": Precision(torch.float16, autocast=True, grad_scaling=True, name="fp16"),
+}
+
+
+def pick_precision(device: torch.device | str, name: str | None = None) -> Precision:
+    """The precision for ``device``; ``name`` ("fp32", "bf16", "fp16") forces one."""
+    device = torch.device(device)
+    if name is not None:
+        if name not in _PRECISION_BY_NAME:
+            raise ValueError(f"unknown precision {name!r}; valid: {PRECISIONS} or None (auto)")
+        return _PRECISION_BY_NAME[name]
+    if device.type != "cuda":
+        return _PRECISION_BY_NAME["fp32"]  # CPU/MPS autocast is slower or patchy for training
+    major, _ = torch.cuda.get_device_capability(device)
+    return _PRECISION_BY_NAME["bf16" if major >= 8 else "fp16"]
+
+
+# ----------------------------------------------------------------------------- typed configs
+
+
+def _field_hints(cls: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # unresolvable forward refs: fall back to unchecked values
+        return {}
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    """Check ``value`` against a field's type hint; convert JSON lists to tuples, ints to floats."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or hint is None:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(option, value, where)
+            except (TypeError, ValueError):
+                continue
+        raise TypeError(f"{where} expects {_type_name(hint)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(f"{where} must be one of {args}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{where} expects a tuple {_type_name(hint)}, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, where) for v in value)
+        if args and len(args) != len(value):
+            raise TypeError(
+                f"{where} expects {len(args)} items ({_type_name(hint)}), got {value!r}"
+            )
+        return tuple(_coerce(a, v, where) for a, v in zip(args, value)) if args else tuple(value)
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise TypeError(f"{where} expects a float, got {value!r}")
+    if hint in (int, bool, str):
+        if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+            return value
+        raise TypeError(f"{where} expects {hint.__name__}, got {type(value).__name__} {value!r}")
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return config_from_dict(hint, value) if isinstance(value, dict) else value
+    return value  # a type we do not police (torch.dtype, callables, ...)
+
+
+def _init_fields(cls: type) -> list[dataclasses.Field]:
+    if not (dataclasses.is_dataclass(cls) and isinstance(cls, type)):
+        raise TypeError(f"expected a dataclass type, got {cls!r}")
+    return [f for f in dataclasses.fields(cls) if f.init]
+
+
+def _checked_values(cls: type, values: dict[str, Any], source: str) -> dict[str, Any]:
+    fields = {f.name for f in _init_fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ValueError(
+            f"unknown field(s) {unknown} for {cls.__name__} in {source}; valid fields: {sorted(fields)}"
+        )
+    hints = _field_hints(cls)
+    return {
+        k: _coerce(hints.get(k, Any), v, f"{cls.__name__}.{k} ({source})")
+        for k, v in values.items()
+    }
+
+
+def make_config(cls: type, preset: str | None = None, **overrides: Any) -> Any:
+    """An instance of dataclass ``cls``: field defaults < ``cls.PRESETS[preset]`` < ``overrides``."""
+    _init_fields(cls)
+    table = getattr(cls, "PRESETS", None) or {}
+    bad = sorted(set(table) - set(PRESETS))
+    if bad:
+        raise ValueError(f"{cls.__name__}.PRESETS has unknown preset(s) {bad}; valid: {PRESETS}")
+    for name, row in table.items():  # check every row so a typo fails on any machine
+        _checked_values(cls, dict(row), f"{cls.__name__}.PRESETS[{name!r}]")
+    preset = resolve_preset(preset)
+    values = _checked_values(
+        cls, dict(table.get(preset, {})), f"{cls.__name__}.PRESETS[{preset!r}]"
+    )
+    values.update(_checked_values(cls, overrides, "overrides"))
+    return cls(**values)
+
+
+def _jsonable(value: Any, where: str) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v, where) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _jsonable(v, f"{where}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return config_to_dict(value)
+    raise TypeError(f"{where} = {value!r} ({type(value).__name__}) cannot be stored as JSON")
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-able dict of a config's fields (tuples become lists, nested configs dicts)."""
+    cls = type(cfg)
+    return {
+        f.name: _jsonable(getattr(cfg, f.name), f"{cls.__name__}.{f.name}")
+        for f in _init_fields(cls)
+    }
+
+
+def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Inverse of :func:`config_to_dict`; missing keys take defaults, unknown keys raise."""
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a dict to build {cls.__name__}, got {type(data).__name__}")
+    return cls(**_checked_values(cls, data, "dict"))
+
+
+# ----------------------------------------------------------------------------- describing the machine
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        try:
+            out = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"],
+                capture_output=True,
+                text=True,
+                timeout=2,
+            )
+            if out.stdout.strip():
+                return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _cpu_count() -> int:
+    if hasattr(os, "sched_getaffinity"):  # cores this process may use (containers, taskset)
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def hardware_name() -> str:
+    """What runs the models, e.g. "NVIDIA Tesla T4 (16 GB)" or "AMD EPYC (2 cores)"."""
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        name = props.name if props.name.startswith("NVIDIA") else f"NVIDIA {props.name}"
+        count = torch.cuda.device_count()
+        return f"{name} ({props.total_memory / 1e9:.0f} GB)" + (f" x{count}" if count > 1 else "")
+    suffix = ", MPS" if _mps_available() else ""
+    return f"{_cpu_model()} ({_cpu_count()} cores{suffix})"
+
+
+def describe_setup(preset: str | None = None, device: str | None = None) -> str:
+    """One line for a notebook's first cell: preset, device, precision, torch, hardware."""
+    dev = pick_device(device)
+    return (
+        f"preset={resolve_preset(preset)} | device={dev} | precision={pick_precision(dev).name}"
+        f" | torch {torch.__version__} | {hardware_name()}"
+    )

@@ -1,0 +1,219 @@
+"""The course itself: its notebooks, where it lives, and the cells every notebook opens with.
+
+One source of truth. The public repository address is not settled yet, so it lives here, in
+``REPO_URL``, and nowhere else by hand: the README's Open-in-Colab badges and every notebook's
+Colab set-up cell are *generated* from it by
+
+    python -m hitchhiker.course --sync      # rewrite README badges + notebook opening cells
+    python -m hitchhiker.course --check     # exit 1 if anything is out of date (run by the tests)
+
+Every notebook opens the same way: (1) a title cell with the Open-in-Colab badge and the measured
+run time per hardware, (2) a set-up cell that installs the course when it runs on Colab and does
+nothing elsewhere, (3) a cell that shows the device and preset. Notebooks report the figures they
+measure with :func:`report`, which ``make tour`` collects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_URL = "https://github.com/hitchhiker-course/hitchhiker"
+"""Where the course is published; the only place the address is written by hand."""
+BRANCH = "main"
+"""The branch Colab opens notebooks from."""
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIR = ROOT / "notebooks"
+README = ROOT / "README.md"
+COLAB_DIR = "hitchhiker-course"
+"""Folder name of the shallow clone on Colab (under /content)."""
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """One chapter of the course."""
+
+    name: str
+    """File stem under notebooks/, e.g. "00_the_road"."""
+    title: str
+    """Human title."""
+    teaches: str
+    """One line: what the learner builds or sees."""
+    runtimes: dict[str, str] = field(default_factory=dict)
+    """Measured wall time of a full run, by hardware label (only measured values go here)."""
+
+    @property
+    def path(self) -> Path:
+        return NOTEBOOK_DIR / f"{self.name}.ipynb"
+
+    @property
+    def colab_url(self) -> str:
+        slug = REPO_URL.removeprefix("https://github.com/")
+        return f"https://colab.research.google.com/github/{slug}/blob/{BRANCH}/notebooks/{self.name}.ipynb"
+
+    @property
+    def badge(self) -> str:
+        return (
+            f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"({self.colab_url})"
+        )
+
+
+NOTEBOOKS: list[Notebook] = [
+    Notebook(
+        "00_the_road",
+        "The road, played by hand",
+        "The road and the three subsystems of a world model; the procedural world, its exact "
+        "ground truth and captions; live play; trajectories and loops; the metric helpers.",
+        runtimes={},
+    ),
+]
+
+
+# --------------------------------------------------------------------------- generated cells
+
+
+def title_cell_source(nb: Notebook) -> str:
+    times = "; ".join(f"{hw}: {t}" for hw, t in nb.runtimes.items()) or "not measured yet"
+    return f"{nb.badge}\n\n# {nb.name[:2]} · {nb.title}\n\n*Run time (measured): {times}.*"
+
+
+def setup_cell_source() -> str:
+    """The first code cell of every notebook: installs the course on Colab, nothing elsewhere."""
+    return f'''# Set-up. On Colab, fetch the course (package + data/) with a shallow clone and install it in
+# editable mode; its dependency floors sit below what Colab ships, so nothing is upgraded.
+# Anywhere else (make lab, make tour) the package is already installed and this does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    if not os.path.isdir("/content/{COLAB_DIR}"):
+        subprocess.run(["git", "clone", "--depth", "1", "{REPO_URL}", "/content/{COLAB_DIR}"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/{COLAB_DIR}"], check=True)
+    sys.path.insert(0, "/content/{COLAB_DIR}")  # the editable install is seen after a restart only
+    os.chdir("/content/{COLAB_DIR}/notebooks")
+    from google.colab import output
+
+    output.enable_custom_widget_manager()  # lets third-party widgets (ipyevents) render'''
+
+
+def device_cell_source() -> str:
+    return (
+        "# Which preset and device this run uses (set HITCHHIKER_PRESET=smoke|cpu|gpu|large to choose).\n"
+        "from hitchhiker.config import describe_setup, resolve_preset\n\n"
+        "PRESET = resolve_preset()\n"
+        "print(describe_setup())"
+    )
+
+
+def _cell(kind: str, source: str, cell_id: str) -> dict:
+    cell = {"cell_type": kind, "id": cell_id, "metadata": {}, "source": source.splitlines(True)}
+    if kind == "code":
+        cell.update(execution_count=None, outputs=[])
+    return cell
+
+
+def opening_cells(nb: Notebook) -> list[dict]:
+    return [
+        _cell("markdown", title_cell_source(nb), "title"),
+        _cell("code", setup_cell_source(), "setup"),
+        _cell("code", device_cell_source(), "device"),
+    ]
+
+
+def readme_badges() -> str:
+    rows = [
+        "| notebook | what it teaches | run time (measured) | open |",
+        "| --- | --- | --- | --- |",
+    ]
+    for nb in NOTEBOOKS:
+        times = "<br>".join(f"{hw}: {t}" for hw, t in nb.runtimes.items()) or "—"
+        rows.append(
+            f"| [`{nb.name}`](notebooks/{nb.name}.ipynb) — {nb.title} | {nb.teaches} | {times} | {nb.badge} |"
+        )
+    return "\n".join(rows)
+
+
+BADGES_BEGIN, BADGES_END = "<!-- course:notebooks:begin -->", "<!-- course:notebooks:end -->"
+
+
+def sync(check: bool = False) -> list[Path]:
+    """Regenerate the README table and each notebook's opening cells; return the files that differ.
+
+    With ``check=True`` nothing is written (used by the tests).
+    """
+    stale: list[Path] = []
+    text = README.read_text()
+    pattern = re.compile(re.escape(BADGES_BEGIN) + ".*?" + re.escape(BADGES_END), re.S)
+    if not pattern.search(text):
+        raise ValueError(f"README.md lacks the markers {BADGES_BEGIN} ... {BADGES_END}")
+    new = pattern.sub(lambda _: f"{BADGES_BEGIN}\n{readme_badges()}\n{BADGES_END}", text)
+    if new != text:
+        stale.append(README)
+        if not check:
+            README.write_text(new)
+    for nb in NOTEBOOKS:
+        if not nb.path.exists():
+            stale.append(nb.path)
+            continue
+        book = json.loads(nb.path.read_text())
+        opening = opening_cells(nb)
+        ids = [c["id"] for c in opening]
+        rest = [c for c in book["cells"] if c.get("id") not in ids]
+        if [c.get("id") for c in book["cells"][: len(ids)]] != ids or any(
+            "".join(a["source"]) != "".join(b["source"]) for a, b in zip(book["cells"], opening)
+        ):
+            stale.append(nb.path)
+            if not check:
+                book["cells"] = opening + rest
+                nb.path.write_text(json.dumps(book, indent=1, ensure_ascii=False) + "\n")
+    return stale
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def report(figures: dict[str, float], title: str = "figures measured") -> dict[str, float]:
+    """Show the figures a notebook measured, and hand them to ``make tour``.
+
+    When the environment variable HITCHHIKER_REPORT names a JSON file (the tour sets it), the
+    figures are merged into it.
+    """
+    clean = {k: float(v) for k, v in figures.items()}
+    path = os.environ.get("HITCHHIKER_REPORT")
+    if path:
+        p = Path(path)
+        old = json.loads(p.read_text()) if p.exists() else {}
+        p.write_text(json.dumps({**old, **clean}, indent=2))
+    lines = [f"{title}:"] + [f"  {k:<40} {v:.4g}" for k, v in clean.items()]
+    print("\n".join(lines))
+    return clean
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog="python -m hitchhiker.course", description=__doc__.split("\n")[0]
+    )
+    g = ap.add_mutually_exclusive_group(required=True)
+    g.add_argument(
+        "--sync", action="store_true", help="rewrite README table and notebook opening cells"
+    )
+    g.add_argument("--check", action="store_true", help="exit 1 when they are out of date")
+    args = ap.parse_args(argv)
+    stale = sync(check=args.check)
+    for p in stale:
+        print(("out of date: " if args.check else "updated: ") + str(p.relative_to(ROOT)))
+    return 1 if (args.check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

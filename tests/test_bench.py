@@ -1,0 +1,27 @@
+import json
+
+import pytest
+
+from hitchhiker import bench
+
+
+def test_bench_cli_writes_flat_json_with_preset_and_hardware(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--preset", "smoke", "--only", "world", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["preset"] == "smoke" and isinstance(data["hardware"], str) and data["hardware"]
+    figures = {k: v for k, v in data.items() if k not in ("preset", "hardware")}
+    assert all("." in k and isinstance(v, float) for k, v in figures.items())
+    # what the world promises, measured
+    assert data["world.reader_accuracy"] == 1.0
+    assert data["world.reader_heading_accuracy"] == 1.0
+    assert data["world.reader_validity_real"] == 1.0
+    assert data["world.reader_validity_noise"] < 0.2
+    assert data["world.steps_per_s"] > 0
+    table = capsys.readouterr().out
+    assert "| figure | value | goal |" in table and "world.steps_per_s" in table
+
+
+def test_unknown_stage_is_refused():
+    with pytest.raises(ValueError, match="world"):
+        bench.run("smoke", only=["nope"])

@@ -1,0 +1,99 @@
+"""The project's own files: set-up, generated cells, stripped notebooks, dependency floors."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from hitchhiker import course
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_environment_yml_parses_and_installs_this_package():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    deps = env["dependencies"]
+    assert any(str(d).startswith("python") for d in deps) and "pip" in deps
+    pip_entries = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
+    local = [e for e in pip_entries if ".[" in e]
+    assert local, f"the pip section must install this package with extras; got {pip_entries}"
+    spec = local[0].split()[-1].strip("\"'")
+    assert "lab" in spec and "dev" in spec
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-deps",
+            "--no-build-isolation",
+            "-e",
+            spec,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Would install hitchhiker" in out.stdout
+
+
+def test_dependency_floors_sit_at_or_below_colab():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert meta["requires-python"] == ">=3.10,<3.14"
+    floors = {}
+    for dep in meta["dependencies"]:
+        m = re.match(r"([A-Za-z0-9_-]+)>=([0-9.]+)", dep)
+        assert m, f"every runtime dependency needs a floor: {dep}"
+        floors[m.group(1)] = tuple(int(x) for x in m.group(2).split("."))
+    colab = {"torch": (2, 11), "numpy": (2, 1), "matplotlib": (3, 10), "ipywidgets": (7, 7, 1)}
+    for name, ships in colab.items():
+        assert floors[name] <= ships, f"{name} floor {floors[name]} above what Colab ships {ships}"
+    assert any(d.startswith("ipywidgets") and "<9" in d for d in meta["dependencies"])
+    extras = meta["optional-dependencies"]
+    assert {"lab", "dev"} <= set(extras)
+
+
+def test_readme_and_notebook_openings_are_generated_from_one_address():
+    stale = course.sync(check=True)
+    assert not stale, f"run `python -m hitchhiker.course --sync`; out of date: {stale}"
+    readme = (ROOT / "README.md").read_text()
+    for nb in course.NOTEBOOKS:
+        assert nb.colab_url in readme
+        book = json.loads(nb.path.read_text())
+        setup = "".join(book["cells"][1]["source"])
+        assert course.REPO_URL in setup and "google.colab" in setup
+    # The address is typed in exactly one place of the package.
+    hits = [p for p in (ROOT / "hitchhiker").rglob("*.py") if course.REPO_URL in p.read_text()]
+    assert hits == [ROOT / "hitchhiker" / "course.py"]
+
+
+def test_every_course_notebook_exists_and_every_notebook_is_in_the_course():
+    assert sorted(nb.path for nb in course.NOTEBOOKS) == NOTEBOOKS
+
+
+def test_committed_notebooks_are_stripped_of_outputs():
+    assert NOTEBOOKS
+    for path in NOTEBOOKS:
+        book = json.loads(path.read_text())
+        for cell in book["cells"]:
+            if cell["cell_type"] == "code":
+                assert not cell.get("outputs"), f"{path.name} carries outputs: run `make strip`"
+                assert cell.get("execution_count") is None, f"{path.name} carries execution counts"
+
+
+def test_ci_runs_make_test():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    assert "test:" in (ROOT / "Makefile").read_text()
