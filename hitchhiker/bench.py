@@ -79,7 +79,7 @@ def figures(stage: str, *rows: Figure):
     Figure("world.reader_validity_noise", "frame validity of uniform-noise frames", "", "~ 0"),
     Figure(
         "world.reader_frames_per_s",
-        "ground-truth reader throughput, batches of 64 frames",
+        "ground-truth reader throughput, one batch of all those frames",
         "frames/s",
     ),
 )
