@@ -72,6 +72,28 @@ NOTEBOOKS: list[Notebook] = [
         "ground truth and captions; live play; trajectories and loops; the metric helpers.",
         runtimes={"2-core CPU (AMD EPYC), cpu preset": "7 s", "same, smoke preset": "6 s"},
     ),
+    Notebook(
+        "01_masks",
+        "Masks: BERT, masked diffusion and MAE",
+        "Mask, infill, generalise: BERT-style masking and masked-diffusion generation on the "
+        "world's captions; MAE on world views; a linear probe shows what pre-training bought.",
+        runtimes={
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "67 s",
+            "same, smoke preset": "7 s",
+            "retraining both models at the cpu preset (one thread, shared machine)": "~13 min",
+        },
+    ),
+    Notebook(
+        "02_tokens_and_maskgit",
+        "Tokens and MaskGIT",
+        "A VQ/FSQ tokenizer turns views into 8x8 codes; MaskGIT decodes them in a few parallel "
+        "steps; against an autoregressive baseline in speed and quality; inpainting.",
+        runtimes={
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "8 s",
+            "same, smoke preset": "8 s",
+            "retraining tokenizer + MaskGIT + AR at the cpu preset": "9 min",
+        },
+    ),
 ]
 
 

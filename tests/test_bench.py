@@ -25,3 +25,13 @@ def test_bench_cli_writes_flat_json_with_preset_and_hardware(tmp_path, capsys):
 def test_unknown_stage_is_refused():
     with pytest.raises(ValueError, match="world"):
         bench.run("smoke", only=["nope"])
+
+
+def test_every_registered_stage1_row_is_measured():
+    """Each row the README table promises is produced (smoke-sized models, fresh in CI)."""
+    results = bench.run("smoke", only=["stage1"])
+    rows = next(rows for stage, _, rows in bench._STAGES if stage == "stage1")
+    missing = [r.name for r in rows if r.name not in results]
+    assert not missing, f"registered but not measured: {missing}"
+    assert 0.0 <= results["stage1.tokenizer.codebook_usage"] <= 1.0
+    assert results["stage1.ar.ms_per_image_b1"] > 0

@@ -211,3 +211,9 @@ class TrajectoryDataset(Dataset):
             "tiles": torch.from_numpy(self.rec.tiles[e, sl].astype(np.int64)),
             "positions": torch.from_numpy(self.rec.positions[e, sl].copy()),
         }
+
+
+LEARNING_WORLD = WorldConfig(day_length=0)
+"""The world the learned models of Stages I-III train on: the course's default world with the
+day-night cycle off. A global tint is a nuisance variable that would cost every tokenizer code one
+copy per light level; sheep, textures and persistent changes stay on."""

@@ -1,0 +1,192 @@
+"""The autoregressive baseline: the same transformer, causal, one token at a time in raster order.
+
+This is the image GPT / VQGAN-transformer recipe (Chen et al., "Generative Pretraining from
+Pixels", 2020; Esser et al., "Taming Transformers", 2021) on the same tokens, the same
+:class:`~hitchhiker.masks.core.MaskedTokenModel` class and the same size as MaskGIT
+(:mod:`.maskgit`); only the factorisation changes:
+
+    p(x) = prod_{i=1..N} p(x_i | [BOS], x_1, ..., x_{i-1})        (raster order: row by row)
+
+Training is teacher forcing: the input is [BOS] x_1 ... x_{N-1}, shifted right by one, the target
+x_1 ... x_N, and ``is_causal=True`` stops each position from peeking ahead. Sampling needs N
+sequential forward passes. A key-value cache (:class:`~hitchhiker.masks.core.KVCache`) keeps the
+keys and values of the prefix, so step i feeds one token and attends to i cached ones instead of
+recomputing the whole prefix: the fair baseline to race MaskGIT's S << N parallel steps against.
+The cached and uncached samplers draw the same random numbers in the same order, so for a given
+seed they return identical tokens (the tests check it).
+
+Shapes: B batch, h x w token grid, N = h * w tokens, V codebook size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from hitchhiker.masks import maskgit as mg
+from hitchhiker.masks.core import CoreConfig, KVCache, MaskedTokenModel
+
+
+class AutoregressiveModel(MaskedTokenModel):
+    """A :class:`MaskedTokenModel` used causally over an h x w grid of tokens in raster order."""
+
+    def __init__(self, cfg: CoreConfig, grid: tuple[int, int]):
+        h, w = grid
+        if h * w != cfg.seq_len:
+            raise ValueError(f"grid {h}x{w} holds {h * w} tokens but seq_len is {cfg.seq_len}")
+        super().__init__(cfg)
+        self.grid = (h, w)
+
+    @torch.no_grad()
+    def generate(self, n: int, **kwargs) -> torch.Tensor:
+        """``n`` token grids (n, h, w); kwargs as :func:`ar_sample`."""
+        return ar_sample(self, n, **kwargs)
+
+
+def shifted_input(model: MaskedTokenModel, tokens: torch.Tensor) -> torch.Tensor:
+    """[BOS] x_1 ... x_{N-1} (B, N): the teacher-forcing input for targets x_1 ... x_N."""
+    x = tokens.reshape(tokens.shape[0], -1)
+    bos = torch.full_like(x[:, :1], model.bos_id)
+    return torch.cat([bos, x[:, :-1]], 1)
+
+
+def ar_loss(model: AutoregressiveModel, tokens: torch.Tensor):
+    """Next-token cross-entropy over every position of grids (B, h, w) or (B, N): (loss, metrics)."""
+    x = tokens.reshape(tokens.shape[0], -1)
+    v = model.cfg.vocab_size
+    if x.numel() and (x.min() < 0 or x.max() >= v):
+        raise ValueError(f"token ids must lie in [0, {v}); got min {x.min()}, max {x.max()}")
+    logits = model(shifted_input(model, x), is_causal=True)
+    loss = F.cross_entropy(logits.reshape(-1, v).float(), x.reshape(-1))
+    acc = (logits.argmax(-1) == x).float().mean()
+    return loss, {"next_acc": acc.detach()}
+
+
+@torch.no_grad()
+def ar_sample(
+    model: AutoregressiveModel,
+    n: int,
+    temperature: float = 1.0,
+    seed: int | None = None,
+    use_cache: bool = True,
+) -> torch.Tensor:
+    """Sample ``n`` grids (n, h, w) token by token; ``use_cache=False`` recomputes the prefix."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1; got {n}")
+    device, length = model.pos.device, model.cfg.seq_len
+    gen = None if seed is None else torch.Generator(device=device).manual_seed(seed)
+    seq = torch.full((n, length + 1), model.bos_id, dtype=torch.long, device=device)
+    cache = KVCache() if use_cache else None
+    for i in range(length):
+        if use_cache:  # feed only the newest token; earlier keys and values are in the cache
+            logits = model(seq[:, i : i + 1], is_causal=True, cache=cache, start=i)
+        else:
+            logits = model(seq[:, : i + 1], is_causal=True)
+        seq[:, i + 1], _ = mg.sample_tokens(logits[:, -1], temperature, gen)
+    return seq[:, 1:].reshape(n, *model.grid)
+
+
+def speed_comparison(
+    maskgit: mg.MaskGIT,
+    ar: AutoregressiveModel,
+    batches: tuple[int, ...] = (1, 16),
+    steps: int = 8,
+    repeats: int = 3,
+    threads: int = 0,
+) -> dict[str, float]:
+    """Milliseconds per image of both samplers, measured back to back on the same device
+    (``threads`` as :func:`~hitchhiker.masks.maskgit.seconds_per_image`)."""
+    out = {}
+    for b in batches:
+        m = mg.seconds_per_image(lambda n: maskgit.generate(n, steps=steps), b, repeats, threads)
+        a = mg.seconds_per_image(lambda n: ar.generate(n), b, repeats, threads)
+        out[f"maskgit_ms_b{b}"], out[f"ar_ms_b{b}"] = 1000 * m, 1000 * a
+        out[f"speedup_b{b}"] = a / m
+    return out
+
+
+# ----------------------------------------------------------------------------- the recipe
+
+
+@dataclass
+class Config(mg.Config):
+    """The AR baseline (recipe "ar"): MaskGIT's data, size and training; causal, raster order.
+
+    The MaskGIT-only fields (mask_schedule, choice_temperature) are unused; decode_steps is the
+    MaskGIT step count the speed comparison races against.
+    """
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = mg.Config.PRESETS
+
+
+def build(cfg: Config) -> AutoregressiveModel:
+    """The untrained AR model of a (tokenizer-bound) config."""
+    torch.manual_seed(cfg.seed)
+    return AutoregressiveModel(mg.core_config(cfg), (cfg.grid_h, cfg.grid_w))
+
+
+def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> AutoregressiveModel:
+    """Encode the training views once, then train the AR model on their tokens."""
+    from hitchhiker.train import train
+
+    tokenizer = tokenizer if tokenizer is not None else mg.tokenizer_for(cfg)
+    mg.bind_tokenizer(cfg, tokenizer)
+    tokens, tiles = mg.world_tokens(cfg, "train", tokenizer)
+    if cfg.tokenizer != "smoke":  # a few-step smoke tokenizer is expected to lose tiles
+        mg.check_tokenizer(tokenizer, tokens[:256], tiles[:256])
+    model = build(cfg)
+    result = train(
+        model,
+        mg.TokenDataset(tokens),
+        lambda m, batch: ar_loss(m, batch["tokens"]),
+        mg.train_config(cfg),
+        run_dir,
+        progress=progress,
+    )
+    model.losses = result.losses
+    return result.model
+
+
+def _shipped_maskgit(cfg: Config) -> mg.MaskGIT | None:
+    """The shipped MaskGIT when it was trained on the same shipped tokenizer, else None."""
+    from hitchhiker import zoo
+
+    if cfg.tokenizer != "shipped" or not zoo.path_of("maskgit").is_file():
+        return None
+    model = zoo.load("maskgit")
+    return model if model.shipped_config.tokenizer_sha256 == cfg.tokenizer_sha256 else None
+
+
+def evaluate(
+    model: AutoregressiveModel, cfg: Config, tokenizer=None, maskgit: mg.MaskGIT | None = None
+) -> dict[str, float]:
+    """Sample, decode and read images; time sampling; race the shipped MaskGIT when there is one."""
+    tokenizer = tokenizer if tokenizer is not None else mg.tokenizer_for(cfg)
+    model.eval()
+    test_tokens, test_tiles = mg.world_tokens(cfg, "test", tokenizer)
+    device = mg._device_of(model)
+    with torch.inference_mode():
+        samples = model.generate(cfg.eval_samples, temperature=cfg.temperature, seed=cfg.seed)
+        x = test_tokens[: 4 * cfg.batch_size].to(device)
+        test_loss = float(ar_loss(model, x)[0])
+    quality = mg.sample_quality(mg.decode_tokens(tokenizer, samples), test_tiles)
+    out = {f"stage1.ar.{k}": v for k, v in quality.items()}
+    out["stage1.ar.test_loss"] = test_loss
+    maskgit = maskgit if maskgit is not None else _shipped_maskgit(cfg)
+    if maskgit is None:
+        for b in (1, 16):
+            sample = lambda n: model.generate(n)
+            s = mg.seconds_per_image(sample, b, cfg.timing_repeats, cfg.timing_threads)
+            out[f"stage1.ar.ms_per_image_b{b}"] = 1000 * s
+        return out
+    race = speed_comparison(
+        maskgit.to(device), model, (1, 16), cfg.decode_steps, cfg.timing_repeats, cfg.timing_threads
+    )
+    for b in (1, 16):
+        out[f"stage1.ar.ms_per_image_b{b}"] = race[f"ar_ms_b{b}"]
+        out[f"stage1.ar.maskgit_ms_per_image_b{b}"] = race[f"maskgit_ms_b{b}"]
+        out[f"stage1.ar.maskgit_speedup_b{b}"] = race[f"speedup_b{b}"]
+    return out

@@ -1,0 +1,400 @@
+"""MaskGIT: a bidirectional transformer over image tokens, decoded in a few parallel steps.
+
+Chang, Zhang, Jiang, Liu & Freeman, "MaskGIT: Masked Generative Image Transformer" (CVPR 2022).
+A tokenizer (:mod:`hitchhiker.masks.tokenizer`) turns a 64x64 view into an h x w grid of codes; a
+:class:`~hitchhiker.masks.core.MaskedTokenModel` learns to fill in hidden codes, exactly like BERT
+fills in words.
+
+Training, with a mask schedule gamma (gamma(0) = 1: all hidden, gamma(1) = 0: none hidden):
+
+    u ~ U(0, 1),   n = clamp(ceil(gamma(u) * N), 1, N) of the N tokens replaced by [MASK]
+    loss = - mean over masked positions i of log p(x_i | x_visible)
+
+The cosine schedule gamma(u) = cos(pi/2 * u) trains mostly on heavy masking, which is where
+sampling starts. Sampling runs S steps from an all-[MASK] grid; at step t (ratio r = (t+1)/S):
+
+    1. predict every position at once, sample a token for each masked one (temperature T);
+    2. confidence c_i = log p(sampled_i) + tau * (1 - r) * g_i,  g_i ~ Gumbel(0, 1)
+       (annealed noise: early steps explore, the last ones commit);
+    3. keep every token fixed so far, plus the most confident new ones; re-mask the
+       n = floor(gamma(r) * N_unknown) least confident, so that after S steps none are left.
+
+Eight steps fill a 64-token grid; an autoregressive model (:mod:`.autoregressive`) needs 64.
+Inpainting and outpainting are the same loop started from a partly known grid: only the positions
+asked for are ever masked, so given tokens never change.
+
+Shapes: B batch, h x w token grid, N = h * w tokens, V codebook size, S decoding steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from hitchhiker.masks.core import CoreConfig, MaskedTokenModel
+from hitchhiker.masks.token_data import (  # noqa: F401  (re-exported: the recipe API)
+    OracleTokenizer,
+    TokenDataset,
+    _device_of,
+    bind_tokenizer,
+    check_tokenizer,
+    decode_tokens,
+    encode_frames,
+    kind_frequencies,
+    round_trip_accuracy,
+    sample_quality,
+    seconds_per_image,
+    token_grid,
+    tokenizer_for,
+    world_tokens,
+)
+
+SCHEDULES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "cosine": lambda r: torch.cos(math.pi / 2 * r),
+    "linear": lambda r: 1 - r,
+    "square": lambda r: 1 - r**2,
+    "cubic": lambda r: 1 - r**3,
+    "sqrt": lambda r: 1 - r.sqrt(),
+}
+"""Mask schedules gamma(r): the share of tokens still masked at ratio r in [0, 1]."""
+
+
+def mask_schedule(name: str, ratio) -> torch.Tensor:
+    """gamma(ratio) of the schedule ``name``; ``ratio`` a float or a tensor in [0, 1]."""
+    if name not in SCHEDULES:
+        raise ValueError(f"unknown mask schedule {name!r}; expected one of {', '.join(SCHEDULES)}")
+    r = torch.as_tensor(ratio, dtype=torch.float64)
+    return SCHEDULES[name](r.clamp(0, 1))
+
+
+def mask_counts(u: torch.Tensor, n_tokens: int, schedule: str = "cosine") -> torch.Tensor:
+    """How many of ``n_tokens`` to mask for each draw ``u`` (B,): clamp(ceil(gamma(u) N), 1, N)."""
+    n = torch.ceil(mask_schedule(schedule, u) * n_tokens - 1e-9).long()
+    return n.clamp(1, n_tokens)
+
+
+def random_mask(
+    batch: int,
+    n_tokens: int,
+    schedule: str = "cosine",
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Training mask (B, N) bool: each row hides ``mask_counts(u)`` random positions, u ~ U(0, 1)."""
+    u = torch.rand(batch, device=device, generator=generator)
+    counts = mask_counts(u, n_tokens, schedule).to(u.device)
+    scores = torch.rand(batch, n_tokens, device=device, generator=generator)
+    ranks = scores.argsort(1).argsort(1)  # a random permutation per row
+    return ranks < counts[:, None]
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+class MaskGIT(MaskedTokenModel):
+    """A :class:`MaskedTokenModel` over an h x w grid of image tokens, with MaskGIT decoding."""
+
+    def __init__(self, cfg: CoreConfig, grid: tuple[int, int]):
+        h, w = grid
+        if h * w != cfg.seq_len:
+            raise ValueError(f"grid {h}x{w} holds {h * w} tokens but seq_len is {cfg.seq_len}")
+        super().__init__(cfg)
+        self.grid = (h, w)
+
+    @torch.no_grad()
+    def generate(self, n: int, **kwargs) -> Any:
+        """``n`` new token grids (n, h, w) from nothing; kwargs as :func:`maskgit_decode`."""
+        device = self.pos.device
+        tokens = torch.zeros(n, *self.grid, dtype=torch.long, device=device)
+        return maskgit_decode(self, tokens, torch.ones_like(tokens, dtype=torch.bool), **kwargs)
+
+    @torch.no_grad()
+    def inpaint(self, tokens: torch.Tensor, region: torch.Tensor, **kwargs) -> Any:
+        """Regenerate ``region`` (bool, (h, w) or (B, h, w)) of ``tokens`` (B, h, w); the rest stays."""
+        return maskgit_decode(self, tokens, region, **kwargs)
+
+
+def _check_grid(model: MaskedTokenModel, tokens: torch.Tensor, what: str) -> torch.Tensor:
+    h, w = model.grid
+    if tokens.ndim != 3 or tuple(tokens.shape[1:]) != (h, w):
+        raise ValueError(f"{what} must be shaped (B, {h}, {w}); got {tuple(tokens.shape)}")
+    return tokens
+
+
+def sample_tokens(
+    logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw one token per position from softmax(logits / T) by the Gumbel-max trick.
+
+    Returns (ids, log-probability of each drawn id under the tempered softmax). T = 0: argmax.
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0; got {temperature}")
+    logits = logits.float() / max(temperature, 1e-6)
+    logp = logits.log_softmax(-1)
+    if temperature > 0:
+        u = torch.rand(logits.shape, device=logits.device, generator=generator)
+        ids = (logp - torch.log(-torch.log(u.clamp_min(1e-20)))).argmax(-1)
+    else:
+        ids = logp.argmax(-1)
+    return ids, logp.gather(-1, ids[..., None])[..., 0]
+
+
+def maskgit_decode(
+    model: MaskGIT,
+    tokens: torch.Tensor,
+    generate: torch.Tensor,
+    steps: int = 8,
+    temperature: float = 1.0,
+    schedule: str = "cosine",
+    choice_temperature: float = 4.5,
+    seed: int | None = None,
+    return_history: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+    """Fill the positions ``generate`` of ``tokens`` in ``steps`` parallel steps.
+
+    tokens (B, h, w) ids (values under ``generate`` are ignored); generate (h, w) or (B, h, w)
+    bool. Returns the filled grids (B, h, w) and, with ``return_history``, the grid after each
+    step (S tensors (B, h, w), still-masked positions holding ``model.mask_id``).
+    """
+    tokens = _check_grid(model, tokens, "tokens")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1; got {steps}")
+    mask_schedule(schedule, 0.0)  # validates the name before any work
+    if generate.dtype != torch.bool:
+        raise TypeError(f"generate must be a bool mask; got {generate.dtype}")
+    if tuple(generate.shape) not in (tuple(tokens.shape[1:]), tuple(tokens.shape)):
+        raise ValueError(
+            f"generate must be shaped {tuple(tokens.shape[1:])} or {tuple(tokens.shape)}; "
+            f"got {tuple(generate.shape)}"
+        )
+    generate = generate.to(tokens.device).expand_as(tokens)
+    v = model.cfg.vocab_size
+    known = ~generate
+    if known.any() and (tokens[known].min() < 0 or tokens[known].max() >= v):
+        raise ValueError(f"given token ids must lie in [0, {v}); got {tokens[known].unique()}")
+    b, device = tokens.shape[0], tokens.device
+    gen = None if seed is None else torch.Generator(device=device).manual_seed(seed)
+    given = tokens.reshape(b, -1)
+    todo = generate.reshape(b, -1)
+    x = torch.where(todo, torch.full_like(given, model.mask_id), given)
+    unknown0 = todo.sum(1)  # (B,) tokens to generate per row
+    history = []
+    for t in range(steps):
+        masked = x == model.mask_id
+        if not masked.any():
+            if return_history:
+                history.append(x.view_as(tokens).clone())
+            continue
+        ids, logp = sample_tokens(model(x), temperature, gen)
+        ids = torch.where(masked, ids, x)
+        ratio = (t + 1) / steps
+        if t == steps - 1:
+            n_mask = torch.zeros_like(unknown0)
+        else:
+            n_mask = torch.floor(mask_schedule(schedule, ratio) * unknown0).long()
+            # reveal at least one token per step, and keep at least one masked for later steps
+            left = masked.sum(1)
+            n_mask = torch.minimum(n_mask.clamp_min(1), left - 1).clamp_min(0)
+        noise = torch.rand(logp.shape, device=device, generator=gen).clamp_min(1e-20)
+        gumbel = -torch.log(-torch.log(noise))
+        conf = logp + choice_temperature * (1 - ratio) * gumbel
+        conf = torch.where(masked, conf, torch.full_like(conf, math.inf))  # fixed: never re-masked
+        ranks = conf.argsort(1).argsort(1)
+        x = torch.where(ranks < n_mask[:, None], torch.full_like(ids, model.mask_id), ids)
+        if return_history:
+            history.append(x.view_as(tokens).clone())
+    out = torch.where(todo, x, given).view_as(tokens)
+    return (out, history) if return_history else out
+
+
+def maskgit_loss(model: MaskGIT, tokens: torch.Tensor, schedule: str = "cosine"):
+    """Cross-entropy on masked positions of token grids (B, h, w) or (B, N): (loss, metrics)."""
+    x = tokens.reshape(tokens.shape[0], -1)
+    mask = random_mask(x.shape[0], x.shape[1], schedule, device=x.device)
+    logits = model(torch.where(mask, torch.full_like(x, model.mask_id), x))
+    loss = F.cross_entropy(logits[mask].float(), x[mask])
+    acc = (logits[mask].argmax(-1) == x[mask]).float().mean()
+    return loss, {"masked_acc": acc.detach()}
+
+
+# ----------------------------------------------------------------------------- the recipe
+
+
+@dataclass
+class Config:
+    """MaskGIT on the tokens of world views (recipe "maskgit" of :mod:`hitchhiker.zoo`)."""
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {
+            "tokenizer": "smoke",
+            "dim": 32,
+            "depth": 1,
+            "heads": 2,
+            "episodes": 4,
+            "episode_steps": 16,
+            "eval_episodes": 2,
+            "steps": 30,
+            "batch_size": 16,
+            "warmup_steps": 3,
+            "eval_samples": 8,
+            "timing_repeats": 1,
+        },
+        "cpu": {"steps": 1500, "batch_size": 64},
+        "gpu": {"dim": 256, "depth": 8, "heads": 8, "episodes": 1024, "steps": 20000},
+        "large": {"dim": 384, "depth": 12, "heads": 8, "episodes": 2048, "steps": 40000},
+    }
+
+    tokenizer: str = "shipped"
+    """Which tokenizer: "shipped", "oracle" (ground-truth stand-in) or a preset to train one at."""
+    vocab_size: int = 0
+    """Codebook size V; 0 until fit() reads it from the tokenizer."""
+    grid_h: int = 0
+    """Token rows h; 0 until fit() reads it from the tokenizer."""
+    grid_w: int = 0
+    """Token columns w; 0 until fit() reads it from the tokenizer."""
+    tokenizer_sha256: str = ""
+    """Fingerprint of the shipped tokenizer this model was trained on (warns when it changes)."""
+    dim: int = 128
+    """Transformer width D."""
+    depth: int = 4
+    """Transformer blocks."""
+    heads: int = 4
+    """Attention heads."""
+    dropout: float = 0.0
+    """Dropout in attention and MLP while training."""
+    mask_schedule: str = "cosine"
+    """Training mask schedule gamma (see SCHEDULES)."""
+    episodes: int = 256
+    """Training episodes recorded (train split)."""
+    episode_steps: int = 32
+    """Steps per recorded episode (each gives steps + 1 views)."""
+    policy: str = "random"
+    """Behaviour policy that records the views."""
+    steps: int = 3000
+    """Optimizer steps."""
+    batch_size: int = 64
+    """Token grids per step."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    weight_decay: float = 0.05
+    """AdamW weight decay."""
+    warmup_steps: int = 100
+    """Linear warmup steps."""
+    seed: int = 0
+    """Seed of initialisation, data order and masks."""
+    eval_episodes: int = 16
+    """Held-out episodes (test split) for the figures."""
+    eval_samples: int = 64
+    """Images sampled for the quality figures."""
+    decode_steps: int = 8
+    """MaskGIT decoding steps for the figures."""
+    temperature: float = 1.0
+    """Sampling temperature for the figures."""
+    choice_temperature: float = 4.5
+    """Scale of the annealed Gumbel noise on confidences (the paper's 4.5)."""
+    timing_repeats: int = 3
+    """Timed repeats (median) per batch size in the speed figures."""
+    timing_threads: int = 1
+    """CPU threads while timing (0: torch's default); one is steadiest on a shared machine."""
+
+
+def core_config(cfg) -> CoreConfig:
+    """The transformer size of a token-model config (MaskGIT or AR)."""
+    if cfg.vocab_size < 1 or cfg.grid_h < 1 or cfg.grid_w < 1:
+        raise ValueError(
+            "the config does not know its tokenizer yet (vocab_size/grid_h/grid_w are 0): "
+            "call fit(), or bind_tokenizer(cfg, tokenizer) first"
+        )
+    return CoreConfig(
+        vocab_size=cfg.vocab_size,
+        seq_len=cfg.grid_h * cfg.grid_w,
+        dim=cfg.dim,
+        depth=cfg.depth,
+        heads=cfg.heads,
+        dropout=cfg.dropout,
+    )
+
+
+def train_config(cfg):
+    """The trainer's settings from a token-model config."""
+    from hitchhiker.config import make_config
+    from hitchhiker.train import TrainConfig
+
+    return make_config(
+        TrainConfig,
+        "cpu",  # rows other than the fields set here (checkpoint cadence, logging) do not matter
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_steps,
+        seed=cfg.seed,
+        log_every=max(1, min(50, cfg.steps // 4)),
+    )
+
+
+def build(cfg: Config) -> MaskGIT:
+    """The untrained MaskGIT of a (tokenizer-bound) config."""
+    if cfg.mask_schedule not in SCHEDULES:
+        raise ValueError(f"unknown mask_schedule {cfg.mask_schedule!r}; expected {list(SCHEDULES)}")
+    torch.manual_seed(cfg.seed)
+    return MaskGIT(core_config(cfg), (cfg.grid_h, cfg.grid_w))
+
+
+def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> MaskGIT:
+    """Encode the training views once, then train MaskGIT on their tokens."""
+    from hitchhiker.train import train
+
+    tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
+    bind_tokenizer(cfg, tokenizer)
+    tokens, tiles = world_tokens(cfg, "train", tokenizer)
+    if cfg.tokenizer != "smoke":  # a few-step smoke tokenizer is expected to lose tiles
+        check_tokenizer(tokenizer, tokens[:256], tiles[:256])
+    model = build(cfg)
+    schedule = cfg.mask_schedule
+    result = train(
+        model,
+        TokenDataset(tokens),
+        lambda m, batch: maskgit_loss(m, batch["tokens"], schedule),
+        train_config(cfg),
+        run_dir,
+        progress=progress,
+    )
+    model.losses = result.losses
+    return result.model
+
+
+def evaluate(model: MaskGIT, cfg: Config, tokenizer=None) -> dict[str, float]:
+    """Sample images from nothing, decode and read them; time sampling at batch 1 and 16."""
+    tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
+    model.eval()
+    test_tokens, test_tiles = world_tokens(cfg, "test", tokenizer)
+    device = _device_of(model)
+    kw = {
+        "steps": cfg.decode_steps,
+        "temperature": cfg.temperature,
+        "choice_temperature": cfg.choice_temperature,
+    }
+    with torch.inference_mode():
+        samples = model.generate(cfg.eval_samples, seed=cfg.seed, **kw)
+        x = test_tokens[: 4 * cfg.batch_size].to(device).reshape(-1, cfg.grid_h * cfg.grid_w)
+        torch.manual_seed(cfg.seed)
+        test_loss = float(maskgit_loss(model, x, cfg.mask_schedule)[0])
+    quality = sample_quality(decode_tokens(tokenizer, samples), test_tiles)
+    out = {f"stage1.maskgit.{k}": v for k, v in quality.items()}
+    out["stage1.maskgit.test_loss"] = test_loss
+    n = 4 * cfg.batch_size
+    out["stage1.maskgit.tokenizer_tile_accuracy"] = round_trip_accuracy(
+        tokenizer, test_tokens[:n], test_tiles[:n]
+    )
+    for b in (1, 16):
+        sample = lambda n: model.generate(n, **kw)
+        s = seconds_per_image(sample, b, cfg.timing_repeats, cfg.timing_threads)
+        out[f"stage1.maskgit.ms_per_image_b{b}"] = 1000 * s
+    return out

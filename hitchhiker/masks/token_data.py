@@ -1,0 +1,216 @@
+"""Tokens of the world: the bridge between the image tokenizer and every token model.
+
+MaskGIT and its autoregressive baseline here, the unified model of Stage II and the dynamics of
+Stage III all learn on *token grids*, not pixels. This module turns recorded views into token grids
+once (and keeps them in memory: re-encoding every step would cost more than training), decodes
+sampled grids back into frames, and scores those frames with the world's ground-truth reader:
+how many tiles are read confidently, and how far the tile-kind frequencies of samples lie from
+those of real views (total variation, TV = 1/2 * sum_k |p_k - q_k|).
+
+Shapes: F frames, B batch, h x w token grid, K tile kinds; frames are uint8 (F, 64, 64, 3).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from hitchhiker.world import NUM_KINDS, read_tiles
+from hitchhiker.world.dataset import LEARNING_WORLD, frames_to_tensor, record
+from hitchhiker.world.reader import CONFIDENT
+
+
+class OracleTokenizer(nn.Module):
+    """A stand-in tokenizer that cheats: token = the tile kind the ground-truth reader sees.
+
+    encode (B, 3, 64, 64) -> (B, 8, 8) kinds; decode paints the first texture of each kind. It
+    drops sheep, the explorer and texture variants, so it is no substitute for a learned tokenizer;
+    the tests use it to exercise MaskGIT without training one.
+    """
+
+    codebook_size = NUM_KINDS
+    grid = (8, 8)
+
+    def __init__(self):
+        super().__init__()
+        from hitchhiker.world import tile_textures
+
+        tex = torch.from_numpy(np.ascontiguousarray(tile_textures(8)[:, 0])).float() / 255
+        self.register_buffer("textures", tex.permute(0, 3, 1, 2).contiguous())  # (K, 3, 8, 8)
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(read_tiles(frames.detach().cpu()).kinds).to(frames.device)
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        b, h, w = tokens.shape
+        cells = self.textures[tokens]  # (B, h, w, 3, 8, 8)
+        return cells.permute(0, 3, 1, 4, 2, 5).reshape(b, 3, h * 8, w * 8)
+
+
+def token_grid(tokenizer) -> tuple[int, int]:
+    """(h, w) of a tokenizer's grid, whether it says ``grid = 8`` or ``grid = (8, 8)``."""
+    g = tokenizer.grid
+    return (int(g), int(g)) if np.ndim(g) == 0 else (int(g[0]), int(g[1]))
+
+
+def _device_of(module) -> torch.device:
+    p = next(iter(module.parameters()), None) if isinstance(module, nn.Module) else None
+    if p is None and isinstance(module, nn.Module):
+        p = next(iter(module.buffers()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+@torch.inference_mode()
+def encode_frames(tokenizer, frames: np.ndarray, batch: int = 256) -> torch.Tensor:
+    """uint8 frames (F, 64, 64, 3) -> token grids (F, h, w) int64 on the CPU, in chunks."""
+    device = _device_of(tokenizer)
+    out = [
+        tokenizer.encode(frames_to_tensor(frames[i : i + batch]).to(device)).long().cpu()
+        for i in range(0, len(frames), batch)
+    ]
+    return torch.cat(out)
+
+
+@torch.inference_mode()
+def decode_tokens(tokenizer, tokens: torch.Tensor, batch: int = 256) -> np.ndarray:
+    """Token grids (B, h, w) -> uint8 frames (B, 64, 64, 3), ready for the reader and plots."""
+    device = _device_of(tokenizer)
+    parts = []
+    for i in range(0, len(tokens), batch):
+        x = tokenizer.decode(tokens[i : i + batch].to(device)).float().clamp(0, 1)
+        parts.append((x * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+    return np.concatenate(parts)
+
+
+class TokenDataset(Dataset):
+    """Token grids encoded once and kept in memory. Item: {"tokens": (h, w) int64}."""
+
+    def __init__(self, tokens: torch.Tensor):
+        self.tokens = tokens
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"tokens": self.tokens[i]}
+
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def tokenizer_for(cfg) -> nn.Module:
+    """The tokenizer a token model's config names (kept in memory: fit and evaluate share it).
+
+    ``cfg.tokenizer``: "shipped" (``zoo.load("tokenizer")``), "oracle" (:class:`OracleTokenizer`)
+    or a preset name (train one with ``zoo.load_or_fit("tokenizer", preset)``).
+    """
+    from hitchhiker import zoo
+    from hitchhiker.checkpoint import file_sha256
+
+    name = cfg.tokenizer
+    if name == "oracle":
+        return _TOKENIZERS.setdefault(name, OracleTokenizer())
+    if name == "shipped":
+        sha = file_sha256(zoo.path_of("tokenizer")) if zoo.path_of("tokenizer").is_file() else ""
+        key = f"shipped:{sha}"
+        if key not in _TOKENIZERS:
+            _TOKENIZERS[key] = zoo.load("tokenizer")
+        if cfg.tokenizer_sha256 and sha and cfg.tokenizer_sha256 != sha:
+            warnings.warn(
+                "the shipped tokenizer changed since this token model was trained (sha256 "
+                f"{cfg.tokenizer_sha256[:12]} then, {sha[:12]} now): retrain it",
+                stacklevel=2,
+            )
+        return _TOKENIZERS[key]
+    if name not in _TOKENIZERS:
+        _TOKENIZERS[name] = zoo.load_or_fit("tokenizer", preset=name)[0].eval()
+    return _TOKENIZERS[name]
+
+
+def world_tokens(cfg, split: str, tokenizer) -> tuple[torch.Tensor, np.ndarray]:
+    """(token grids (F, h, w), true tile grids (F, R, C)) of a recorded split, encoded once."""
+    episodes = cfg.episodes if split == "train" else cfg.eval_episodes
+    rec = record(split, episodes, cfg.episode_steps, cfg.policy, world=LEARNING_WORLD)
+    frames = rec.frames.reshape(-1, *rec.frames.shape[2:])
+    return encode_frames(tokenizer, frames), rec.tiles.reshape(-1, *rec.tiles.shape[2:])
+
+
+def bind_tokenizer(cfg, tokenizer) -> None:
+    """Fill the config's vocabulary, grid and tokenizer fingerprint from the tokenizer (in place)."""
+    from hitchhiker import zoo
+    from hitchhiker.checkpoint import file_sha256
+
+    cfg.vocab_size = int(tokenizer.codebook_size)
+    cfg.grid_h, cfg.grid_w = token_grid(tokenizer)
+    if cfg.tokenizer == "shipped":
+        cfg.tokenizer_sha256 = file_sha256(zoo.path_of("tokenizer"))
+
+
+def round_trip_accuracy(tokenizer, tokens: torch.Tensor, tiles: np.ndarray) -> float:
+    """Tile accuracy of views decoded from their own tokens: the ceiling for any token model."""
+    return float((read_tiles(decode_tokens(tokenizer, tokens)).kinds == tiles).mean())
+
+
+def check_tokenizer(tokenizer, tokens: torch.Tensor, tiles: np.ndarray, floor: float = 0.9):
+    """Warn when the tokenizer's own reconstructions lose tiles: a token model trained on such
+    tokens learns the tokenizer's mistakes."""
+    acc = round_trip_accuracy(tokenizer, tokens, tiles)
+    if acc < floor:
+        warnings.warn(
+            f"the tokenizer round-trips only {acc:.1%} of tiles (expected >= {floor:.0%}): "
+            "fix or retrain it before training a token model on it",
+            stacklevel=2,
+        )
+    return acc
+
+
+def kind_frequencies(tiles: np.ndarray) -> np.ndarray:
+    """Share of each tile kind among all cells of tile grids (..., R, C): (NUM_KINDS,)."""
+    counts = np.bincount(np.asarray(tiles).reshape(-1), minlength=NUM_KINDS)
+    return counts / max(1, counts.sum())
+
+
+def sample_quality(frames: np.ndarray, real_tiles: np.ndarray) -> dict[str, float]:
+    """Read generated frames: confident share, and total variation of tile-kind frequencies.
+
+    TV(p, q) = 1/2 sum_k |p_k - q_k|: 0 when samples show each kind as often as real views do.
+    """
+    reading = read_tiles(frames)
+    p, q = kind_frequencies(reading.kinds), kind_frequencies(real_tiles)
+    return {
+        "confident_share": float((reading.confidence >= CONFIDENT).mean()),
+        "kind_tv": float(0.5 * np.abs(p - q).sum()),
+    }
+
+
+def seconds_per_image(
+    sample: Callable[[int], Any], batch: int, repeats: int = 3, threads: int = 0
+) -> float:
+    """Median wall time of ``sample(batch)`` divided by ``batch``, after one warm-up call.
+
+    ``threads`` > 0 runs the CPU side on that many threads (restored afterwards): on a shared
+    machine one thread gives steadier numbers than threads that wait for each other.
+    """
+    before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            sample(batch)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                out = sample(batch)
+                if torch.is_tensor(out) and out.device.type == "cuda":
+                    torch.cuda.synchronize(out.device)
+                times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    return float(np.median(times)) / batch

@@ -1,0 +1,153 @@
+"""The shipped models: train one by its recipe, store it in ``data/checkpoints/``, load it back.
+
+    python -m hitchhiker.zoo train tokenizer --preset cpu   # train, evaluate, ship, add to manifest
+    python -m hitchhiker.zoo list                           # what is shipped, with its figures
+    python -m hitchhiker.zoo verify                         # every file against its sha256
+
+A *recipe* is a module of the package (one per model) that provides
+
+    Config                      a dataclass with a PRESETS table (hitchhiker.config.make_config)
+    build(cfg) -> nn.Module     the untrained model
+    fit(cfg, run_dir=None, progress=True) -> nn.Module      record data, train (hitchhiker.train)
+    evaluate(model, cfg) -> dict[str, float]                figures on held-out seeds, dotted names
+
+Shipping stores the weights in half precision (safetensors: no pickle) with the config and the
+recipe in the file's metadata, so :func:`load` rebuilds the exact architecture with no other input,
+and records the file, its sha256, the preset, the command that trained it and the figures it reached
+in ``data/checkpoints/manifest.json``. Notebooks call :func:`load_or_fit`: the shipped weights when
+they exist and match, a fresh (smoke-sized in CI) training otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from torch import nn
+
+from hitchhiker.checkpoint import (
+    CheckpointError,
+    add_to_manifest,
+    load_weights,
+    read_manifest,
+    read_metadata,
+    save_weights,
+    verify_manifest,
+)
+from hitchhiker.config import config_from_dict, config_to_dict, make_config, resolve_preset
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
+MANIFEST = CHECKPOINTS / "manifest.json"
+RECIPES: dict[str, str] = {
+    "mae": "hitchhiker.masks.mae",
+    "text": "hitchhiker.masks.text",
+    "tokenizer": "hitchhiker.masks.tokenizer",
+    "maskgit": "hitchhiker.masks.maskgit",
+    "ar": "hitchhiker.masks.autoregressive",
+}
+"""Model name -> recipe module. Each later stage adds its models here."""
+STAGE_DIR = {"hitchhiker.masks": "stage1"}
+
+
+def recipe(name: str) -> ModuleType:
+    """The recipe module of a model name."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(RECIPES)}")
+    return importlib.import_module(RECIPES[name])
+
+
+def path_of(name: str) -> Path:
+    """Where the shipped weights of ``name`` live."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(RECIPES)}")
+    package = RECIPES[name].rsplit(".", 1)[0]
+    return CHECKPOINTS / STAGE_DIR.get(package, "misc") / f"{name}.safetensors"
+
+
+def ship(name: str, preset: str | None = None, progress: bool = True) -> dict:
+    """Train ``name`` at ``preset``, evaluate it, store it and add it to the manifest.
+
+    No overrides: shipped weights must be reproducible by the recorded command alone.
+    """
+    mod = recipe(name)
+    preset = resolve_preset(preset)
+    cfg = make_config(mod.Config, preset)
+    model = mod.fit(cfg, progress=progress)
+    figures = {k: float(v) for k, v in mod.evaluate(model, cfg).items()}
+    target = path_of(name)
+    meta = {"recipe": name, "preset": preset, "config": config_to_dict(cfg), "figures": figures}
+    save_weights(target, model, metadata=meta, half=True)
+    command = f"python -m hitchhiker.zoo train {name} --preset {preset}"
+    entry = {
+        "file": str(target.relative_to(CHECKPOINTS)),
+        "sha256": None,
+        "preset": preset,
+        "command": command,
+        "figures": figures,
+    }
+    add_to_manifest(MANIFEST, entry)
+    return figures
+
+
+def load(name: str, path: str | Path | None = None) -> nn.Module:
+    """Rebuild a shipped model from its file alone (architecture from the metadata), in eval mode."""
+    mod = recipe(name)
+    path = Path(path) if path is not None else path_of(name)
+    if not path.is_file():
+        raise CheckpointError(
+            f"no shipped weights for {name!r} at {path}; train them with "
+            f"`python -m hitchhiker.zoo train {name}` or call load_or_fit"
+        )
+    meta = read_metadata(path)
+    if meta.get("recipe") != name or "config" not in meta:
+        raise CheckpointError(f"{path} holds {meta.get('recipe')!r}, not a {name!r} checkpoint")
+    cfg = config_from_dict(mod.Config, meta["config"])
+    model = mod.build(cfg)
+    load_weights(path, model)
+    model.shipped_config = cfg
+    return model.eval()
+
+
+def load_or_fit(name: str, preset: str | None = None, retrain: bool = False, **overrides):
+    """(model, cfg): the shipped model, or — in smoke mode, when asked, or when none is shipped —
+    a freshly trained one at ``preset``."""
+    mod = recipe(name)
+    preset = resolve_preset(preset)
+    if not retrain and preset != "smoke" and path_of(name).is_file():
+        model = load(name)
+        return model, model.shipped_config
+    cfg = make_config(mod.Config, preset, **overrides)
+    return mod.fit(cfg), cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m hitchhiker.zoo", description=__doc__.split("\n")[0]
+    )
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train, evaluate and ship a model")
+    t.add_argument("name", choices=sorted(RECIPES))
+    t.add_argument("--preset", help="smoke, cpu, gpu or large (default: what fits this machine)")
+    sub.add_parser("list", help="shipped models and their figures")
+    sub.add_parser("verify", help="check every shipped file against its sha256")
+    args = ap.parse_args(argv)
+    if args.cmd == "train":
+        figures = ship(args.name, args.preset)
+        for k, v in figures.items():
+            print(f"{k:<44} {v:.4g}")
+    elif args.cmd == "list":
+        for e in read_manifest(MANIFEST):
+            print(f"{e['file']:<36} {e['preset']:<6} {e['command']}")
+            for k, v in e["figures"].items():
+                print(f"    {k:<40} {v:.4g}")
+    else:
+        entries = verify_manifest(MANIFEST)
+        print(f"{len(entries)} shipped file(s) match the manifest")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Shipping a model: train by recipe, store fp16 safetensors + manifest, rebuild from the file alone."""
+
+import sys
+import types
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pytest
+import torch
+from torch import nn
+
+from hitchhiker import zoo
+from hitchhiker.checkpoint import CheckpointError, read_manifest, verify_manifest
+
+
+@dataclass
+class TinyConfig:
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {"width": 3}, "cpu": {"width": 5}}
+    width: int = 4
+    """Output features."""
+
+
+def _recipe():
+    mod = types.ModuleType("hh_tiny_recipe")
+    mod.Config = TinyConfig
+    mod.build = lambda cfg: nn.Linear(2, cfg.width)
+
+    def fit(cfg, run_dir=None, progress=True):
+        torch.manual_seed(0)
+        return mod.build(cfg)
+
+    mod.fit = fit
+    mod.evaluate = lambda model, cfg: {"tiny.width": float(model.out_features)}
+    return mod
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "hh_tiny_recipe", _recipe())
+    monkeypatch.setitem(zoo.RECIPES, "tiny", "hh_tiny_recipe")
+    monkeypatch.setattr(zoo, "CHECKPOINTS", tmp_path)
+    monkeypatch.setattr(zoo, "MANIFEST", tmp_path / "manifest.json")
+    for flag in ("CI", "HITCHHIKER_SMOKE", "HITCHHIKER_PRESET"):  # presets named here must hold
+        monkeypatch.delenv(flag, raising=False)
+    return tmp_path
+
+
+def test_ship_then_load_rebuilds_the_architecture_from_the_file(tiny):
+    figures = zoo.ship("tiny", "cpu", progress=False)
+    assert figures == {"tiny.width": 5.0}
+    entry = read_manifest(tiny / "manifest.json")[0]
+    assert entry["file"] == "misc/tiny.safetensors" and entry["preset"] == "cpu"
+    assert entry["command"] == "python -m hitchhiker.zoo train tiny --preset cpu"
+    verify_manifest(tiny / "manifest.json")
+    model = zoo.load("tiny")
+    assert model.out_features == 5 and not model.training
+    torch.manual_seed(0)
+    ref = nn.Linear(2, 5)
+    assert torch.allclose(model.weight, ref.weight, atol=1e-3)  # fp16 storage
+
+
+def test_load_or_fit_uses_shipped_weights_except_in_smoke(tiny):
+    zoo.ship("tiny", "cpu", progress=False)
+    model, cfg = zoo.load_or_fit("tiny", "cpu")
+    assert cfg.width == 5
+    model, cfg = zoo.load_or_fit("tiny", "smoke")  # CI trains its own tiny model
+    assert cfg.width == 3 and model.out_features == 3
+
+
+def test_errors_say_what_was_expected(tiny):
+    with pytest.raises(ValueError, match="unknown model 'nope'"):
+        zoo.load("nope")
+    with pytest.raises(CheckpointError, match="python -m hitchhiker.zoo train tiny"):
+        zoo.load("tiny")
+    zoo.ship("tiny", "cpu", progress=False)
+    path = tiny / "misc" / "tiny.safetensors"
+    path.write_bytes(path.read_bytes()[:40])  # truncated
+    with pytest.raises(CheckpointError):
+        zoo.load("tiny")
+    with pytest.raises(CheckpointError, match="sha256"):
+        verify_manifest(tiny / "manifest.json")
+
+
+def test_every_shipped_checkpoint_matches_its_manifest_and_loads():
+    """The files in data/checkpoints are what notebooks load: intact, listed, rebuildable."""
+    entries = verify_manifest(zoo.MANIFEST)
+    for entry in entries:
+        name = entry["file"].rsplit("/", 1)[-1].removesuffix(".safetensors")
+        assert (
+            entry["command"] == f"python -m hitchhiker.zoo train {name} --preset {entry['preset']}"
+        )
+        model = zoo.load(name)
+        assert sum(p.numel() for p in model.parameters()) > 0
