@@ -97,6 +97,13 @@ class LabServer:
     def notebook_url(self, name: str) -> str:
         return f"{self.url}/lab/tree/{name}?token={self.token}"
 
+    def log_tail(self, chars: int = 4000) -> str:
+        """The end of the server log, for failure messages."""
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError as err:
+            return f"(no server log: {err})"
+
     def api(self, path: str, body: dict | None = None) -> dict:
         """Call the server's REST API: GET, or POST with a JSON ``body``."""
         request = urllib.request.Request(
@@ -295,6 +302,7 @@ def _run_all_cells(page, attempts: int = 4) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     for _ in range(attempts):
+        _accept_kernel_dialog(page)
         page.locator("#jp-MainMenu").get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
         try:
@@ -303,6 +311,21 @@ def _run_all_cells(page, attempts: int = 4) -> None:
         except PlaywrightTimeout:
             continue
     raise AssertionError(f"Run All Cells queued nothing after {attempts} attempts")
+
+
+def _accept_kernel_dialog(page) -> None:
+    """Lab sometimes still asks "Select Kernel" though a python3 session exists: accept python3.
+
+    A learner would click Select too; the dialog otherwise blocks every click on the page.
+    """
+    dialog = page.locator(".jp-Dialog")
+    try:
+        dialog.wait_for(state="visible", timeout=1_500)
+    except Exception:  # no dialog: the usual case
+        return
+    if "Select Kernel" in dialog.inner_text():
+        dialog.get_by_role("button", name="Select", exact=True).click()
+        dialog.wait_for(state="hidden", timeout=10_000)
 
 
 def _play(page, url: str) -> None:
