@@ -6,6 +6,6 @@ tokenizer (VQ-VAE or FSQ), and MaskGIT with an autoregressive baseline — all o
 core in :mod:`hitchhiker.masks.core`, which later stages reuse.
 """
 
-from .core import CoreConfig, KVCache, MaskedTokenModel, TransformerCore
+from .core import CoreConfig, KVCache, MaskedTokenModel, TokenGridModel, TransformerCore
 
-__all__ = ["CoreConfig", "KVCache", "MaskedTokenModel", "TransformerCore"]
+__all__ = ["CoreConfig", "KVCache", "MaskedTokenModel", "TokenGridModel", "TransformerCore"]

@@ -27,18 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from hitchhiker.masks import maskgit as mg
-from hitchhiker.masks.core import CoreConfig, KVCache, MaskedTokenModel
+from hitchhiker.masks.core import KVCache, MaskedTokenModel, TokenGridModel
 
 
-class AutoregressiveModel(MaskedTokenModel):
+class AutoregressiveModel(TokenGridModel):
     """A :class:`MaskedTokenModel` used causally over an h x w grid of tokens in raster order."""
-
-    def __init__(self, cfg: CoreConfig, grid: tuple[int, int]):
-        h, w = grid
-        if h * w != cfg.seq_len:
-            raise ValueError(f"grid {h}x{w} holds {h * w} tokens but seq_len is {cfg.seq_len}")
-        super().__init__(cfg)
-        self.grid = (h, w)
 
     @torch.no_grad()
     def generate(self, n: int, **kwargs) -> torch.Tensor:

@@ -206,3 +206,18 @@ class MaskedTokenModel(nn.Module):
             modality = torch.zeros(n, dtype=torch.long, device=tokens.device)
         x = x + self.modality(modality)
         return self.head(self.core(x, attn_mask, is_causal, cache))
+
+
+class TokenGridModel(MaskedTokenModel):
+    """A :class:`MaskedTokenModel` over an h x w grid of image tokens (read in raster order).
+
+    MaskGIT and its autoregressive baseline both read and write whole token grids; they differ only
+    in how they decode (:mod:`.maskgit`, :mod:`.autoregressive`).
+    """
+
+    def __init__(self, cfg: CoreConfig, grid: tuple[int, int]):
+        h, w = grid
+        if h * w != cfg.seq_len:
+            raise ValueError(f"grid {h}x{w} holds {h * w} tokens but seq_len is {cfg.seq_len}")
+        super().__init__(cfg)
+        self.grid = (h, w)

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from hitchhiker.masks.core import CoreConfig, MaskedTokenModel
+from hitchhiker.masks.core import CoreConfig, MaskedTokenModel, TokenGridModel
 from hitchhiker.masks.token_data import (  # noqa: F401  (re-exported: the recipe API)
     OracleTokenizer,
     TokenDataset,
@@ -96,15 +96,8 @@ def random_mask(
 # ----------------------------------------------------------------------------- the model
 
 
-class MaskGIT(MaskedTokenModel):
+class MaskGIT(TokenGridModel):
     """A :class:`MaskedTokenModel` over an h x w grid of image tokens, with MaskGIT decoding."""
-
-    def __init__(self, cfg: CoreConfig, grid: tuple[int, int]):
-        h, w = grid
-        if h * w != cfg.seq_len:
-            raise ValueError(f"grid {h}x{w} holds {h * w} tokens but seq_len is {cfg.seq_len}")
-        super().__init__(cfg)
-        self.grid = (h, w)
 
     @torch.no_grad()
     def generate(self, n: int, **kwargs) -> Any:
