@@ -17,13 +17,7 @@ from hitchhiker.masks.probe import (
 )
 from hitchhiker.world.dataset import LEARNING_WORLD, FrameDataset, record
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**overrides) -> mae.MAE:

@@ -10,13 +10,7 @@ from hitchhiker.config import make_config
 from hitchhiker.masks import text
 from hitchhiker.world.dataset import LEARNING_WORLD, record
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
