@@ -155,6 +155,10 @@ def world_figures(preset: str) -> dict[str, float]:
     ),
     Figure("stage1.tokenizer.psnr", "tokenizer: reconstruction PSNR", "dB", ">= 26"),
     Figure(
+        "stage1.tokenizer.heading_accuracy",
+        "tokenizer: explorer heading read from reconstructions",
+    ),
+    Figure(
         "stage1.tokenizer.codebook_usage",
         "tokenizer: share of codes in use on test views",
         "",
@@ -198,6 +202,144 @@ def stage1_figures(preset: str) -> dict[str, float]:
     return out
 
 
+# --------------------------------------------------------------------------- Stage II
+
+
+def _unified_rows(name: str, label: str, goals: bool) -> tuple[Figure, ...]:
+    g = (lambda goal: goal) if goals else (lambda goal: "")
+    return (
+        Figure(
+            f"stage2.{name}.t2i_fact_accuracy",
+            f"{label} text-to-image: requested facts that hold in the view",
+            "",
+            g(">= 0.80"),
+        ),
+        Figure(
+            f"stage2.{name}.i2t_precision",
+            f"{label} image-to-text: stated facts true of the view",
+            "",
+            g(">= 0.90"),
+        ),
+        Figure(f"stage2.{name}.i2t_recall", f"{label} image-to-text: view facts stated"),
+        Figure(f"stage2.{name}.i2t_parse_rate", f"{label} image-to-text: captions that parse"),
+        Figure(
+            f"stage2.{name}.ms_per_t2i_sample_b1",
+            f"{label} text-to-image time per sample, batch 1",
+            "ms",
+        ),
+        Figure(
+            f"stage2.{name}.ms_per_t2i_sample_b16",
+            f"{label} text-to-image time per sample, batch 16",
+            "ms",
+        ),
+    )
+
+
+@figures(
+    "stage2",
+    *_unified_rows("unified", "masked:", True),
+    *_unified_rows("unified_ar", "AR:", False),
+)
+def stage2_figures(preset: str) -> dict[str, float]:
+    """Evaluate the shipped Stage II models (fresh smoke-sized ones under the smoke preset)."""
+    from hitchhiker import zoo
+
+    out: dict[str, float] = {}
+    for name in ("unified", "unified_ar"):
+        model, cfg = zoo.load_or_fit(name, preset)
+        out.update(zoo.recipe(name).evaluate(model, cfg))
+    return out
+
+
+# --------------------------------------------------------------------------- Stage III
+
+
+def _engine_rows(name: str, label: str, fps_goal: str, main: bool) -> tuple[Figure, ...]:
+    g = (lambda goal: goal) if main else (lambda goal: "")
+    return (
+        Figure(
+            f"stage3.{name}.teacher_forced_tile_accuracy",
+            f"{label}: next-frame tile accuracy, teacher-forced, on land the inputs showed",
+            "",
+            g(">= 0.98"),
+        ),
+        Figure(
+            f"stage3.{name}.teacher_forced_tile_accuracy_all",
+            f"{label}: the same on every tile, incl. the row a move reveals",
+        ),
+        Figure(
+            f"stage3.{name}.action_following_16",
+            f"{label}: action following over 16-step rollouts",
+            "",
+            g(">= 0.95"),
+        ),
+        Figure(
+            f"stage3.{name}.seen_land_accuracy_32",
+            f"{label}: 32-step rollouts, tile accuracy on land shown and kept in the window",
+            "",
+            g(">= 0.90 (better engine)"),
+        ),
+        Figure(
+            f"stage3.{name}.seen_land_accuracy_ever_32",
+            f"{label}: same on land shown at any earlier time (needs memory: Stage IV)",
+        ),
+        Figure(
+            f"stage3.{name}.new_land_validity_32",
+            f"{label}: reader validity of land never shown (invented)",
+        ),
+        *(
+            Figure(f"stage3.{name}.tile_error_h{h}", f"{label}: tile error at step {h}")
+            for h in (1, 8, 16, 32, 64)
+        ),
+        Figure(
+            f"stage3.{name}.delta_psnr_16",
+            f"{label}: controllability ΔPSNR (recorded minus random actions)",
+            "dB",
+            g("> 0"),
+        ),
+        Figure(f"stage3.{name}.fps_b1", f"{label}: frames per second, batch 1", "fps", fps_goal),
+    )
+
+
+STAGE3_ENGINES = {
+    "dynamics": ("masked dynamics, true actions", ">= 25", True),
+    "dynamics_noaug": ("masked dynamics, no context noise", "", False),
+    "dynamics_latent": ("masked dynamics, latent actions", "", False),
+    "diffusion": ("diffusion engine, 2 steps", ">= 10", True),
+    "diffusion_noaug": ("diffusion engine, no context noise", "", False),
+}
+
+
+@figures(
+    "stage3",
+    Figure("stage3.lam.nmi", "latent actions: NMI with the true actions", "", ">= 0.8"),
+    Figure("stage3.lam.purity", "latent actions: purity (code -> majority action)"),
+    Figure("stage3.lam.nmi_effective", "the same on transitions that changed the frame"),
+    Figure(
+        "stage3.lam_leaky.nmi",
+        "a leaky (too wide) bottleneck: NMI with the true actions",
+        "",
+        "low",
+    ),
+    Figure("stage3.lam_leaky.next_frame_loss", "its next-frame loss (the leak's gain)"),
+    Figure("stage3.lam.next_frame_loss", "next-frame loss of the narrow bottleneck"),
+    *(
+        r
+        for name, (label, fps, main) in STAGE3_ENGINES.items()
+        for r in _engine_rows(name, label, fps, main)
+    ),
+)
+def stage3_figures(preset: str) -> dict[str, float]:
+    """Evaluate the shipped Stage III models (fresh smoke-sized ones under the smoke preset)."""
+    from hitchhiker import zoo
+
+    out: dict[str, float] = {}
+    for name in ("lam", "lam_leaky", *STAGE3_ENGINES):
+        model, cfg = zoo.load_or_fit(name, preset)
+        out.update(zoo.recipe(name).evaluate(model, cfg))
+    return out
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -215,6 +357,23 @@ def run(preset: str | None = None, only: list[str] | None = None) -> dict:
         out.update({k: float(v) for k, v in fn(preset).items()})
     out["preset"] = preset
     out["hardware"] = hardware_name()
+    return out
+
+
+def merge(paths: list[str]) -> dict:
+    """One result dict from the JSON files of several runs (e.g. one stage each, run side by side
+    while the machine was free); they must share the preset and the hardware."""
+    out: dict = {}
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        for key in ("preset", "hardware"):
+            if key in out and data.get(key) != out[key]:
+                raise ValueError(
+                    f"{path} was measured with {key}={data.get(key)!r}, the others with "
+                    f"{out[key]!r}: merge only runs of one preset on one machine"
+                )
+        out.update(data)
     return out
 
 
@@ -242,10 +401,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the figures to this JSON file")
     ap.add_argument("--only", nargs="*", help="measure only these stages")
     ap.add_argument(
+        "--from-json",
+        nargs="+",
+        metavar="FILE",
+        help="measure nothing: merge the figures of earlier --json runs (one preset, one machine)",
+    )
+    ap.add_argument(
         "--readme", action="store_true", help="write the table into README.md's results"
     )
     args = ap.parse_args(argv)
-    results = run(args.preset, args.only)
+    results = merge(args.from_json) if args.from_json else run(args.preset, args.only)
     table = markdown(results)
     print(table)
     if args.json:

@@ -94,6 +94,35 @@ NOTEBOOKS: list[Notebook] = [
             "retraining tokenizer + MaskGIT + AR at the cpu preset": "9 min",
         },
     ),
+    Notebook(
+        "03_unified",
+        "Unified: one transformer for captions and views",
+        "One masked transformer over caption and view tokens in one sequence: text-to-image with "
+        "guidance, image-to-text, joint generation and infilling, scored fact by fact; an "
+        "autoregressive (Chameleon-style) baseline beside it.",
+        runtimes={
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (machine shared)": "42 s",
+            "same, smoke preset, one thread": "12 s",
+            "retraining both models at the cpu preset (one thread, shared machine)": "~21 min",
+        },
+    ),
+    Notebook(
+        "04_latent_actions_and_masked_dynamics",
+        "Latent actions and masked dynamics",
+        "The Genie recipe on our world: actions discovered from unlabelled play, a leaking "
+        "bottleneck, a MaskGIT dynamics model conditioned on true and latent actions, played live.",
+        runtimes={
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (machine shared)": "126 s",
+            "same, smoke preset": "29 s",
+            "retraining lam + dynamics (3 variants) at the cpu preset (one thread, shared)": "~37 min",
+        },
+    ),
+    Notebook(
+        "05_diffusion_engine",
+        "A diffusion game engine",
+        "A few-step EDM denoiser conditioned on past frames and actions (GameNGen, DIAMOND); "
+        "context noise against drift; steps versus quality versus FPS; and what it forgets.",
+    ),
 ]
 
 

@@ -1,6 +1,7 @@
 """The shipped models: train one by its recipe, store it in ``data/checkpoints/``, load it back.
 
     python -m hitchhiker.zoo train tokenizer --preset cpu   # train, evaluate, ship, add to manifest
+    python -m hitchhiker.zoo evaluate dynamics              # re-measure a shipped model's figures
     python -m hitchhiker.zoo list                           # what is shipped, with its figures
     python -m hitchhiker.zoo verify                         # every file against its sha256
 
@@ -47,23 +48,57 @@ RECIPES: dict[str, str] = {
     "tokenizer": "hitchhiker.masks.tokenizer",
     "maskgit": "hitchhiker.masks.maskgit",
     "ar": "hitchhiker.masks.autoregressive",
+    "unified": "hitchhiker.unified.unified",
+    "unified_ar": "hitchhiker.unified.autoregressive",
+    "lam": "hitchhiker.interactive.latent_actions",
+    "lam_leaky": "hitchhiker.interactive.latent_actions:leaky",
+    "dynamics": "hitchhiker.interactive.dynamics",
+    "dynamics_latent": "hitchhiker.interactive.dynamics:latent",
+    "dynamics_noaug": "hitchhiker.interactive.dynamics:no_context_noise",
+    "diffusion": "hitchhiker.interactive.diffusion",
+    "diffusion_noaug": "hitchhiker.interactive.diffusion:no_context_noise",
 }
-"""Model name -> recipe module. Each later stage adds its models here."""
-STAGE_DIR = {"hitchhiker.masks": "stage1"}
+"""Model name -> recipe module, or ``module:variant`` for a variant of a recipe: the module's
+``VARIANTS[variant]`` dict of Config overrides (e.g. the same dynamics model without context noise,
+for the drift experiment). Each later stage adds its models here."""
+STAGE_DIR = {
+    "hitchhiker.masks": "stage1",
+    "hitchhiker.unified": "stage2",
+    "hitchhiker.interactive": "stage3",
+}
 
 
 def recipe(name: str) -> ModuleType:
     """The recipe module of a model name."""
     if name not in RECIPES:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(RECIPES)}")
-    return importlib.import_module(RECIPES[name])
+    return importlib.import_module(RECIPES[name].split(":")[0])
+
+
+def variant_overrides(name: str) -> dict:
+    """The Config overrides that make ``name`` a variant of its recipe ({} for a plain recipe)."""
+    mod = recipe(name)
+    _, _, variant = RECIPES[name].partition(":")
+    if not variant:
+        return {}
+    variants = getattr(mod, "VARIANTS", {})
+    if variant not in variants:
+        raise ValueError(f"{mod.__name__} has no variant {variant!r}; it has {sorted(variants)}")
+    return dict(variants[variant])
+
+
+def config_for(name: str, preset: str | None = None, **overrides):
+    """The Config of model ``name`` at ``preset``: the preset's row, the variant's, then overrides."""
+    return make_config(
+        recipe(name).Config, resolve_preset(preset), **{**variant_overrides(name), **overrides}
+    )
 
 
 def path_of(name: str) -> Path:
     """Where the shipped weights of ``name`` live."""
     if name not in RECIPES:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(RECIPES)}")
-    package = RECIPES[name].rsplit(".", 1)[0]
+    package = RECIPES[name].split(":")[0].rsplit(".", 1)[0]
     return CHECKPOINTS / STAGE_DIR.get(package, "misc") / f"{name}.safetensors"
 
 
@@ -74,7 +109,7 @@ def ship(name: str, preset: str | None = None, progress: bool = True) -> dict:
     """
     mod = recipe(name)
     preset = resolve_preset(preset)
-    cfg = make_config(mod.Config, preset)
+    cfg = config_for(name, preset)
     model = mod.fit(cfg, progress=progress)
     figures = {k: float(v) for k, v in mod.evaluate(model, cfg).items()}
     target = path_of(name)
@@ -89,6 +124,19 @@ def ship(name: str, preset: str | None = None, progress: bool = True) -> dict:
         "figures": figures,
     }
     add_to_manifest(MANIFEST, entry)
+    return figures
+
+
+def reevaluate(name: str) -> dict:
+    """Re-measure the figures of the shipped ``name`` with today's evaluation code and record them
+    in its manifest entry (the weights, their sha256 and the training command stay as they are)."""
+    model = load(name)
+    figures = {k: float(v) for k, v in recipe(name).evaluate(model, model.shipped_config).items()}
+    target = str(path_of(name).relative_to(CHECKPOINTS))
+    entry = next((e for e in read_manifest(MANIFEST) if e["file"] == target), None)
+    if entry is None:
+        raise CheckpointError(f"{target} is not in {MANIFEST}; ship it with `zoo train {name}`")
+    add_to_manifest(MANIFEST, {**entry, "figures": figures})
     return figures
 
 
@@ -119,7 +167,7 @@ def load_or_fit(name: str, preset: str | None = None, retrain: bool = False, **o
     if not retrain and preset != "smoke" and path_of(name).is_file():
         model = load(name)
         return model, model.shipped_config
-    cfg = make_config(mod.Config, preset, **overrides)
+    cfg = config_for(name, preset, **overrides)
     return mod.fit(cfg), cfg
 
 
@@ -131,11 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("train", help="train, evaluate and ship a model")
     t.add_argument("name", choices=sorted(RECIPES))
     t.add_argument("--preset", help="smoke, cpu, gpu or large (default: what fits this machine)")
+    e = sub.add_parser("evaluate", help="re-measure a shipped model's figures into the manifest")
+    e.add_argument("name", choices=sorted(RECIPES))
     sub.add_parser("list", help="shipped models and their figures")
     sub.add_parser("verify", help="check every shipped file against its sha256")
     args = ap.parse_args(argv)
-    if args.cmd == "train":
-        figures = ship(args.name, args.preset)
+    if args.cmd in ("train", "evaluate"):
+        figures = ship(args.name, args.preset) if args.cmd == "train" else reevaluate(args.name)
         for k, v in figures.items():
             print(f"{k:<44} {v:.4g}")
     elif args.cmd == "list":

@@ -35,3 +35,26 @@ def test_every_registered_stage1_row_is_measured():
     assert not missing, f"registered but not measured: {missing}"
     assert 0.0 <= results["stage1.tokenizer.codebook_usage"] <= 1.0
     assert results["stage1.ar.ms_per_image_b1"] > 0
+
+
+def test_runs_of_one_machine_merge_and_others_are_refused(tmp_path, capsys):
+    a, b, c = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    a.write_text(json.dumps({"preset": "cpu", "hardware": "X", "world.steps_per_s": 5000.0}))
+    b.write_text(json.dumps({"preset": "cpu", "hardware": "X", "world.reader_accuracy": 1.0}))
+    c.write_text(json.dumps({"preset": "gpu", "hardware": "X", "world.reader_accuracy": 1.0}))
+    assert bench.main(["--from-json", str(a), str(b)]) == 0
+    table = capsys.readouterr().out
+    assert "5,000" in table and "world.reader_accuracy" in table
+    with pytest.raises(ValueError, match="preset"):
+        bench.merge([str(a), str(c)])
+
+
+@pytest.mark.parametrize("stage", ["stage2", "stage3"])
+def test_every_registered_row_of_the_later_stages_is_measured(stage):
+    """Smoke-sized models, fresh in CI: the README rows and the recipes' figure names agree."""
+    results = bench.run("smoke", only=[stage])
+    rows = next(rows for s, _, rows in bench._STAGES if s == stage)
+    # smoke rollouts are 16 steps long: longer-horizon rows exist from the cpu preset on
+    names = [r.name.replace("_32", "_16") for r in rows if not r.name.endswith(("_h32", "_h64"))]
+    missing = [name for name in names if name not in results]
+    assert not missing, f"registered but not measured: {missing}"

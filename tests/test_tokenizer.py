@@ -42,7 +42,7 @@ def trained() -> tuple[T.Tokenizer, T.Config]:
 
 def test_shapes_and_dtypes_for_both_quantizers():
     x = torch.rand(3, 3, 64, 64)
-    for quantizer, size in (("vq", 64), ("fsq", 200)):
+    for quantizer, size in (("vq", 128), ("fsq", 200)):
         model = T.build(small_cfg(quantizer=quantizer)).eval()
         assert model.grid == (8, 8) and model.codebook_size == size
         tokens = model.encode(x)
@@ -68,9 +68,9 @@ def test_bad_inputs_raise_clear_errors():
         model.encode(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
     with pytest.raises(TypeError, match="torch tensor"):
         model.encode(np.zeros((1, 3, 64, 64), np.float32))
-    with pytest.raises(ValueError, match=r"\[0, 64\)"):
-        model.decode(torch.full((1, 8, 8), 64))
-    with pytest.raises(ValueError, match=r"\[0, 64\)"):
+    with pytest.raises(ValueError, match=r"\[0, 128\)"):
+        model.decode(torch.full((1, 8, 8), 128))
+    with pytest.raises(ValueError, match=r"\[0, 128\)"):
         model.decode(torch.full((1, 8, 8), -1))
     with pytest.raises(ValueError, match=r"\(B, 8, 8\)"):
         model.decode(torch.zeros(1, 4, 4, dtype=torch.int64))
@@ -194,7 +194,8 @@ def test_brief_training_round_trips_real_views():
     assert psnr(recon, frames_to_tensor(frames)) >= 20
     figures = T.evaluate(model, cfg)
     assert set(figures) == {
-        f"stage1.tokenizer.{k}" for k in ("psnr", "tile_accuracy", "codebook_usage", "perplexity")
+        f"stage1.tokenizer.{k}"
+        for k in ("psnr", "tile_accuracy", "heading_accuracy", "codebook_usage", "perplexity")
     }
     assert figures["stage1.tokenizer.tile_accuracy"] >= 0.9
     assert int(model.quantizer.restarts) > 0  # the data-driven init leaves duplicates: restarted
@@ -255,3 +256,27 @@ def test_shipped_format_round_trips_in_half_precision(tmp_path):
     same = (loaded.encode(x) == model.encode(x)).float().mean()
     assert same >= 0.99  # fp16 storage may flip a near-tie, nothing more
     assert loaded.codebook_size == model.codebook_size and loaded.grid == model.grid
+
+
+def test_the_explorer_tile_weighs_more_and_the_loss_keeps_its_scale():
+    model = T.build(small_cfg(explorer_weight=16.0))
+    w = model.pixel_weights(torch.zeros(1, 3, 64, 64))
+    assert w.shape == (1, 1, 64, 64) and torch.isclose(w.mean(), torch.tensor(1.0))
+    centre, corner = w[0, 0, 32:40, 32:40], w[0, 0, :8, :8]
+    assert torch.allclose(centre, 16 * corner) and (w[0, 0] == corner[0, 0]).sum() == 64 * 64 - 64
+
+
+def test_the_shipped_tokenizer_keeps_the_explorers_heading():
+    """Stage II's captions ("facing north") and Stage III's actions turn on the heading: the
+    shipped tokenizer must carry it through a round trip, not only the tile kinds."""
+    from hitchhiker import zoo
+    from hitchhiker.masks.token_data import decode_tokens, encode_frames
+    from hitchhiker.world import read_tiles
+    from hitchhiker.world.dataset import LEARNING_WORLD, record
+
+    tok = zoo.load("tokenizer")
+    rec = record("val", 4, 32, "random", world=LEARNING_WORLD, progress=False)
+    frames = rec.frames.reshape(-1, 64, 64, 3)
+    reading = read_tiles(decode_tokens(tok, encode_frames(tok, frames)))
+    assert (reading.kinds == rec.tiles.reshape(-1, 8, 8)).mean() == 1.0
+    assert (reading.heading == rec.headings.reshape(-1)).mean() >= 0.95

@@ -91,3 +91,30 @@ def test_every_shipped_checkpoint_matches_its_manifest_and_loads():
         )
         model = zoo.load(name)
         assert sum(p.numel() for p in model.parameters()) > 0
+
+
+def test_a_variant_ships_its_overrides_and_loads_them_back(tiny, monkeypatch):
+    sys.modules["hh_tiny_recipe"].VARIANTS = {"wide": {"width": 9}}
+    monkeypatch.setitem(zoo.RECIPES, "tiny_wide", "hh_tiny_recipe:wide")
+    assert zoo.config_for("tiny_wide", "cpu").width == 9  # the variant beats the preset row
+    assert zoo.config_for("tiny_wide", "cpu", width=2).width == 2  # explicit overrides beat both
+    assert zoo.ship("tiny_wide", "cpu", progress=False) == {"tiny.width": 9.0}
+    assert zoo.path_of("tiny_wide") == tiny / "misc" / "tiny_wide.safetensors"
+    assert zoo.load("tiny_wide").out_features == 9
+    assert zoo.load_or_fit("tiny_wide", "smoke")[1].width == 9
+    monkeypatch.setitem(zoo.RECIPES, "tiny_bad", "hh_tiny_recipe:nope")
+    with pytest.raises(ValueError, match="no variant 'nope'.*wide"):
+        zoo.config_for("tiny_bad", "cpu")
+
+
+def test_reevaluate_refreshes_the_figures_but_not_the_weights(tiny):
+    zoo.ship("tiny", "cpu", progress=False)
+    before = read_manifest(tiny / "manifest.json")[0]
+    sys.modules["hh_tiny_recipe"].evaluate = lambda model, cfg: {"tiny.width": 42.0}
+    assert zoo.reevaluate("tiny") == {"tiny.width": 42.0}
+    after = read_manifest(tiny / "manifest.json")[0]
+    assert after["figures"] == {"tiny.width": 42.0}
+    assert {k: v for k, v in after.items() if k != "figures"} == {
+        k: v for k, v in before.items() if k != "figures"
+    }
+    verify_manifest(tiny / "manifest.json")

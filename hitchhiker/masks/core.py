@@ -40,10 +40,15 @@ class KVCache:
 
     Autoregressive sampling feeds one new token per step; with the cache each step costs O(N)
     attention instead of recomputing the whole prefix (O(N^2) per step).
+
+    A *frozen* cache is read but never grown: parallel decoders (MaskGIT-style dynamics) compute
+    the context once, freeze it, and let every decoding step attend to it without appending the
+    still-changing tokens of the frame being decoded.
     """
 
     def __init__(self) -> None:
         self.layers: list[tuple[torch.Tensor, torch.Tensor] | None] = []
+        self.frozen = False
 
     def __len__(self) -> int:
         """Number of cached positions."""
@@ -58,7 +63,8 @@ class KVCache:
         old = self.layers[layer]
         if old is not None:
             k, v = torch.cat([old[0], k], dim=2), torch.cat([old[1], v], dim=2)
-        self.layers[layer] = (k, v)
+        if not self.frozen:
+            self.layers[layer] = (k, v)
         return k, v
 
 

@@ -138,6 +138,66 @@ def sample_tokens(
     return ids, logp.gather(-1, ids[..., None])[..., 0]
 
 
+def iterative_decode(
+    logits_fn: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    todo: torch.Tensor,
+    mask_id: int,
+    steps: int = 8,
+    temperature: float = 1.0,
+    schedule: str = "cosine",
+    choice_temperature: float = 4.5,
+    generator: torch.Generator | None = None,
+    history: list | None = None,
+) -> torch.Tensor:
+    """MaskGIT's decoding loop over flat sequences, for any model: fill ``todo`` in ``steps`` steps.
+
+    ``logits_fn(x)`` maps ids (B, N) (``mask_id`` where unknown) to logits (B, N, V); ``x`` (B, N)
+    holds the given ids; ``todo`` (B, N) bool marks the positions to generate (their values in
+    ``x`` are ignored). Positions outside ``todo`` are never changed. MaskGIT's grids, the unified
+    model's [caption | view] sequences (with guidance inside ``logits_fn``) and the dynamics
+    model's next frame (with cached context inside ``logits_fn``) all decode through this one loop.
+    ``history``, when a list, receives the sequence after each step (still-masked = ``mask_id``).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1; got {steps}")
+    mask_schedule(schedule, 0.0)  # validates the name before any work
+    if x.shape != todo.shape or todo.dtype != torch.bool:
+        raise ValueError(
+            f"todo must be a bool mask shaped like x {tuple(x.shape)}; "
+            f"got {todo.dtype} {tuple(todo.shape)}"
+        )
+    device = x.device
+    given = x
+    x = torch.where(todo, torch.full_like(given, mask_id), given)
+    unknown0 = todo.sum(1)  # (B,) tokens to generate per row
+    for t in range(steps):
+        masked = x == mask_id
+        if not masked.any():
+            if history is not None:
+                history.append(x.clone())
+            continue
+        ids, logp = sample_tokens(logits_fn(x), temperature, generator)
+        ids = torch.where(masked, ids, x)
+        ratio = (t + 1) / steps
+        if t == steps - 1:
+            n_mask = torch.zeros_like(unknown0)
+        else:
+            n_mask = torch.floor(mask_schedule(schedule, ratio).to(device) * unknown0).long()
+            # reveal at least one token per step, and keep at least one masked for later steps
+            left = masked.sum(1)
+            n_mask = torch.minimum(n_mask.clamp_min(1), left - 1).clamp_min(0)
+        noise = torch.rand(logp.shape, device=device, generator=generator).clamp_min(1e-20)
+        gumbel = -torch.log(-torch.log(noise))
+        conf = logp + choice_temperature * (1 - ratio) * gumbel
+        conf = torch.where(masked, conf, torch.full_like(conf, math.inf))  # fixed: never re-masked
+        ranks = conf.argsort(1).argsort(1)
+        x = torch.where(ranks < n_mask[:, None], torch.full_like(ids, mask_id), ids)
+        if history is not None:
+            history.append(x.clone())
+    return torch.where(todo, x, given)
+
+
 def maskgit_decode(
     model: MaskGIT,
     tokens: torch.Tensor,
@@ -173,37 +233,22 @@ def maskgit_decode(
         raise ValueError(f"given token ids must lie in [0, {v}); got {tokens[known].unique()}")
     b, device = tokens.shape[0], tokens.device
     gen = None if seed is None else torch.Generator(device=device).manual_seed(seed)
-    given = tokens.reshape(b, -1)
-    todo = generate.reshape(b, -1)
-    x = torch.where(todo, torch.full_like(given, model.mask_id), given)
-    unknown0 = todo.sum(1)  # (B,) tokens to generate per row
-    history = []
-    for t in range(steps):
-        masked = x == model.mask_id
-        if not masked.any():
-            if return_history:
-                history.append(x.view_as(tokens).clone())
-            continue
-        ids, logp = sample_tokens(model(x), temperature, gen)
-        ids = torch.where(masked, ids, x)
-        ratio = (t + 1) / steps
-        if t == steps - 1:
-            n_mask = torch.zeros_like(unknown0)
-        else:
-            n_mask = torch.floor(mask_schedule(schedule, ratio) * unknown0).long()
-            # reveal at least one token per step, and keep at least one masked for later steps
-            left = masked.sum(1)
-            n_mask = torch.minimum(n_mask.clamp_min(1), left - 1).clamp_min(0)
-        noise = torch.rand(logp.shape, device=device, generator=gen).clamp_min(1e-20)
-        gumbel = -torch.log(-torch.log(noise))
-        conf = logp + choice_temperature * (1 - ratio) * gumbel
-        conf = torch.where(masked, conf, torch.full_like(conf, math.inf))  # fixed: never re-masked
-        ranks = conf.argsort(1).argsort(1)
-        x = torch.where(ranks < n_mask[:, None], torch.full_like(ids, model.mask_id), ids)
-        if return_history:
-            history.append(x.view_as(tokens).clone())
-    out = torch.where(todo, x, given).view_as(tokens)
-    return (out, history) if return_history else out
+    history: list | None = [] if return_history else None
+    out = iterative_decode(
+        model,
+        tokens.reshape(b, -1),
+        generate.reshape(b, -1),
+        model.mask_id,
+        steps,
+        temperature,
+        schedule,
+        choice_temperature,
+        gen,
+        history,
+    ).view_as(tokens)
+    if return_history:
+        return out, [h.view_as(tokens) for h in history]
+    return out
 
 
 def maskgit_loss(model: MaskGIT, tokens: torch.Tensor, schedule: str = "cosine"):

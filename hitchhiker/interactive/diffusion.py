@@ -1,0 +1,460 @@
+"""The diffusion engine (GameNGen, DIAMOND): the next frame denoised from pure noise, in 1-4 steps,
+conditioned on the last W frames and actions.
+
+Valevski et al. 2024, "Diffusion Models Are Real-Time Game Engines" (GameNGen,
+https://arxiv.org/abs/2408.14837); Alonso et al. 2024, "Diffusion for World Modeling: Visual
+Details Matter in Atari" (DIAMOND, https://arxiv.org/abs/2405.12399). The world model is a
+conditional denoiser
+
+    D(y; s | o[t-W+1..t], a[t-W+1..t]) ~ o[t+1],      y = o[t+1] + s * n
+
+trained with EDM's preconditioning and loss (:mod:`.edm`) on a small pixel-space U-Net
+(:mod:`.unet`). To play, draw pure noise at s_max and denoise it in ``decode_steps`` steps into the
+next frame; append that frame to the context, drop the oldest, repeat.
+
+**What is diffused** (``residual``, on by default) is the change from the last context frame,
+x = o[t+1] - o[t], and the frame is o[t] + x: a still world (noop, a blocked move) is the zero
+change, so a small network trained for minutes spends its capacity on what moves, not on
+re-painting every grass texture. With ``residual=False`` it is the frame itself, as in DIAMOND.
+
+**Drift and context noise** (GameNGen). In training the context frames are real; in play they are
+the model's own, slightly wrong, outputs, and small errors compound frame after frame (exposure
+bias). GameNGen's cure: corrupt the context with Gaussian noise of a random level
+l ~ U(0, context_noise) and tell the network l, so it learns to *repair* a damaged past rather than
+copy it:
+
+    context' = context + l * n,   n ~ N(0, I),   the network sees (context', l)
+
+At play time the context is clean (l = 0, or a small fixed ``play_context_noise``). The zoo ships
+the model twice, with and without this augmentation ("diffusion", "diffusion_noaug"), for the drift
+experiment of notebook 05.
+
+**The explorer's tile.** The explorer is one tile of 64, yet its sprite carries the heading and
+so all of action following; an unweighted pixel loss lets a small network blur it. Its tile's
+squared error is weighted ``explorer_weight`` times (as the tokenizer and the masked dynamics do).
+
+**Short contexts.** A reset starts from ONE real frame, repeated W times with noop actions, so a
+share ``pad_prob`` of training windows is padded the same way.
+
+Pixels live in [-1, 1] inside the model (s_d = 0.5); frames enter and leave the engine as uint8.
+Each generated frame is rounded to uint8 before it joins the context, so ``step`` and ``rollout``
+see exactly the frames the player sees.
+
+Shapes: B batch, W context frames, T imagined steps, H = W_px = 64 pixels, A = 6 actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from hitchhiker.interactive.edm import EDM
+from hitchhiker.interactive.unet import DenoiserUNet
+from hitchhiker.world import ACTION_NAMES, Action, parse_action
+from hitchhiker.world.dataset import LEARNING_WORLD, TrajectoryDataset, record
+from hitchhiker.world.env import HitchhikerWorld
+
+
+@dataclass
+class Config:
+    """A diffusion engine: its U-Net, EDM constants, augmentation, data and training."""
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {
+            "channels": (16, 32),
+            "emb_dim": 32,
+            "episodes": 4,
+            "episode_steps": 24,
+            "steps": 12,
+            "batch_size": 8,
+            "warmup_steps": 2,
+            "checkpoint_every": 0,
+            "eval_episodes": 2,
+            "eval_horizon": 16,
+        },
+        "cpu": {},
+        "gpu": {
+            "channels": (128, 192, 256),
+            "blocks": 2,
+            "episodes": 1024,
+            "steps": 20000,
+            "batch_size": 64,
+        },
+        "large": {
+            "channels": (192, 256, 384),
+            "blocks": 2,
+            "episodes": 2048,
+            "steps": 40000,
+            "batch_size": 128,
+        },
+    }
+
+    name: str = "diffusion"
+    """Model name: figures read "stage3.<name>.<figure>" (each variant sets its own)."""
+    context: int = 4
+    """Context window W: real (or imagined) frames the denoiser sees besides the noisy one."""
+    channels: tuple[int, ...] = (80, 112)
+    """U-Net widths, one per resolution (64/u, 64/2u, ...)."""
+    blocks: int = 1
+    """Residual blocks per resolution, on the way down and on the way up."""
+    emb_dim: int = 128
+    """Width of the conditioning embedding (noise level, actions, context-noise level)."""
+    unshuffle: int = 8
+    """Pixel-unshuffle factor u: the U-Net runs at 64/u pixels (8: one position per world tile)."""
+    sigma_data: float = 0.5
+    """EDM s_d: standard deviation of the pixels in [-1, 1]."""
+    p_mean: float = 0.4
+    """Mean of ln(sigma) of the training noise. Higher than DIAMOND's -0.4: with 1-2 sampling
+    steps the first call, at sigma_max, decides the frame (heading, scroll), so training leans
+    on high levels (measured: action following 0.51 -> 0.77 after 600 steps)."""
+    p_std: float = 1.2
+    """Standard deviation of ln(sigma) of the training noise."""
+    sigma_min: float = 0.1
+    """Last nonzero level of the sampling schedule (with 2 steps: s_max -> sigma_min -> 0)."""
+    sigma_max: float = 5.0
+    """First level of the sampling schedule."""
+    rho: float = 7.0
+    """Curvature of Karras' sampling schedule."""
+    decode_steps: int = 2
+    """Default denoising steps per frame of the engine (1-4)."""
+    heun: bool = False
+    """Heun's second-order correction in the sampler (one more network call per step)."""
+    residual: bool = True
+    """Diffuse the change x[t+1] - x[t] from the last context frame instead of the frame itself:
+    a still world is then the zero change, and the network spends itself on what moves."""
+    context_noise: float = 0.3
+    """Largest Gaussian noise level added to the context in training (l ~ U(0, this); 0: off)."""
+    play_context_noise: float = 0.0
+    """Noise level the engine claims for its context at play time (0: a clean context)."""
+    explorer_weight: float = 20.0
+    """Loss weight of the explorer's tile (view cell (4, 4)) against 1 elsewhere: its heading is 1
+    of the 64 tiles and the whole of action following (the tokenizer and masked dynamics do alike)."""
+    pad_prob: float = 0.15
+    """Share of training windows whose context is padded (first frame repeated, noop actions)."""
+    episodes: int = 384
+    """Training episodes recorded (train split)."""
+    episode_steps: int = 48
+    """Steps per training episode."""
+    policy: str = "random"
+    """Behaviour policy that records the training episodes."""
+    steps: int = 3000
+    """Optimizer steps."""
+    batch_size: int = 32
+    """Windows per step."""
+    lr: float = 2e-3
+    """Peak learning rate (AdamW, warmup then cosine decay)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay on matrices and kernels."""
+    warmup_steps: int = 100
+    """Linear warmup steps."""
+    checkpoint_every: int = 500
+    """Save a resumable trainer checkpoint every this many steps (0: only at the end)."""
+    seed: int = 0
+    """Seed of the weights, the data order and the training noise."""
+    device: str | None = None
+    """Device name, or None for the best available."""
+    precision: str | None = None
+    """"fp32", "bf16", "fp16", or None to pick from the device."""
+    eval_episodes: int = 16
+    """Held-out episodes (test split) for the figures."""
+    eval_context: int = 4
+    """Real frames the engine gets before each evaluated rollout."""
+    eval_horizon: int = 64
+    """Longest evaluated rollout (error-versus-horizon curve)."""
+
+    def __post_init__(self):
+        checks = {
+            "context": self.context >= 1,
+            "channels": len(self.channels) >= 1 and min(self.channels) >= 4,
+            "unshuffle": self.unshuffle in (1, 2, 4, 8),
+            "decode_steps": 1 <= self.decode_steps <= 64,
+            "context_noise": self.context_noise >= 0,
+            "play_context_noise": self.play_context_noise >= 0,
+            "pad_prob": 0 <= self.pad_prob <= 1,
+            "explorer_weight": self.explorer_weight > 0,
+        }
+        bad = [f"{k}={getattr(self, k)!r}" for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid diffusion Config values: {', '.join(bad)}")
+
+    def edm(self) -> EDM:
+        """The EDM constants of this config."""
+        return EDM(
+            self.sigma_data, self.p_mean, self.p_std, self.sigma_min, self.sigma_max, self.rho
+        )
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "no_context_noise": {"context_noise": 0.0, "name": "diffusion_noaug"},
+}
+"""Config overrides of the zoo's variant "diffusion_noaug" (the drift experiment's control)."""
+
+
+def to_model_space(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., H, W, 3) or float [0, 1] (..., 3, H, W) -> float (..., 3, H, W) in [-1, 1]."""
+    if frames.dtype == torch.uint8:
+        frames = frames.movedim(-1, -3).float() / 255.0
+    return frames * 2 - 1
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """float (..., 3, H, W) in [-1, 1] -> uint8 (..., H, W, 3), rounded."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1)
+
+
+class DiffusionModel(nn.Module):
+    """The EDM-wrapped U-Net: ``forward`` is the raw network F, ``next_frame`` samples D's chain."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        self.edm = cfg.edm()
+        self.net = DenoiserUNet(
+            cfg.context, len(ACTION_NAMES), cfg.channels, cfg.blocks, cfg.emb_dim, cfg.unshuffle
+        )
+
+    def forward(self, x, c_noise, context, actions, context_level):
+        """F(c_in * y; c_noise, context (B, W, 3, H, W), actions (B, W), context_level (B,))."""
+        return self.net(x, c_noise, context, actions, context_level)
+
+    def denoiser(self, context, actions, context_level):
+        """D(y, sigma) for fixed conditioning: what :meth:`EDM.sample` calls."""
+        cond = {"context": context, "actions": actions, "context_level": context_level}
+        return lambda y, sigma: self.edm.denoise(self, y, sigma, **cond)
+
+    @torch.no_grad()
+    def next_frame(
+        self,
+        context: torch.Tensor,
+        actions: torch.Tensor,
+        steps: int | None = None,
+        generator: torch.Generator | None = None,
+        context_level: float | None = None,
+    ) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1]: a sample of the frame after ``context`` (B, W, 3, H, W) in
+        [-1, 1] under ``actions`` (B, W) (the W - 1 between the context frames, then the one now)."""
+        cfg = self.cfg
+        b = context.shape[0]
+        level = cfg.play_context_noise if context_level is None else context_level
+        levels = torch.full((b,), float(level), device=context.device)
+        x = self.edm.sample(
+            self.denoiser(context, actions, levels),
+            (b, 3, *context.shape[-2:]),
+            steps=cfg.decode_steps if steps is None else steps,
+            heun=cfg.heun,
+            generator=generator,
+            device=context.device,
+        )
+        return x + context[:, -1] if cfg.residual else x
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def prepare_batch(batch: dict, cfg: Config, generator=None) -> dict[str, torch.Tensor]:
+    """A window of W + 1 frames -> (clean target, padded and noised context, actions, level).
+
+    Padding (share ``pad_prob``): the first k context frames become copies of frame k, their
+    actions noop, k ~ U{1..W-1}. Context noise: l ~ U(0, context_noise) per window.
+    """
+    frames, actions = to_model_space(batch["frames"]), batch["actions"]
+    b, w = frames.shape[0], cfg.context
+    if frames.shape[1] != w + 1 or actions.shape != (b, w):
+        raise ValueError(
+            f"expected windows of W + 1 = {w + 1} frames and W actions; got frames "
+            f"{tuple(frames.shape)} and actions {tuple(actions.shape)}"
+        )
+    dev = frames.device
+    context, target = frames[:, :w], frames[:, w]
+    if w > 1 and cfg.pad_prob > 0:
+        padded = torch.rand(b, generator=generator).to(dev) < cfg.pad_prob
+        k = torch.randint(1, w, (b,), generator=generator).to(dev) * padded  # 0: not padded
+        slots = torch.arange(w, device=dev)[None]
+        idx = torch.maximum(slots, k[:, None])  # (B, W): slot j shows frame max(j, k)
+        context = context.gather(1, idx[:, :, None, None, None].expand_as(context))
+        actions = torch.where(slots < k[:, None], int(Action.NOOP), actions)
+    level = torch.rand(b, generator=generator).to(dev) * cfg.context_noise
+    noise = torch.randn(context.shape, generator=generator).to(dev)
+    context = context + level[:, None, None, None, None] * noise
+    return {"target": target, "context": context, "actions": actions, "context_level": level}
+
+
+def explorer_weights(cfg: Config, size: int = 64, device=None) -> torch.Tensor | None:
+    """(1, 1, size, size) pixel weights: ``explorer_weight`` on view cell (4, 4), 1 elsewhere."""
+    if cfg.explorer_weight == 1.0:
+        return None
+    tile = size // 8
+    w = torch.ones(1, 1, size, size, device=device)
+    w[..., 4 * tile : 5 * tile, 4 * tile : 5 * tile] = cfg.explorer_weight
+    return w
+
+
+def diffusion_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
+    """EDM loss of the next frame given a (padded, noised) context: the trainer's ``loss_fn``."""
+    inner = model.module if hasattr(model, "module") else model
+    p = prepare_batch(batch, inner.cfg)
+    sigma = inner.edm.sample_sigma(p["target"].shape[0], device=p["target"].device)
+    target = p["target"] - p["context"][:, -1] if inner.cfg.residual else p["target"]
+    per_sample = inner.edm.loss(
+        model,
+        target,
+        sigma,
+        pixel_weight=explorer_weights(inner.cfg, target.shape[-1], target.device),
+        context=p["context"],
+        actions=p["actions"],
+        context_level=p["context_level"],
+    )
+    loss = per_sample.mean()
+    high = sigma > 1.0  # the part that decides the first (and with 1 step the only) call
+    metrics = {"loss_high_sigma": (per_sample * high).sum() / high.sum().clamp_min(1)}
+    return loss, metrics
+
+
+def build(cfg: Config) -> DiffusionModel:
+    """The untrained diffusion model of ``cfg`` (seeded by ``cfg.seed``)."""
+    torch.manual_seed(cfg.seed)
+    return DiffusionModel(cfg)
+
+
+def train_config(cfg: Config):
+    """The trainer's settings from a diffusion config."""
+    from hitchhiker.train import TrainConfig
+
+    return TrainConfig(
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=min(cfg.warmup_steps, max(0, cfg.steps - 1)),
+        checkpoint_every=cfg.checkpoint_every,
+        log_every=max(1, min(50, cfg.steps // 4)),
+        seed=cfg.seed,
+        device=cfg.device,
+        precision=cfg.precision,
+    )
+
+
+def fit(cfg: Config, run_dir=None, progress: bool = True) -> DiffusionModel:
+    """Record training episodes and train the denoiser on windows of W + 1 frames."""
+    from hitchhiker.train import train
+
+    rec = record(
+        "train",
+        cfg.episodes,
+        cfg.episode_steps,
+        cfg.policy,
+        world=LEARNING_WORLD,
+        progress=progress,
+    )
+    model = build(cfg)
+    data = TrajectoryDataset(rec, cfg.context + 1)
+    result = train(model, data, diffusion_loss, train_config(cfg), run_dir, progress=progress)
+    model.losses = result.losses
+    model.train_seconds = result.seconds
+    return result.model.eval()
+
+
+# ----------------------------------------------------------------------------- the engine
+
+
+class DiffusionEngine:
+    """The diffusion model behind the engine interface (``reset`` / ``step`` / ``rollout``).
+
+    ``reset(seed)`` renders the first real frame of world ``seed`` with the simulator and fills the
+    context with it (noop actions); each ``step`` samples the next frame in ``decode_steps`` denoising
+    steps. Sampling noise comes from a generator seeded by ``seed`` at every reset and rollout, so a
+    rollout is a pure function of its inputs and ``seed``.
+    """
+
+    actions = ACTION_NAMES
+
+    def __init__(
+        self,
+        model: DiffusionModel,
+        decode_steps: int | None = None,
+        seed: int = 0,
+        context_level: float | None = None,
+    ):
+        self.model = model.eval()
+        self.cfg = model.cfg
+        self.name = self.cfg.name
+        self.context = self.cfg.context
+        self.decode_steps = self.cfg.decode_steps if decode_steps is None else int(decode_steps)
+        self.seed = int(seed)
+        self.context_level = context_level  # None: the config's play_context_noise
+        self.world = HitchhikerWorld(LEARNING_WORLD, max_steps=0)
+        self._frames: torch.Tensor | None = None  # (1, W, 3, H, W) in [-1, 1]
+        self._actions: torch.Tensor | None = None  # (1, W - 1)
+        self._gen = torch.Generator()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _check_steps(self) -> int:
+        steps = self.decode_steps
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"decode_steps must be a positive integer; got {steps!r}")
+        return int(steps)
+
+    def _advance(self, frames, past, action, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One imagined step for a batch: (next frame uint8 (B, H, W, 3), its [-1, 1] form)."""
+        acts = torch.cat([past, action[:, None]], dim=1)
+        x = self.model.next_frame(frames, acts, self._check_steps(), generator, self.context_level)
+        frame = to_uint8(x)
+        return frame, to_model_space(frame.to(self.device))
+
+    def reset(self, seed: int) -> np.ndarray:
+        frame, _ = self.world.reset(seed=int(seed))
+        start = to_model_space(torch.from_numpy(frame).to(self.device))
+        self._frames = start[None, None].repeat(1, self.context, 1, 1, 1)
+        self._actions = torch.full((1, self.context - 1), int(Action.NOOP), device=self.device)
+        self._gen = torch.Generator().manual_seed(self.seed)
+        return frame.copy()
+
+    def step(self, action) -> np.ndarray:
+        a = int(parse_action(action))
+        if self._frames is None:
+            raise RuntimeError("call reset(seed) before step(action)")
+        act = torch.tensor([a], device=self.device)
+        frame, x = self._advance(self._frames, self._actions, act, self._gen)
+        self._frames = torch.cat([self._frames[:, 1:], x[:, None]], dim=1)
+        self._actions = torch.cat([self._actions, act[:, None]], dim=1)[:, 1:]  # the last W - 1
+        return frame[0].cpu().numpy()
+
+    @torch.no_grad()
+    def rollout(self, context_frames, context_actions, actions) -> np.ndarray:
+        """uint8 (B, T, H, W, 3) imagined under ``actions`` (B, T) after the real context."""
+        from hitchhiker.interactive.rollout import check_rollout_args, pad_context
+
+        _, _, future = check_rollout_args(context_frames, context_actions, actions)
+        frames, past = pad_context(context_frames, context_actions, self.context)
+        dev = self.device
+        x = to_model_space(torch.from_numpy(frames).to(dev))
+        past = torch.from_numpy(past).to(dev)
+        future = torch.from_numpy(future).to(dev)
+        gen = torch.Generator().manual_seed(self.seed)
+        out = []
+        for t in range(future.shape[1]):
+            frame, nxt = self._advance(x, past, future[:, t], gen)
+            out.append(frame.cpu())
+            x = torch.cat([x[:, 1:], nxt[:, None]], dim=1)
+            past = torch.cat([past, future[:, t : t + 1]], dim=1)[:, 1:]
+        if not out:
+            return np.zeros((len(frames), 0, *frames.shape[2:]), dtype=np.uint8)
+        return torch.stack(out, dim=1).numpy()
+
+
+def evaluate(model: DiffusionModel, cfg: Config) -> dict[str, float]:
+    """Every Stage III figure of the engine on held-out episodes ("stage3.<name>.<figure>")."""
+    from hitchhiker.interactive.rollout import evaluate_engine, truth_set
+
+    h = cfg.eval_horizon
+    truth = truth_set("test", cfg.eval_episodes, cfg.eval_context, h)
+    engine = DiffusionEngine(model, cfg.decode_steps, cfg.seed)
+    horizons = (min(16, h), min(32, h), h)
+    return evaluate_engine(engine, truth, f"stage3.{cfg.name}", horizons=horizons, seed=cfg.seed)

@@ -1,0 +1,214 @@
+"""Play a dreamed world live, with the real one beside it.
+
+Every Stage III engine speaks the live widget's language (``reset(seed)`` -> frame,
+``step(action)`` -> frame), so :func:`hitchhiker.play.play` plays a network's dream exactly as it
+plays the simulator. This module adds what makes the comparison tangible:
+
+- :class:`SideBySide` is itself an engine. It resets a *dream* (a learned engine) and the *real*
+  simulator to the same seed — the dream starts from the simulator's real first frame — steps both
+  with every action, and shows them as one frame
+
+      frame = [ dream | gap | real ]      (H, W_dream + gap + W_real, 3)
+
+  so the unchanged widget shows, step by step, where imagination and reality part ways (a lake
+  forgotten behind the explorer, a sheep that never moves, a wall walked through).
+- :func:`dream_play` wraps the widget in a small control panel: an engine selector (switching
+  restarts from the current seed), a decoding-steps slider (MaskGIT steps or diffusion steps, for
+  engines with ``decode_steps``: fewer steps, more frames per second, worse frames), and a
+  checkbox for the real world beside the dream. The widget's readout shows the frames per second.
+
+Widgets are restricted to APIs common to ipywidgets 7.7 (Colab) and 8.
+
+Shapes: H x W frame pixels; a side-by-side frame is (H, 2 W + gap, 3).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import ipywidgets as w
+import numpy as np
+
+from hitchhiker.play import PlayController, PlayWidget, as_frame
+from hitchhiker.world import ACTION_NAMES, SimulatorEngine
+from hitchhiker.world.dataset import LEARNING_WORLD
+
+STEPS_MAX = 16
+"""Largest value of the decoding-steps slider (raised to an engine's own default if higher)."""
+
+
+def _check_engine(engine: Any, what: str) -> None:
+    for method in ("reset", "step"):
+        if not callable(getattr(engine, method, None)):
+            raise TypeError(
+                f"{what} must have reset(seed) and step(action) methods; "
+                f"{type(engine).__name__} has no callable {method!r}"
+            )
+
+
+class SideBySide:
+    """An engine whose frame is ``[dream | gap | real]``: both reset to one seed, stepped alike.
+
+    ``actions`` are the dream's (the real engine gets each action by name, so the two agree even
+    if their lists were ordered differently); ``decode_steps`` and ``name`` read through to the
+    dream. The gap is a white bar ``gap`` pixels wide.
+    """
+
+    def __init__(self, dream: Any, real: Any | None = None, gap: int = 4):
+        _check_engine(dream, "dream")
+        real = SimulatorEngine(LEARNING_WORLD) if real is None else real
+        _check_engine(real, "real")
+        if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
+            raise ValueError(f"gap must be a non-negative integer (pixels), got {gap!r}")
+        self.dream, self.real, self.gap = dream, real, int(gap)
+        names = getattr(dream, "actions", None)
+        self.actions: list[str] = [str(a) for a in names] if names else list(ACTION_NAMES)
+
+    @property
+    def name(self) -> str:
+        return f"{getattr(self.dream, 'name', type(self.dream).__name__)} | real"
+
+    @property
+    def decode_steps(self) -> int:
+        return self.dream.decode_steps  # AttributeError for engines without steps, as it should
+
+    @decode_steps.setter
+    def decode_steps(self, value: int) -> None:
+        self.dream.decode_steps = value
+
+    def _join(self, dream_frame: Any, real_frame: Any) -> np.ndarray:
+        left, right = as_frame(dream_frame), as_frame(real_frame)
+        if left.shape[0] != right.shape[0]:
+            raise ValueError(
+                f"dream and real frames must have the same height to sit side by side; "
+                f"got {left.shape} and {right.shape}"
+            )
+        bar = np.full((left.shape[0], self.gap, 3), 255, dtype=np.uint8)
+        return np.concatenate([left, bar, right], axis=1)
+
+    def reset(self, seed: int) -> np.ndarray:
+        return self._join(self.dream.reset(seed), self.real.reset(seed))
+
+    def step(self, action: int | str) -> np.ndarray:
+        if isinstance(action, (int, np.integer)) and not isinstance(action, bool):
+            if not 0 <= action < len(self.actions):
+                raise ValueError(f"unknown action {action!r}; valid: 0..{len(self.actions) - 1}")
+            name = self.actions[int(action)]
+        else:
+            name = action
+        return self._join(self.dream.step(action), self.real.step(name))
+
+
+class DreamPlay(w.VBox):
+    """The panel :func:`dream_play` returns: controls on top, the live :class:`PlayWidget` below.
+
+    ``player`` is the current PlayWidget (rebuilt when the engine or the side-by-side choice
+    changes), ``engine_menu``, ``steps`` and ``beside`` the controls, ``status`` a line for
+    errors of the controls themselves (engine errors show in the player).
+    """
+
+    def __init__(
+        self,
+        engines: dict[str, Any],
+        seed: int = 0,
+        scale: int = 4,
+        fps: float = 8,
+        side_by_side: bool = True,
+        real: Any | None = None,
+        gap: int = 4,
+        keyboard: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(engines, dict) or not engines:
+            raise ValueError(f"engines must be a non-empty dict name -> engine; got {engines!r}")
+        for name, engine in engines.items():
+            _check_engine(engine, f"engine {name!r}")
+        self.engines = dict(engines)
+        self.real = SimulatorEngine(LEARNING_WORLD) if real is None else real
+        _check_engine(self.real, "real")
+        self.scale, self.fps, self.gap, self.keyboard = scale, fps, gap, keyboard
+        self.seed = int(seed)
+
+        names = list(self.engines)
+        self.engine_menu = w.Dropdown(options=names, value=names[0], description="engine")
+        self.steps = w.IntSlider(
+            value=1, min=1, max=STEPS_MAX, step=1, description="steps", continuous_update=False
+        )
+        self.beside = w.Checkbox(
+            value=bool(side_by_side), description="show the real world beside it", indent=False
+        )
+        self.status = w.HTML(value="")
+        self.status.add_class("hh-dream-status")
+        self.engine_menu.observe(lambda _change: self._rebuild(), names="value")
+        self.steps.observe(self._on_steps, names="value")
+        self.beside.observe(lambda _change: self._rebuild(), names="value")
+        self.controls = w.VBox([w.HBox([self.engine_menu, self.steps]), self.beside, self.status])
+        self.player: PlayWidget | None = None
+        self._syncing = False
+        self._rebuild()
+
+    @property
+    def engine(self) -> Any:
+        """The selected engine (the dream, without the real world beside it)."""
+        return self.engines[self.engine_menu.value]
+
+    @property
+    def controller(self) -> PlayController:
+        return self.player.controller
+
+    def _show(self, message: str) -> None:
+        self.status.value = (
+            f"<span style='color:#b00020'>⚠ {html.escape(message)}</span>" if message else ""
+        )
+
+    def _rebuild(self) -> None:
+        """A fresh player for the selected engine, reset to the current seed."""
+        if self.player is not None:
+            self.seed = int(self.player.seed.value)  # what the learner sees in the seed box
+        engine = self.engine
+        steps = getattr(engine, "decode_steps", None)
+        has_steps = isinstance(steps, (int, np.integer)) and not isinstance(steps, bool)
+        self.steps.disabled = not has_steps
+        if has_steps:
+            self.steps.max = max(STEPS_MAX, int(steps))
+            self._syncing = True  # showing the engine's value is not a request to change it
+            try:
+                self.steps.value = max(1, int(steps))
+            finally:
+                self._syncing = False
+        shown = SideBySide(engine, self.real, self.gap) if self.beside.value else engine
+        old = self.player
+        self.player = PlayWidget(
+            PlayController(shown, seed=self.seed), self.scale, self.fps, self.keyboard
+        )
+        self.children = [self.controls, self.player]
+        self._show("")
+        if old is not None:
+            old.close()
+
+    def _on_steps(self, change: dict) -> None:
+        if self._syncing or self.steps.disabled:
+            return
+        try:
+            self.engine.decode_steps = int(change["new"])
+        except Exception as exc:  # a model may refuse a step count: say so, keep playing
+            self._show(f"{type(exc).__name__}: {exc}")
+        else:
+            self._show("")
+
+
+def dream_play(
+    engines: dict[str, Any],
+    seed: int = 0,
+    scale: int = 4,
+    fps: float = 8,
+    side_by_side: bool = True,
+    real: Any | None = None,
+    keyboard: bool = True,
+) -> DreamPlay:
+    """Play ``engines`` (name -> engine) live: an engine selector, a decoding-steps slider, the
+    real world (``real``, default the LEARNING_WORLD simulator) beside the dream, and the widget's
+    FPS readout. Every engine starts from world ``seed``'s real first frame.
+    """
+    return DreamPlay(engines, seed, scale, fps, side_by_side, real, keyboard=keyboard)

@@ -1,0 +1,90 @@
+"""Measuring a Stage II model: the same held-out pairs, fact scores and clock for both recipes.
+
+The masked unified model (:mod:`.unified`) and its autoregressive baseline (:mod:`.autoregressive`)
+are compared on exactly the same terms, so everything that measures them lives here, once:
+
+* held-out pairs: ``eval_samples`` (caption, view) pairs spread evenly over the episodes of a
+  split ("test" for the reported figures, "val" for every decoding choice);
+* text-to-image: generate a view per caption, read it back with the ground-truth tile reader, and
+  score the share of the requested atomic facts that hold (:func:`.facts.t2i_scores`);
+* image-to-text: caption each view, parse the caption, and score precision, recall and parse rate
+  against the view's true facts (:func:`.facts.i2t_scores`);
+* speed: milliseconds per text-to-image sample at batch 1 and batch 16 (median of repeats, one CPU
+  thread by default, so that a shared machine gives steady numbers).
+
+Any model with ``text_to_image(captions, **kw) -> views (B, h, w)`` and
+``image_to_text(views, **kw) -> list[str]`` can be measured.
+
+Shapes: B batch, L = 64 caption tokens, h x w view codes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hitchhiker.masks.token_data import _device_of, decode_tokens, seconds_per_image
+from hitchhiker.unified import facts as fx
+from hitchhiker.unified.sequence import Pairs, record_pairs
+
+
+def held_out(cfg, split: str, tokenizer):
+    """``cfg.eval_samples`` (caption, view) pairs spread over the held-out episodes of ``split``.
+
+    Returns (pairs, recording, index of each pair among the recording's views).
+    """
+    pairs, rec = record_pairs(split, cfg.eval_episodes, cfg.episode_steps, tokenizer, cfg.policy)
+    index = np.linspace(0, len(pairs) - 1, min(cfg.eval_samples, len(pairs))).round().astype(int)
+    return pairs.subset(index), rec, index
+
+
+def tuning_pairs(cfg, tokenizer) -> Pairs:
+    """The VAL pairs every decoding sweep scores (``cfg.tune_samples`` of them)."""
+    pairs, _, _ = held_out(cfg, "val", tokenizer)
+    n = min(cfg.tune_samples, len(pairs))
+    return pairs.subset(np.linspace(0, len(pairs) - 1, n).astype(int))
+
+
+def t2i_accuracy(model, pairs: Pairs, tokenizer, **kwargs) -> float:
+    """Mean share of requested facts that hold in views generated from the pairs' captions."""
+    with torch.inference_mode():
+        views = model.text_to_image(pairs.captions, **kwargs)
+    return float(fx.t2i_scores(pairs.facts, decode_tokens(tokenizer, views)).mean())
+
+
+def i2t_figures(model, pairs: Pairs, **kwargs) -> dict[str, float]:
+    """Precision, recall and parse rate of captions generated for the pairs' views."""
+    with torch.inference_mode():
+        captions = model.image_to_text(pairs.views, **kwargs)
+    return fx.i2t_scores(captions, pairs.facts)
+
+
+def t2i_timing(model, pairs: Pairs, cfg, prefix: str) -> dict[str, float]:
+    """Milliseconds per text-to-image sample at batch 1 and 16 (default decoding settings)."""
+    device = _device_of(model)
+    out = {}
+    for b in (1, 16):
+        caps = pairs.captions[:b].to(device)
+        caps = caps.repeat(-(-b // len(caps)), 1)[:b]
+        s = seconds_per_image(
+            lambda n, c=caps: model.text_to_image(c[:n]), b, cfg.timing_repeats, cfg.timing_threads
+        )
+        out[f"{prefix}.ms_per_t2i_sample_b{b}"] = 1000 * s
+    return out
+
+
+def figures(model, cfg, tokenizer, prefix: str, unguided: bool = False) -> dict[str, float]:
+    """The issue's figures on held-out TEST pairs with the model's default decoding settings:
+    ``<prefix>.t2i_fact_accuracy``, ``.i2t_precision``, ``.i2t_recall``, ``.i2t_parse_rate``,
+    ``.ms_per_t2i_sample_b1`` / ``_b16`` (and ``.t2i_fact_accuracy_unguided`` if asked)."""
+    model.eval()
+    pairs, _, _ = held_out(cfg, "test", tokenizer)
+    out = {f"{prefix}.t2i_fact_accuracy": t2i_accuracy(model, pairs, tokenizer, seed=cfg.seed)}
+    if unguided:
+        out[f"{prefix}.t2i_fact_accuracy_unguided"] = t2i_accuracy(
+            model, pairs, tokenizer, guidance=0.0, seed=cfg.seed
+        )
+    i2t = i2t_figures(model, pairs, seed=cfg.seed)
+    out.update({f"{prefix}.i2t_{k}": v for k, v in i2t.items()})
+    out.update(t2i_timing(model, pairs, cfg, prefix))
+    return out

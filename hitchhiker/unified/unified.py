@@ -1,0 +1,297 @@
+"""Recipe "unified": train the unified masked model of Stage II, tune its decoding on VAL, score it.
+
+The model (:mod:`.masked_model`) is one bidirectional transformer over [caption | view] tokens
+(:mod:`.sequence`); its one objective, masked cross-entropy with a task drawn per sequence
+(text-to-image, image-to-text, joint; caption dropout for guidance), is :mod:`.objective`:
+
+    L = - E [ mean over hidden i of log p(x_i | x_visible) ].
+
+This module is the recipe that :mod:`hitchhiker.zoo` runs (Config with presets, build, fit,
+evaluate). After training, a small sweep on the VAL split picks the decoding settings (steps,
+guidance scale s, temperatures, how captions are decoded) and stores them in the config, so the
+TEST figures (:mod:`.scoring`) are measured with choices made on other data. The AR baseline
+(:mod:`.autoregressive`) reuses this Config, its presets and its helpers: same data, same size,
+same steps and batch.
+
+Shapes: B batch, L = 64 caption tokens, h x w view codes, N = L + h * w, V = T + K shared ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from hitchhiker.masks.core import CoreConfig
+from hitchhiker.unified.masked_model import DECODING_DEFAULTS, UnifiedModel
+from hitchhiker.unified.objective import TASKS, unified_loss
+from hitchhiker.unified.scoring import figures, i2t_figures, t2i_accuracy, tuning_pairs
+from hitchhiker.unified.sequence import Layout, PairDataset, record_pairs
+
+__all__ = [
+    "DECODING_DEFAULTS",
+    "TASKS",
+    "Config",
+    "UnifiedModel",
+    "build",
+    "evaluate",
+    "fit",
+    "tune_decoding",
+    "unified_loss",
+]
+
+
+@dataclass
+class Config:
+    """The unified masked model (recipe "unified" of :mod:`hitchhiker.zoo`)."""
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {
+            "tokenizer": "oracle",
+            "dim": 32,
+            "depth": 1,
+            "heads": 2,
+            "episodes": 4,
+            "episode_steps": 16,
+            "steps": 30,
+            "batch_size": 16,
+            "warmup_steps": 3,
+            "eval_episodes": 2,
+            "eval_samples": 8,
+            "timing_repeats": 1,
+            "tune_decoding": False,
+        },
+        "cpu": {"steps": 800, "batch_size": 64, "lr": 2e-3, "warmup_steps": 50},
+        "gpu": {"dim": 256, "depth": 8, "heads": 8, "episodes": 1024, "steps": 20000},
+        "large": {"dim": 384, "depth": 12, "heads": 8, "episodes": 2048, "steps": 40000},
+    }
+
+    tokenizer: str = "shipped"
+    """Which image tokenizer: "shipped", "oracle" (ground-truth stand-in) or a preset to train."""
+    image_vocab: int = 0
+    """Codebook size K of the tokenizer; 0 until fit() reads it."""
+    grid_h: int = 0
+    """Token rows h of a view; 0 until fit() reads it from the tokenizer."""
+    grid_w: int = 0
+    """Token columns w of a view; 0 until fit() reads it from the tokenizer."""
+    tokenizer_sha256: str = ""
+    """Fingerprint of the shipped tokenizer this model was trained on (warns when it changes)."""
+    dim: int = 128
+    """Transformer width D."""
+    depth: int = 4
+    """Transformer blocks."""
+    heads: int = 4
+    """Attention heads."""
+    dropout: float = 0.0
+    """Dropout in attention and MLP while training."""
+    p_t2i: float = 0.35
+    """Probability that a training sequence is a text-to-image task (view tokens masked)."""
+    p_i2t: float = 0.45
+    """Probability of an image-to-text task (caption tokens masked)."""
+    p_joint: float = 0.2
+    """Probability of a joint task (both masked, independent ratios)."""
+    caption_dropout: float = 0.1
+    """Share of text-to-image sequences whose whole caption is [MASK] (learns p(view) for CFG)."""
+    caption_schedule: str = "uniform"
+    """How image-to-text draws hide caption positions: "uniform" (probability t ~ U(0, 1)) or
+    "cosine" (MaskGIT's schedule); see :mod:`.objective` for the measured comparison."""
+    caption_suffix: float = 0.0
+    """Share of image-to-text draws that hide a caption suffix from a random word on."""
+    episodes: int = 256
+    """Training episodes recorded (train split); every view gives one (caption, view) pair."""
+    episode_steps: int = 32
+    """Steps per recorded episode (each gives steps + 1 views)."""
+    policy: str = "random"
+    """Behaviour policy that records the views."""
+    steps: int = 3000
+    """Optimizer steps."""
+    batch_size: int = 64
+    """Sequences per step."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    weight_decay: float = 0.05
+    """AdamW weight decay."""
+    warmup_steps: int = 100
+    """Linear warmup steps."""
+    checkpoint_every: int = 500
+    """Trainer checkpoint cadence (steps) when fit() gets a run_dir, so a cut run resumes."""
+    seed: int = 0
+    """Seed of initialisation, data order, masks and sampling."""
+    eval_episodes: int = 16
+    """Held-out episodes (test split for the figures, val split for tuning)."""
+    eval_samples: int = 128
+    """Held-out (caption, view) pairs scored per figure."""
+    tune_samples: int = 64
+    """Val pairs scored per setting of the decoding sweep."""
+    t2i_steps: int = 8
+    """Decoding steps of text-to-image (picked on the val split, see tune_decoding)."""
+    guidance: float = 1.0
+    """Classifier-free guidance scale s of text-to-image (picked on the val split)."""
+    temperature: float = 0.5
+    """Sampling temperature of view tokens (picked on the val split)."""
+    i2t_steps: int = 8
+    """Decoding steps of image-to-text, shared by its blocks (picked on the val split)."""
+    i2t_block: int = 64
+    """Caption positions decoded together, blocks left to right (64: all in parallel; 1: one
+    word per step). Picked on the val split (no setting makes most captions parse yet)."""
+    text_temperature: float = 0.0
+    """Sampling temperature of caption tokens (0: the most likely word)."""
+    joint_steps: int = 16
+    """Decoding steps of joint generation and infilling."""
+    choice_temperature: float = 4.5
+    """Scale of MaskGIT's annealed Gumbel noise on the confidences of view tokens."""
+    text_choice_temperature: float = 0.0
+    """The same for caption tokens (0: always commit the most confident words first)."""
+    tune_decoding: bool = True
+    """Whether fit() ends with a small sweep on the val split that sets the decoding fields."""
+    timing_repeats: int = 3
+    """Timed repeats (median) per batch size in the speed figures."""
+    timing_threads: int = 1
+    """CPU threads while timing (0: torch's default); one is steadiest on a shared machine."""
+
+    def __post_init__(self):
+        probs = (self.p_t2i, self.p_i2t, self.p_joint)
+        if min(probs) < 0 or sum(probs) <= 0:
+            raise ValueError(f"task probabilities must be >= 0 with a positive sum; got {probs}")
+        if self.caption_schedule not in ("uniform", "cosine"):
+            raise ValueError(
+                f"caption_schedule must be 'uniform' or 'cosine'; got {self.caption_schedule!r}"
+            )
+        if not 0 <= self.caption_suffix <= 1:
+            raise ValueError(f"caption_suffix must lie in [0, 1]; got {self.caption_suffix}")
+        if not 0 <= self.caption_dropout < 1:
+            raise ValueError(f"caption_dropout must lie in [0, 1); got {self.caption_dropout}")
+
+
+def layout_of(cfg) -> Layout:
+    """The sequence layout of a (tokenizer-bound) config."""
+    if cfg.image_vocab < 1 or cfg.grid_h < 1 or cfg.grid_w < 1:
+        raise ValueError(
+            "the config does not know its tokenizer yet (image_vocab/grid_h/grid_w are 0): "
+            "call fit(), or bind(cfg, tokenizer) first"
+        )
+    return Layout(cfg.image_vocab, cfg.grid_h, cfg.grid_w)
+
+
+def core_config(cfg, seq_len: int | None = None) -> CoreConfig:
+    lay = layout_of(cfg)
+    return CoreConfig(
+        vocab_size=lay.vocab_size,
+        seq_len=seq_len or lay.seq_len,
+        dim=cfg.dim,
+        depth=cfg.depth,
+        heads=cfg.heads,
+        dropout=cfg.dropout,
+        modalities=2,
+    )
+
+
+def bind(cfg, tokenizer) -> None:
+    """Fill the config's codebook size, grid and tokenizer fingerprint (in place)."""
+    from hitchhiker import zoo
+    from hitchhiker.checkpoint import file_sha256
+    from hitchhiker.masks.token_data import token_grid
+
+    cfg.image_vocab = int(tokenizer.codebook_size)
+    cfg.grid_h, cfg.grid_w = token_grid(tokenizer)
+    if cfg.tokenizer == "shipped":
+        cfg.tokenizer_sha256 = file_sha256(zoo.path_of("tokenizer"))
+
+
+def tokenizer_of(cfg):
+    from hitchhiker.masks.token_data import tokenizer_for
+
+    return tokenizer_for(cfg)
+
+
+def train_config(cfg):
+    """The trainer's settings from a Stage II config."""
+    from hitchhiker.train import TrainConfig
+
+    return TrainConfig(
+        steps=cfg.steps,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=min(cfg.warmup_steps, max(0, cfg.steps - 1)),
+        checkpoint_every=cfg.checkpoint_every,
+        log_every=max(1, min(50, cfg.steps // 4)),
+        seed=cfg.seed,
+    )
+
+
+def decoding_of(cfg: Config) -> dict[str, Any]:
+    return {k: getattr(cfg, k) for k in DECODING_DEFAULTS}
+
+
+def build(cfg: Config) -> UnifiedModel:
+    """The untrained unified model of a (tokenizer-bound) config."""
+    torch.manual_seed(cfg.seed)
+    return UnifiedModel(core_config(cfg), layout_of(cfg), decoding_of(cfg))
+
+
+def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> UnifiedModel:
+    """Caption and tokenize the training views, train, then (optionally) tune decoding on val."""
+    from hitchhiker.train import train
+
+    tokenizer = tokenizer if tokenizer is not None else tokenizer_of(cfg)
+    bind(cfg, tokenizer)
+    pairs, _ = record_pairs("train", cfg.episodes, cfg.episode_steps, tokenizer, cfg.policy)
+    model = build(cfg)
+    probs, drop = (cfg.p_t2i, cfg.p_i2t, cfg.p_joint), cfg.caption_dropout
+    result = train(
+        model,
+        PairDataset(pairs),
+        lambda m, batch: unified_loss(
+            m, batch, probs, drop, cfg.caption_schedule, cfg.caption_suffix
+        ),
+        train_config(cfg),
+        run_dir,
+        progress=progress,
+    )
+    model = result.model
+    model.losses = result.losses
+    if cfg.tune_decoding:
+        model.sweep = tune_decoding(model, cfg, tokenizer)
+    return model
+
+
+SWEEP_T2I = {"t2i_steps": (8, 12), "guidance": (0.0, 1.0, 3.0), "temperature": (1.0, 0.5)}
+"""Grid of the val sweep for text-to-image (every combination is tried)."""
+SWEEP_I2T = ((64, 8), (64, 16), (8, 16), (1, 64))
+"""(i2t_block, i2t_steps) settings of the val sweep for image-to-text: all positions in parallel
+(MaskGIT's confidence order), blocks of 8 left to right, one word per step."""
+
+
+def tune_decoding(model: UnifiedModel, cfg: Config, tokenizer) -> dict[str, float]:
+    """Pick decoding steps, guidance and temperature on the VAL split; write them into cfg and
+    the model. Ties go to the cheaper setting (fewer steps, no guidance). Returns the table."""
+    pairs = tuning_pairs(cfg, tokenizer)
+    table: dict[str, float] = {}
+    best, best_score = None, -1.0
+    for steps in SWEEP_T2I["t2i_steps"]:
+        for s in SWEEP_T2I["guidance"]:
+            for temp in SWEEP_T2I["temperature"]:
+                kw = {"steps": steps, "guidance": s, "temperature": temp, "seed": cfg.seed}
+                acc = t2i_accuracy(model, pairs, tokenizer, **kw)
+                table[f"t2i steps={steps} guidance={s:g} temperature={temp:g}"] = acc
+                if acc > best_score + 1e-9:
+                    best, best_score = (steps, s, temp), acc
+    cfg.t2i_steps, cfg.guidance, cfg.temperature = best
+    best_i2t, best_p = None, -1.0
+    for block, steps in SWEEP_I2T:
+        p = i2t_figures(model, pairs, steps=steps, block=block, seed=cfg.seed)["precision"]
+        table[f"i2t block={block} steps={steps} precision"] = p
+        if p > best_p + 1e-9:
+            best_i2t, best_p = (block, steps), p
+    cfg.i2t_block, cfg.i2t_steps = best_i2t
+    model.decoding.update(decoding_of(cfg))
+    return table
+
+
+def evaluate(model: UnifiedModel, cfg: Config, tokenizer=None) -> dict[str, float]:
+    """The issue's figures on held-out TEST pairs, with the config's decoding settings."""
+    tokenizer = tokenizer if tokenizer is not None else tokenizer_of(cfg)
+    model.decoding.update(decoding_of(cfg))
+    return figures(model, cfg, tokenizer, "stage2.unified", unguided=cfg.guidance != 0)

@@ -1,0 +1,266 @@
+"""The unified masked model of Stage II: one sequence and vocabulary, one model object for all four
+tasks, infilling that keeps given tokens in both modalities, guidance 0 = the unguided path, clear
+errors on bad captions, a tiny model that learns, and the recipe end to end (oracle tokens)."""
+
+import pytest
+import torch
+
+from hitchhiker import zoo
+from hitchhiker.config import config_from_dict, config_to_dict
+from hitchhiker.masks import text
+from hitchhiker.masks.core import CoreConfig
+from hitchhiker.masks.maskgit import iterative_decode
+from hitchhiker.masks.token_data import OracleTokenizer
+from hitchhiker.train import TrainConfig, train
+from hitchhiker.unified import sequence as sq
+from hitchhiker.unified import unified as um
+from hitchhiker.unified.objective import caption_mask
+from hitchhiker.world import REGIONS, describe, parse_caption
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add noise
+K = 9  # the oracle tokenizer's codebook: one code per tile kind
+CAPTION = "You stand on grass, facing north. Grass lies " + ", ".join(REGIONS[:-1]) + " and "
+CAPTION += REGIONS[-1] + "."
+
+
+def tiny(seed=0, dim=32) -> um.UnifiedModel:
+    torch.manual_seed(seed)
+    lay = sq.Layout(K)
+    core = CoreConfig(lay.vocab_size, lay.seq_len, dim, 1, 2, modalities=2)
+    return um.UnifiedModel(core, lay).eval()
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return sq.record_pairs("train", 4, 16, OracleTokenizer())[0]
+
+
+# ----------------------------------------------------------------------------- sequence
+
+
+def test_layout_joins_and_splits_one_shared_vocabulary(pairs):
+    lay = sq.Layout(K)
+    t = len(text.VOCAB)
+    assert (lay.vocab_size, lay.seq_len, lay.caption_len) == (t + K, 128, 64)
+    x = lay.join(pairs.captions, pairs.views)
+    assert x.shape == (len(pairs), 128)
+    assert (x[:, :64] < t).all() and (x[:, 64:] >= t).all() and (x[:, 64:] < t + K).all()
+    caps, views = lay.split(x)
+    assert torch.equal(caps, pairs.captions) and torch.equal(views, pairs.views)
+    assert lay.modality().tolist() == [0] * 64 + [1] * 64
+    allowed = lay.allowed()
+    assert allowed.shape == (128, t + K)
+    assert allowed[:64, :t].all() and not allowed[:64, t:].any()
+    assert allowed[64:, t:].all() and not allowed[64:, :t].any()
+    with pytest.raises(ValueError, match=r"\(B, 8, 8\)"):
+        lay.join(pairs.captions, pairs.views[:, :4])
+    with pytest.raises(ValueError, match=r"view codes must lie in \[0, 9\)"):
+        lay.join(pairs.captions, pairs.views + K)
+
+
+def test_pairs_caption_every_view_from_its_ground_truth(pairs):
+    assert len(pairs) == 4 * 17 and pairs.views.shape == (68, 8, 8)
+    for ids, f in zip(pairs.captions[::7], pairs.facts[::7]):
+        assert parse_caption(text.decode(ids)) == f
+
+
+def test_invalid_captions_get_a_clear_error():
+    with pytest.raises(ValueError, match="unknown word 'zebra'.*expected words"):
+        sq.encode_captions(["You stand on zebra, facing north."])
+    with pytest.raises(ValueError, match="has 65 tokens; expected at most 64"):
+        sq.encode_captions(["north " * 65])
+    with pytest.raises(TypeError, match="str or Facts"):
+        sq.encode_captions([3])
+    model = tiny()
+    with pytest.raises(ValueError, match="unknown word"):
+        model.text_to_image(["A purple cow."])
+    f = parse_caption(CAPTION)
+    assert torch.equal(sq.encode_captions([f]), sq.encode_captions([describe(f)]))
+
+
+# ----------------------------------------------------------------------------- one model, four tasks
+
+
+def test_one_model_object_performs_all_four_tasks():
+    model = tiny()
+    views = model.text_to_image([CAPTION, CAPTION], steps=4, guidance=2.0, seed=0)
+    assert views.shape == (2, 8, 8) and views.dtype == torch.long
+    assert ((views >= 0) & (views < K)).all()  # image codes only: the vocabulary is restricted
+    captions = model.image_to_text(views, steps=4)
+    assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
+    assert all(w in text.CAPTION_VOCAB for c in captions for w in text.tokenize_caption(c))
+    caps, joint = model.generate_joint(3, steps=6, seed=1)
+    assert len(caps) == 3 and joint.shape == (3, 8, 8) and ((joint >= 0) & (joint < K)).all()
+    seq = model.infill(
+        ([CAPTION], views[:1]), (torch.ones(64, dtype=torch.bool), ~torch.eye(8, dtype=torch.bool))
+    )
+    assert seq.shape == (1, 128)
+
+
+def test_infilling_never_changes_given_tokens_in_either_modality(pairs):
+    model = tiny()
+    lay = model.layout
+    x = lay.join(pairs.captions[:6], pairs.views[:6])
+    gen = torch.Generator().manual_seed(0)
+    mask = torch.rand(x.shape, generator=gen) < 0.4  # holes in both modalities, per row
+    assert mask[:, :64].any() and mask[:, 64:].any()
+    out = model.infill(x, mask, steps=5, temperature=1.0, seed=3)
+    assert torch.equal(out[~mask], x[~mask])
+    assert (out != model.mask_id).all()
+    assert (out[:, :64] < lay.text_vocab).all() and (out[:, 64:] >= lay.text_vocab).all()
+    # the pair form: regenerate the middle of the view and two words of the caption
+    region = torch.zeros(8, 8, dtype=torch.bool)
+    region[2:6, 2:6] = True
+    words = torch.zeros(64, dtype=torch.bool)
+    words[[3, 5]] = True
+    seq = model.infill(
+        (pairs.captions[:2], pairs.views[:2]), (words, region), steps=4, guidance=1.5
+    )
+    caps, views = lay.split(seq)
+    assert torch.equal(views[:, ~region], pairs.views[:2, ~region])
+    assert torch.equal(caps[:, ~words], pairs.captions[:2, ~words])
+
+
+def test_captions_decode_in_parallel_or_block_by_block_left_to_right(pairs):
+    model = tiny(seed=3)
+    views = pairs.views[:3]
+    for block in (64, 8, 1):
+        history = []
+        caps = model.image_to_text(views, steps=16, block=block, temperature=1.0, history=history)
+        assert len(caps) == 3
+        assert all(w in text.CAPTION_VOCAB for c in caps for w in text.tokenize_caption(c))
+        seq = history[-1]
+        assert (seq[:, :64] < model.layout.text_vocab).all()  # no [MASK] left in the caption
+        assert torch.equal(model.layout.split(seq)[1], views)  # the view is never touched
+        if block == 8:  # blocks fill left to right: after block k, later positions are [MASK]
+            assert (history[0][:, 8:64] == model.mask_id).all()
+            assert (history[0][:, :8] != model.mask_id).all()
+    for bad in (0, 65):
+        with pytest.raises(ValueError, match="block must lie in"):
+            model.image_to_text(views, block=bad)
+
+
+def test_guidance_zero_reproduces_the_unguided_path():
+    model = tiny(seed=1)
+    caps = sq.encode_captions([CAPTION] * 3)
+    x = torch.full((3, 128), model.mask_id)
+    x[:, :64] = caps
+    todo = model.layout.is_view().expand_as(x)
+    plain = iterative_decode(
+        model.restricted_logits,
+        x,
+        todo,
+        model.mask_id,
+        6,
+        1.0,
+        "cosine",
+        4.5,
+        torch.Generator().manual_seed(7),
+    )
+    for s in (0, 0.0):
+        views = model.text_to_image(caps, steps=6, guidance=s, temperature=1.0, seed=7)
+        assert torch.equal(views, model.layout.split(plain)[1])
+    guided = model.text_to_image(caps, steps=6, guidance=3.0, temperature=1.0, seed=7)
+    assert not torch.equal(guided, views)  # guidance does act
+    # the guided formula itself: s = 0 leaves the conditional logits untouched on every position
+    with torch.no_grad():
+        both = model.guided_logits(x, 0.0)
+        cond = model.restricted_logits(x)
+    assert torch.allclose(both, cond, atol=1e-5)
+
+
+def test_loss_masks_only_what_each_task_hides(pairs):
+    model = tiny()
+    batch = {"caption": pairs.captions[:16], "view": pairs.views[:16]}
+    torch.manual_seed(0)
+    loss, metrics = um.unified_loss(model, batch, (1.0, 0.0, 0.0), 0.0)  # t2i only
+    assert torch.isfinite(loss) and set(metrics) == {"view_acc", "text_acc"}
+    seen = []
+    model.register_forward_hook(lambda m, args, out: seen.append(args[0].clone()))
+    um.unified_loss(model, batch, (0.0, 1.0, 0.0), 0.0)  # i2t only: views stay visible
+    assert (seen[-1][:, 64:] != model.mask_id).all() and (seen[-1][:, :64] == model.mask_id).any()
+    um.unified_loss(model, batch, (1.0, 0.0, 0.0), 0.0)  # t2i only: captions stay visible
+    assert (seen[-1][:, :64] != model.mask_id).all() and (seen[-1][:, 64:] == model.mask_id).any()
+    um.unified_loss(model, batch, (1.0, 0.0, 0.0), 0.999)  # caption dropout: captions all hidden
+    assert (seen[-1][:, :64] == model.mask_id).all()
+
+
+# ----------------------------------------------------------------------------- learning and recipe
+
+
+def test_caption_masks_follow_their_schedule(pairs):
+    caps = pairs.captions[:64]
+    length = (caps != text.PAD_ID).sum(1)
+    torch.manual_seed(0)
+    suffix = caption_mask(caps, "cosine", suffix_share=1.0)
+    start = suffix.int().argmax(1)
+    # a suffix: nothing hidden before its first hidden word, everything after it (pads included)
+    assert torch.equal(suffix, torch.arange(64)[None] >= start[:, None])
+    assert (start <= length).all() and len(set(start.tolist())) > 5
+    cosine = caption_mask(caps, "cosine").float().mean()
+    uniform = caption_mask(caps, "uniform").float().mean()
+    assert cosine > 0.55 and 0.35 < uniform < 0.65  # cosine: E = 2/pi; uniform: E = 1/2
+    with pytest.raises(ValueError, match="caption schedule"):
+        caption_mask(caps, "linear")
+
+
+def test_a_tiny_model_learns_to_caption_and_to_draw(pairs):
+    model = tiny(dim=48)
+    cfg = TrainConfig(steps=200, batch_size=16, lr=3e-3, warmup_steps=10, log_every=50)
+    loss = lambda m, b: um.unified_loss(m, b, (0.5, 0.5, 0.0), 0.0)
+    result = train(model, sq.PairDataset(pairs), loss, cfg, progress=False)
+    assert result.log[-1]["loss"] < 0.5 * result.log[0]["loss"]
+    # one forward pass, whole caption hidden (image-to-text) or whole view hidden (text-to-image)
+    x = model.layout.join(pairs.captions, pairs.views)
+    no_caption, no_view = x.clone(), x.clone()
+    no_caption[:, :64] = model.mask_id
+    no_view[:, 64:] = model.mask_id
+    with torch.no_grad():
+        words = model.restricted_logits(no_caption).argmax(-1)[:, :64]
+        codes = model.restricted_logits(no_view).argmax(-1)[:, 64:]
+    assert (words == x[:, :64]).float().mean() > 0.7  # untrained: ~0.01
+    majority = torch.bincount(pairs.views.flatten()).max() / pairs.views.numel()  # ~0.45
+    assert (codes == x[:, 64:]).float().mean() > majority + 0.15
+
+
+def test_the_recipe_fits_and_reports_every_figure():
+    cfg = zoo.config_for("unified", "smoke")
+    model = um.fit(cfg, progress=False)
+    assert isinstance(model, um.UnifiedModel) and cfg.image_vocab == K
+    figures = um.evaluate(model, cfg)
+    names = {
+        f"stage2.unified.{n}"
+        for n in (
+            "t2i_fact_accuracy",
+            "i2t_precision",
+            "i2t_recall",
+            "i2t_parse_rate",
+            "ms_per_t2i_sample_b1",
+            "ms_per_t2i_sample_b16",
+        )
+    }
+    assert names <= set(figures)
+    for name in names - {
+        "stage2.unified.ms_per_t2i_sample_b1",
+        "stage2.unified.ms_per_t2i_sample_b16",
+    }:
+        assert 0.0 <= figures[name] <= 1.0
+    # the decoding settings travel with the config (and so with a shipped file)
+    rebuilt = um.build(config_from_dict(um.Config, config_to_dict(cfg)))
+    assert rebuilt.decoding == model.decoding
+
+
+def test_bad_configs_and_inputs_raise():
+    with pytest.raises(ValueError, match="task probabilities"):
+        um.Config(p_t2i=-1)
+    with pytest.raises(ValueError, match="does not know its tokenizer"):
+        um.build(um.Config())
+    model = tiny()
+    with pytest.raises(ValueError, match=r"\(B, 8, 8\)"):
+        model.image_to_text(torch.zeros(2, 4, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="shaped"):
+        model.infill(torch.zeros(1, 10, dtype=torch.long), torch.zeros(10, dtype=torch.bool))
+    with pytest.raises(TypeError, match="bool"):
+        model.infill(torch.zeros(1, 128, dtype=torch.long), torch.zeros(128))
+    with pytest.raises(ValueError, match="n must be"):
+        model.generate_joint(0)
