@@ -154,7 +154,7 @@ def record(
     rec = Recording(**{k: np.stack([e[k] for e in eps]) for k in FIELDS})
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # one per process: two may record at once
         np.savez_compressed(tmp, **{k: getattr(rec, k) for k in FIELDS})
         os.replace(tmp, path)  # atomic: a reader never sees half a file
     return rec
