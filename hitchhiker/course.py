@@ -101,7 +101,7 @@ NOTEBOOKS: list[Notebook] = [
         "guidance, image-to-text, joint generation and infilling, scored fact by fact; an "
         "autoregressive (Chameleon-style) baseline beside it.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (machine shared)": "42 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "20 s",
             "same, smoke preset, one thread": "12 s",
             "retraining both models at the cpu preset (one thread, shared machine)": "~21 min",
         },
@@ -123,7 +123,7 @@ NOTEBOOKS: list[Notebook] = [
         "A few-step EDM denoiser conditioned on past frames and actions (GameNGen, DIAMOND); "
         "context noise against drift; steps versus quality versus FPS; and what it forgets.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (machine shared)": "29 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "11 s",
             "same, smoke preset (shipped weights)": "5 s",
             "retraining both engines at the cpu preset (one thread)": "12 min",
         },
