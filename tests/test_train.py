@@ -481,3 +481,17 @@ def test_ddp_two_cpu_ranks_match_single_process(tmp_path):
     for k, v in single.model.state_dict().items():
         assert torch.allclose(v, rank0[k], atol=1e-5), k
     assert np.allclose(single.losses, losses, rtol=1e-4)
+
+
+def test_train_config_of_takes_the_recipes_fields_by_name():
+    from types import SimpleNamespace
+
+    from hitchhiker.train import train_config_of
+
+    recipe = SimpleNamespace(steps=8, train_steps=40, batch_size=5, lr=0.01, warmup_steps=100,
+                             seed=3, checkpoint_every=7, policy="random")  # fmt: skip
+    tcfg = train_config_of(recipe, checkpoint_every=0)
+    assert (tcfg.steps, tcfg.batch_size, tcfg.lr, tcfg.seed) == (40, 5, 0.01, 3)  # train_steps wins
+    assert tcfg.warmup_steps == 39 and tcfg.log_every == 10  # warmup inside the run; 4 log lines
+    assert tcfg.checkpoint_every == 0  # overrides come last
+    assert train_config_of(SimpleNamespace(steps=400, warmup_steps=10)).log_every == 50

@@ -485,21 +485,9 @@ def bind_actions(cfg: Config, tokens: torch.Tensor, actions: np.ndarray) -> torc
 
 def train_config(cfg: Config):
     """The trainer's settings from a dynamics config."""
-    from hitchhiker.config import make_config
-    from hitchhiker.train import TrainConfig
+    from hitchhiker.train import train_config_of
 
-    return make_config(
-        TrainConfig,
-        "cpu",
-        steps=cfg.steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_steps,
-        checkpoint_every=cfg.checkpoint_every,
-        seed=cfg.seed,
-        log_every=max(1, min(50, cfg.steps // 4)),
-    )
+    return train_config_of(cfg)
 
 
 def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> DynamicsModel:

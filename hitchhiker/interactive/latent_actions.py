@@ -553,21 +553,9 @@ def plot_confusion(counts: np.ndarray, ax=None, actions=None, max_codes: int = 3
 
 def train_config(cfg: Config):
     """The trainer's settings from the LAM config."""
-    from hitchhiker.config import make_config
-    from hitchhiker.train import TrainConfig
+    from hitchhiker.train import train_config_of
 
-    return make_config(
-        TrainConfig,
-        "cpu",  # rows other than the fields set here do not matter
-        steps=cfg.steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_steps,
-        checkpoint_every=cfg.checkpoint_every,
-        seed=cfg.seed,
-        log_every=max(1, min(50, cfg.steps // 4)),
-    )
+    return train_config_of(cfg)
 
 
 def build(cfg: Config) -> LatentActionModel:

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from hitchhiker.masks.core import TransformerCore, init_weights
-from hitchhiker.train import TrainConfig, train
+from hitchhiker.train import TrainConfig, train, train_config_of
 from hitchhiker.world.dataset import LEARNING_WORLD, FrameDataset, frames_to_tensor, record
 
 
@@ -337,18 +337,7 @@ def build(cfg: Config) -> MAE:
 
 def train_config(cfg: Config) -> TrainConfig:
     """The trainer's settings taken from the recipe's config."""
-    return TrainConfig(
-        steps=cfg.train_steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=min(cfg.warmup_steps, max(0, cfg.train_steps - 1)),
-        checkpoint_every=0,
-        log_every=max(1, min(50, cfg.train_steps // 4)),
-        seed=cfg.seed,
-        device=cfg.device,
-        precision=cfg.precision,
-    )
+    return train_config_of(cfg, checkpoint_every=0)
 
 
 def fit(cfg: Config, run_dir=None, progress: bool = True) -> MAE:

@@ -361,20 +361,9 @@ def core_config(cfg) -> CoreConfig:
 
 def train_config(cfg):
     """The trainer's settings from a token-model config."""
-    from hitchhiker.config import make_config
-    from hitchhiker.train import TrainConfig
+    from hitchhiker.train import train_config_of
 
-    return make_config(
-        TrainConfig,
-        "cpu",  # rows other than the fields set here (checkpoint cadence, logging) do not matter
-        steps=cfg.steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_steps,
-        seed=cfg.seed,
-        log_every=max(1, min(50, cfg.steps // 4)),
-    )
+    return train_config_of(cfg, checkpoint_every=500)  # MaskGIT and AR checkpoint every 500
 
 
 def build(cfg: Config) -> MaskGIT:

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from hitchhiker.masks.core import CoreConfig, MaskedTokenModel
-from hitchhiker.train import TrainConfig, train
+from hitchhiker.train import train, train_config_of
 from hitchhiker.world.captions import (
     CAPTION_VOCAB,
     describe,
@@ -434,18 +434,7 @@ def fit(cfg: Config, run_dir=None, progress: bool = True) -> MaskedTokenModel:
         "train", cfg.episodes, cfg.steps, cfg.policy, world=LEARNING_WORLD, progress=progress
     )
     data = CaptionDataset(captions_of(rec), cfg.seq_len)
-    tcfg = TrainConfig(
-        steps=cfg.train_steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=min(cfg.warmup_steps, max(0, cfg.train_steps - 1)),
-        checkpoint_every=0,
-        log_every=max(1, min(50, cfg.train_steps // 4)),
-        seed=cfg.seed,
-        device=cfg.device,
-        precision=cfg.precision,
-    )
+    tcfg = train_config_of(cfg, checkpoint_every=0)
     model = build(cfg)
     return train(model, data, text_loss, tcfg, run_dir, progress=progress).model.eval()
 

@@ -43,9 +43,8 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset
 
-from hitchhiker.config import make_config
 from hitchhiker.masks.quantizers import EMAVectorQuantizer, FiniteScalarQuantizer
-from hitchhiker.train import TrainConfig, train
+from hitchhiker.train import train, train_config_of
 from hitchhiker.world.dataset import LEARNING_WORLD, FrameDataset, frames_to_tensor, record
 from hitchhiker.world.reader import read_tiles
 from hitchhiker.world.tiles import NUM_KINDS, TILE_NAMES
@@ -308,18 +307,8 @@ def fit(cfg: Config, run_dir: str | Path | None = None, progress: bool = True) -
     """Record the train split and train a tokenizer on its views."""
     data = frames_of(cfg, "train", progress)
     model = build(cfg)
-    tcfg = make_config(
-        TrainConfig,
-        steps=cfg.steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        warmup_steps=cfg.warmup_steps,
-        weight_decay=0.0,  # a per-tile autoencoder that must memorise exact pictures: no decay
-        seed=cfg.seed,
-        device=cfg.device,
-        log_every=50,
-        checkpoint_every=0,
-    )
+    # a per-tile autoencoder that must memorise exact pictures: no weight decay
+    tcfg = train_config_of(cfg, weight_decay=0.0, log_every=50, checkpoint_every=0)
     return train(model, data, loss_fn, tcfg, run_dir, progress=progress).model
 
 

@@ -207,18 +207,9 @@ def tokenizer_of(cfg):
 
 def train_config(cfg):
     """The trainer's settings from a Stage II config."""
-    from hitchhiker.train import TrainConfig
+    from hitchhiker.train import train_config_of
 
-    return TrainConfig(
-        steps=cfg.steps,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=min(cfg.warmup_steps, max(0, cfg.steps - 1)),
-        checkpoint_every=cfg.checkpoint_every,
-        log_every=max(1, min(50, cfg.steps // 4)),
-        seed=cfg.seed,
-    )
+    return train_config_of(cfg)
 
 
 def decoding_of(cfg: Config) -> dict[str, Any]:
