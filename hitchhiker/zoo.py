@@ -1,6 +1,7 @@
 """The shipped models: train one by its recipe, store it in ``data/checkpoints/``, load it back.
 
     python -m hitchhiker.zoo train tokenizer --preset cpu   # train, evaluate, ship, add to manifest
+                                                            # (cut short? run it again: it resumes)
     python -m hitchhiker.zoo evaluate dynamics              # re-measure a shipped model's figures
     python -m hitchhiker.zoo list                           # what is shipped, with its figures
     python -m hitchhiker.zoo verify                         # every file against its sha256
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -41,6 +44,8 @@ from hitchhiker.checkpoint import (
 from hitchhiker.config import config_from_dict, config_to_dict, make_config, resolve_preset
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
+RUNS = Path(__file__).resolve().parent.parent / "runs" / "zoo"
+"""Trainer checkpoints of ``zoo train`` (git-ignored): one folder per model and preset."""
 MANIFEST = CHECKPOINTS / "manifest.json"
 RECIPES: dict[str, str] = {
     "mae": "hitchhiker.masks.mae",
@@ -102,15 +107,46 @@ def path_of(name: str) -> Path:
     return CHECKPOINTS / STAGE_DIR.get(package, "misc") / f"{name}.safetensors"
 
 
-def ship(name: str, preset: str | None = None, progress: bool = True) -> dict:
+def run_dir_of(name: str, preset: str) -> Path:
+    """Where ``zoo train NAME --preset PRESET`` keeps its trainer checkpoints."""
+    return RUNS / f"{name}-{preset}"
+
+
+def _claim_run_dir(run_dir: Path, config: dict, name: str, preset: str) -> None:
+    """Record the recipe config a run dir trains; refuse to resume one trained with another
+    (the trainer's own check only sees optimiser settings, not e.g. the model width)."""
+    record = run_dir / "recipe_config.json"
+    if record.is_file():
+        saved = json.loads(record.read_text())
+        changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
+        if changed:
+            raise CheckpointError(
+                f"{run_dir} holds a run of {name!r} with other settings ({', '.join(changed)}); "
+                f"expected the current {preset!r} preset. Start over with "
+                f"`python -m hitchhiker.zoo train {name} --preset {preset} --fresh`"
+            )
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(config, indent=1, sort_keys=True))
+
+
+def ship(
+    name: str, preset: str | None = None, progress: bool = True, fresh: bool = False
+) -> dict:
     """Train ``name`` at ``preset``, evaluate it, store it and add it to the manifest.
 
-    No overrides: shipped weights must be reproducible by the recorded command alone.
+    No overrides: shipped weights must be reproducible by the recorded command alone. Training
+    checkpoints go to :func:`run_dir_of`, so a run that was cut short resumes where it stopped
+    (and a finished one is only re-evaluated); ``fresh`` deletes them first.
     """
     mod = recipe(name)
     preset = resolve_preset(preset)
     cfg = config_for(name, preset)
-    model = mod.fit(cfg, progress=progress)
+    run_dir = run_dir_of(name, preset)
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    _claim_run_dir(run_dir, config_to_dict(cfg), name, preset)
+    model = mod.fit(cfg, run_dir=run_dir, progress=progress)
     figures = {k: float(v) for k, v in mod.evaluate(model, cfg).items()}
     target = path_of(name)
     meta = {"recipe": name, "preset": preset, "config": config_to_dict(cfg), "figures": figures}
@@ -179,13 +215,19 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("train", help="train, evaluate and ship a model")
     t.add_argument("name", choices=sorted(RECIPES))
     t.add_argument("--preset", help="smoke, cpu, gpu or large (default: what fits this machine)")
+    t.add_argument(
+        "--fresh", action="store_true", help="start over instead of resuming runs/zoo/NAME-PRESET"
+    )
     e = sub.add_parser("evaluate", help="re-measure a shipped model's figures into the manifest")
     e.add_argument("name", choices=sorted(RECIPES))
     sub.add_parser("list", help="shipped models and their figures")
     sub.add_parser("verify", help="check every shipped file against its sha256")
     args = ap.parse_args(argv)
     if args.cmd in ("train", "evaluate"):
-        figures = ship(args.name, args.preset) if args.cmd == "train" else reevaluate(args.name)
+        if args.cmd == "train":
+            figures = ship(args.name, args.preset, fresh=args.fresh)
+        else:
+            figures = reevaluate(args.name)
         for k, v in figures.items():
             print(f"{k:<44} {v:.4g}")
     elif args.cmd == "list":

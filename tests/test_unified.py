@@ -86,9 +86,11 @@ def test_one_model_object_performs_all_four_tasks():
     views = model.text_to_image([CAPTION, CAPTION], steps=4, guidance=2.0, seed=0)
     assert views.shape == (2, 8, 8) and views.dtype == torch.long
     assert ((views >= 0) & (views < K)).all()  # image codes only: the vocabulary is restricted
-    captions = model.image_to_text(views, steps=4)
+    captions = model.image_to_text(views, steps=4, grammar=False)
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
     assert all(w in text.CAPTION_VOCAB for c in captions for w in text.tokenize_caption(c))
+    # the default decoder stays inside the caption grammar: even untrained, every caption parses
+    assert all(text.parses(c) for c in model.image_to_text(views, temperature=1.0))
     caps, joint = model.generate_joint(3, steps=6, seed=1)
     assert len(caps) == 3 and joint.shape == (3, 8, 8) and ((joint >= 0) & (joint < K)).all()
     seq = model.infill(
@@ -126,7 +128,9 @@ def test_captions_decode_in_parallel_or_block_by_block_left_to_right(pairs):
     views = pairs.views[:3]
     for block in (64, 8, 1):
         history = []
-        caps = model.image_to_text(views, steps=16, block=block, temperature=1.0, history=history)
+        caps = model.image_to_text(
+            views, steps=16, block=block, temperature=1.0, history=history, grammar=False
+        )
         assert len(caps) == 3
         assert all(w in text.CAPTION_VOCAB for c in caps for w in text.tokenize_caption(c))
         seq = history[-1]
@@ -137,7 +141,7 @@ def test_captions_decode_in_parallel_or_block_by_block_left_to_right(pairs):
             assert (history[0][:, :8] != model.mask_id).all()
     for bad in (0, 65):
         with pytest.raises(ValueError, match="block must lie in"):
-            model.image_to_text(views, block=bad)
+            model.image_to_text(views, block=bad, grammar=False)
 
 
 def test_guidance_zero_reproduces_the_unguided_path():

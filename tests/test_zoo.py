@@ -26,8 +26,11 @@ def _recipe():
     mod.build = lambda cfg: nn.Linear(2, cfg.width)
 
     def fit(cfg, run_dir=None, progress=True):
+        mod.run_dirs.append(run_dir)
         torch.manual_seed(0)
         return mod.build(cfg)
+
+    mod.run_dirs = []
 
     mod.fit = fit
     mod.evaluate = lambda model, cfg: {"tiny.width": float(model.out_features)}
@@ -40,6 +43,7 @@ def tiny(tmp_path, monkeypatch):
     monkeypatch.setitem(zoo.RECIPES, "tiny", "hh_tiny_recipe")
     monkeypatch.setattr(zoo, "CHECKPOINTS", tmp_path)
     monkeypatch.setattr(zoo, "MANIFEST", tmp_path / "manifest.json")
+    monkeypatch.setattr(zoo, "RUNS", tmp_path / "runs")
     for flag in ("CI", "HITCHHIKER_SMOKE", "HITCHHIKER_PRESET"):  # presets named here must hold
         monkeypatch.delenv(flag, raising=False)
     return tmp_path
@@ -57,6 +61,20 @@ def test_ship_then_load_rebuilds_the_architecture_from_the_file(tiny):
     torch.manual_seed(0)
     ref = nn.Linear(2, 5)
     assert torch.allclose(model.weight, ref.weight, atol=1e-3)  # fp16 storage
+
+
+def test_ship_trains_in_a_run_dir_so_a_cut_run_resumes(tiny, monkeypatch):
+    zoo.ship("tiny", "cpu", progress=False)
+    run_dir = tiny / "runs" / "tiny-cpu"
+    assert sys.modules["hh_tiny_recipe"].run_dirs == [run_dir]  # the trainer resumes from there
+    (run_dir / "step-1").mkdir()
+    zoo.ship("tiny", "cpu", progress=False)
+    assert (run_dir / "step-1").exists()  # kept: the next run picks up where this one stopped
+    monkeypatch.setitem(TinyConfig.PRESETS, "cpu", {"width": 6})  # the recipe changed since
+    with pytest.raises(CheckpointError, match="other settings \\(width\\).*--fresh"):
+        zoo.ship("tiny", "cpu", progress=False)
+    zoo.ship("tiny", "cpu", progress=False, fresh=True)
+    assert not (run_dir / "step-1").exists()  # --fresh starts over
 
 
 def test_load_or_fit_uses_shipped_weights_except_in_smoke(tiny):

@@ -34,6 +34,7 @@ from hitchhiker.masks.core import CoreConfig, KVCache, MaskedTokenModel
 from hitchhiker.masks.maskgit import sample_tokens
 from hitchhiker.masks.text import PAD_ID
 from hitchhiker.unified import unified as um
+from hitchhiker.unified.grammar import GrammarBatch, constrained_words
 from hitchhiker.unified.scoring import figures, t2i_accuracy, tuning_pairs
 from hitchhiker.unified.sequence import (
     IMAGE,
@@ -102,12 +103,14 @@ class UnifiedAR(MaskedTokenModel):
         seed: int | None = 0,
         use_cache: bool = True,
         stop_at_pad: bool = False,
+        grammar: GrammarBatch | None = None,
     ) -> torch.Tensor:
         """Write ``len(modalities)`` tokens after ``prefix`` (B, P) ([BOS] first), one per step.
 
         ``modalities``: the modality of each token to write. ``use_cache=False`` recomputes the
         whole prefix every step (same random draws, same tokens). ``stop_at_pad``: stop once every
         row has written a caption pad (what follows the first pad is never read) and pad the rest.
+        ``grammar``: words (text positions) restricted to what the caption grammar allows next.
         """
         device = prefix.device
         gen = None if seed is None else torch.Generator(device).manual_seed(seed)
@@ -124,7 +127,13 @@ class UnifiedAR(MaskedTokenModel):
             else:
                 logits = self(seq, mods, is_causal=True)
             target = torch.full((1,), m, dtype=torch.long, device=device)
-            ids, _ = sample_tokens(self.restrict(logits[:, -1:], target)[:, 0], temperature, gen)
+            next_logits = self.restrict(logits[:, -1:], target)[:, 0]
+            if grammar is not None and m == TEXT:
+                words = self.layout.text_vocab
+                next_logits[:, :words] = constrained_words(next_logits[:, :words], grammar)
+            ids, _ = sample_tokens(next_logits, temperature, gen)
+            if grammar is not None and m == TEXT:
+                grammar.push(ids)
             out.append(ids)
             seq = torch.cat([seq, ids[:, None]], 1)
             mods = torch.cat([mods, target])
@@ -160,8 +169,12 @@ class UnifiedAR(MaskedTokenModel):
         temperature: float | None = None,
         seed: int | None = 0,
         use_cache=True,
+        grammar: bool | None = None,
     ) -> list[str]:
-        """Captions of view codes (B, h, w), word by word until every row has written a pad."""
+        """Captions of view codes (B, h, w), word by word until every row has written a pad.
+
+        ``grammar``: each word restricted to what the caption grammar allows next (:mod:`.grammar`),
+        as the masked model does (None: the model's default)."""
         lay = self.layout
         if views.ndim != 3 or tuple(views.shape[1:]) != (lay.grid_h, lay.grid_w):
             raise ValueError(
@@ -170,8 +183,10 @@ class UnifiedAR(MaskedTokenModel):
         first = views.reshape(len(views), -1).to(self.pos.device) + lay.text_vocab
         prefix, mods = self._prefix(first, IMAGE)
         temp = self.decoding["text_temperature"] if temperature is None else temperature
+        grammar = self.decoding["i2t_grammar"] if grammar is None else grammar
+        rules = GrammarBatch(len(views), self.pos.device) if grammar else None
         words = self.continue_sequence(
-            prefix, mods, [TEXT] * lay.caption_len, temp, seed, use_cache, stop_at_pad=True
+            prefix, mods, [TEXT] * lay.caption_len, temp, seed, use_cache, True, rules
         )
         return decode_captions(words)
 
@@ -190,7 +205,11 @@ class UnifiedAR(MaskedTokenModel):
         return decode_captions(caps), views
 
 
-DECODING_DEFAULTS: dict[str, Any] = {"temperature": 1.0, "text_temperature": 0.0}
+DECODING_DEFAULTS: dict[str, Any] = {
+    "temperature": 1.0,
+    "text_temperature": 0.0,
+    "i2t_grammar": True,
+}
 
 
 def ar_loss(model, batch: dict, p_view_first: float = 0.5):

@@ -10,7 +10,8 @@ Every task is the same operation: put [MASK] where tokens are wanted, then fill 
 MaskGIT's loop (:func:`hitchhiker.masks.maskgit.iterative_decode`):
 
     text-to-image   caption given, view masked          (guided, see below)
-    image-to-text   view given, caption masked          (all at once, or in blocks left to right)
+    image-to-text   view given, caption masked          (word by word inside the caption grammar,
+                                                         all at once, or in blocks left to right)
     joint           everything masked
     infilling       any positions of either modality masked
 
@@ -32,8 +33,10 @@ from typing import Any
 import torch
 
 from hitchhiker.masks.core import CoreConfig, MaskedTokenModel
-from hitchhiker.masks.maskgit import iterative_decode
+from hitchhiker.masks.maskgit import iterative_decode, sample_tokens
 from hitchhiker.masks.text import PAD_ID
+from hitchhiker.unified.grammar import GrammarBatch
+from hitchhiker.unified.self_check import best_of
 from hitchhiker.unified.sequence import Layout, decode_captions, encode_captions
 
 
@@ -131,9 +134,17 @@ class UnifiedModel(MaskedTokenModel):
         temperature: float | None = None,
         seed: int | None = 0,
         history: list | None = None,
+        candidates: int | None = None,
     ) -> torch.Tensor:
-        """Views (B, h, w) for captions (strings, Facts, or ids (B, L)); None: the tuned defaults."""
+        """Views (B, h, w) for captions (strings, Facts, or ids (B, L)); None: the tuned defaults.
+
+        ``candidates`` > 1: draw that many views per caption and keep the one the model itself
+        reads back best (:func:`.self_check.best_of`)."""
         caps = captions if torch.is_tensor(captions) else encode_captions(captions)
+        n = self._opt("t2i_candidates", candidates)
+        if n != 1:
+            draw = {"steps": steps, "guidance": guidance, "temperature": temperature, "seed": seed}
+            return best_of(self, caps.to(self.pos.device), n, **draw)
         lay = self.layout
         x = self._blank(len(caps))
         x[:, lay.caption_slice] = caps.to(x.device)
@@ -158,9 +169,14 @@ class UnifiedModel(MaskedTokenModel):
         seed: int | None = 0,
         history: list | None = None,
         block: int | None = None,
+        grammar: bool | None = None,
     ) -> list[str]:
         """Captions of view codes (B, h, w).
 
+        ``grammar``: write the caption left to right, one word per step, each word restricted to
+        what the caption grammar allows next (:mod:`.grammar`); every caption then parses.
+        ``steps`` and ``block`` are unused (the caption's own length sets the steps; steps where
+        the grammar allows one word only skip the model). Otherwise MaskGIT's loop decodes it:
         ``block``: caption positions decoded together, blocks left to right (semi-autoregressive
         decoding, as LLaDA does for long answers): L = all at once, 1 = one word per step.
         ``steps`` is the total budget, shared evenly by the blocks (at least one step each).
@@ -172,6 +188,10 @@ class UnifiedModel(MaskedTokenModel):
             )
         x = self._blank(len(views))
         x[:, lay.view_slice] = views.reshape(len(views), -1).to(x.device) + lay.text_vocab
+        if self._opt("i2t_grammar", grammar):
+            temperature = self._opt("text_temperature", temperature)
+            x = self._caption_by_grammar(x, temperature, seed, history)
+            return decode_captions(lay.split(x)[0])
         steps = self._opt("i2t_steps", steps)
         block = self._opt("i2t_block", block)
         if not 1 <= block <= lay.caption_len:
@@ -184,6 +204,31 @@ class UnifiedModel(MaskedTokenModel):
         else:
             x = self._caption_by_blocks(x, block, steps, temperature, seed, history)
         return decode_captions(lay.split(x)[0])
+
+    def _caption_by_grammar(self, x, temperature, seed, history):
+        """Fill the caption of x (B, N) word by word, left to right, inside the caption grammar.
+
+        At word i the model sees the view, words < i and [MASK] after; its logits at position i
+        are restricted to the words the grammar allows there, then sampled (temperature 0: the
+        most likely allowed word)."""
+        gen = None if seed is None else torch.Generator(x.device).manual_seed(seed)
+        words = self.layout.text_vocab
+        rules = GrammarBatch(len(x), x.device)
+        for i in range(self.layout.caption_len):
+            allowed = rules.mask()
+            if bool((allowed.sum(1) == 1).all()):  # forced words: no need to ask the model
+                ids = allowed.long().argmax(1)
+            else:
+                logits = self(x, self.modality_ids)[:, i, :words].float()
+                ids, _ = sample_tokens(logits.masked_fill(~allowed, float("-inf")), temperature, gen)
+            x[:, i] = ids
+            rules.push(ids)
+            if history is not None:
+                history.append(x.clone())
+            if rules.done:
+                x[:, i + 1 : self.layout.caption_len] = PAD_ID
+                break
+        return x
 
     def _caption_by_blocks(self, x, block, steps, temperature, seed, history):
         """Fill the caption of x (B, N) block by block, left to right; each block runs MaskGIT's
@@ -304,10 +349,12 @@ class UnifiedModel(MaskedTokenModel):
 
 DECODING_DEFAULTS: dict[str, Any] = {
     "t2i_steps": 8,
+    "t2i_candidates": 1,
     "guidance": 1.0,
     "temperature": 0.5,
     "i2t_steps": 8,
     "i2t_block": 64,
+    "i2t_grammar": True,
     "text_temperature": 0.0,
     "joint_steps": 16,
     "choice_temperature": 4.5,

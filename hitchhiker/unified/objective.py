@@ -40,6 +40,7 @@ import torch.nn.functional as F
 
 from hitchhiker.masks.maskgit import mask_counts, random_mask
 from hitchhiker.masks.text import PAD_ID
+from hitchhiker.unified.self_check import fact_positions
 
 TASKS = ("t2i", "i2t", "joint")
 """Training tasks, in the order of the task probabilities."""
@@ -82,8 +83,12 @@ def unified_loss(
     caption_dropout: float = 0.1,
     caption_schedule: str = "uniform",
     suffix_share: float = 0.0,
+    fact_weight: float = 1.0,
 ):
     """Masked cross-entropy on a batch of (caption, view) pairs, each row with a random task.
+
+    ``fact_weight``: weight of hidden caption words that name a kind or the heading
+    (:func:`.self_check.fact_positions`) against 1 for every other hidden token.
 
     ``model`` is a :class:`~hitchhiker.unified.masked_model.UnifiedModel` (or a wrapper with
     ``.module``); returns (loss, {"view_acc", "text_acc"}) for the trainer.
@@ -104,7 +109,11 @@ def unified_loss(
     logits = model(torch.where(hidden, net.mask_id, x), net.modality_ids)
     allowed = net.allowed.expand(b, -1, -1)[target]  # (M, V): each target's modality ids
     picked = logits[target].float().masked_fill(~allowed, float("-inf"))
-    loss = F.cross_entropy(picked, x[target])
+    weight = torch.ones_like(target, dtype=torch.float)
+    if fact_weight != 1.0:
+        weight[:, :n_cap] += (fact_weight - 1.0) * fact_positions(x[:, lay.caption_slice]).float()
+    weight = weight[target]
+    loss = (F.cross_entropy(picked, x[target], reduction="none") * weight).sum() / weight.sum()
     right = picked.argmax(-1) == x[target]
     is_view = net.view_positions.expand_as(target)[target]
     metrics = {

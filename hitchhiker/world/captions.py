@@ -84,6 +84,14 @@ _GROUND = {
     Tile.PATH: "a path",
     Tile.HOUSE: "a house",
 }
+SUBJECT_WORDS: dict[str, tuple[str, ...]] = {
+    TILE_NAMES[k]: tuple(v.split()) for k, v in _SUBJECT.items()
+}
+"""Kind name -> the words that open its sentence ("water" -> ("water", "lies"))."""
+GROUND_WORDS: dict[str, tuple[str, ...]] = {
+    TILE_NAMES[k]: tuple(v.split()) for k, v in _GROUND.items()
+}
+"""Kind name -> its words after "You stand on" ("stump" -> ("a", "stump"))."""
 _SUBJECT_TO_KIND = {tuple(v.split()): TILE_NAMES[k] for k, v in _SUBJECT.items()}
 _GROUND_TO_KIND = {tuple(v.split()): TILE_NAMES[k] for k, v in _GROUND.items()}
 
