@@ -54,7 +54,7 @@ e2e: venv
 	$(SMOKE) $(BIN)/python -m pytest -m e2e tests
 
 strip: venv
-	$(BIN)/nbstripout --extra-keys "metadata.kernelspec metadata.language_info" notebooks/*.ipynb
+	$(BIN)/nbstripout --keep-id --extra-keys "metadata.kernelspec metadata.language_info" notebooks/*.ipynb
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

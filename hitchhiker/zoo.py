@@ -130,9 +130,7 @@ def _claim_run_dir(run_dir: Path, config: dict, name: str, preset: str) -> None:
     record.write_text(json.dumps(config, indent=1, sort_keys=True))
 
 
-def ship(
-    name: str, preset: str | None = None, progress: bool = True, fresh: bool = False
-) -> dict:
+def ship(name: str, preset: str | None = None, progress: bool = True, fresh: bool = False) -> dict:
     """Train ``name`` at ``preset``, evaluate it, store it and add it to the manifest.
 
     No overrides: shipped weights must be reproducible by the recorded command alone. Training

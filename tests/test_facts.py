@@ -100,3 +100,14 @@ def test_fact_table_ticks_each_requested_fact():
     assert rows["facing north"] is False and rows["north: water"] is False
     assert rows["standing on grass"] and rows["sheep to the east"] and rows["west: grass"]
     assert not any(dict(fx.fact_table(asked, None)).values())
+
+
+def test_region_accuracy_scores_each_region_and_unparseable_captions_as_wrong():
+    truth = facts(north="water", east="forest")
+    one_wrong = describe(facts(north="water", east="sand"))
+    acc = fx.region_accuracy([describe(truth), one_wrong, "grass grass"], [truth] * 3)
+    want = np.full(len(REGIONS), 2 / 3)
+    want[REGIONS.index("east")] = 1 / 3
+    assert np.allclose(acc, want)
+    with pytest.raises(ValueError, match="as many captions"):
+        fx.region_accuracy([], [])

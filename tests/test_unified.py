@@ -4,6 +4,7 @@ errors on bad captions, a tiny model that learns, and the recipe end to end (ora
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hitchhiker import zoo
 from hitchhiker.config import config_from_dict, config_to_dict
@@ -12,9 +13,11 @@ from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import iterative_decode
 from hitchhiker.masks.token_data import OracleTokenizer
 from hitchhiker.train import TrainConfig, train
+from hitchhiker.unified import objective
 from hitchhiker.unified import sequence as sq
 from hitchhiker.unified import unified as um
 from hitchhiker.unified.objective import caption_mask
+from hitchhiker.unified.self_check import fact_positions
 from hitchhiker.world import REGIONS, describe, parse_caption
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add noise
@@ -187,6 +190,26 @@ def test_loss_masks_only_what_each_task_hides(pairs):
     assert (seen[-1][:, :64] != model.mask_id).all() and (seen[-1][:, 64:] == model.mask_id).any()
     um.unified_loss(model, batch, (1.0, 0.0, 0.0), 0.999)  # caption dropout: captions all hidden
     assert (seen[-1][:, :64] == model.mask_id).all()
+
+
+def test_fact_weight_weights_exactly_the_kind_and_heading_words(pairs, monkeypatch):
+    model = tiny()
+    caps, views = pairs.captions[:8], pairs.views[:8]
+    everything = lambda captions, *args: torch.ones_like(captions, dtype=torch.bool)
+    monkeypatch.setattr(objective, "caption_mask", everything)  # i2t with every word hidden
+    x = model.layout.join(caps, views)
+    x[:, :64] = model.mask_id
+    with torch.no_grad():
+        logits = model.restricted_logits(x)[:, :64]
+        per_word = F.cross_entropy(logits.flatten(0, 1), caps.flatten(), reduction="none")
+        fact = fact_positions(caps).float().flatten()
+        assert fact.sum() > 0
+        for w in (1.0, 5.0):
+            weight = 1 + (w - 1) * fact
+            want = (per_word * weight).sum() / weight.sum()
+            batch = {"caption": caps, "view": views}
+            got, _ = um.unified_loss(model, batch, (0.0, 1.0, 0.0), 0.0, fact_weight=w)
+            assert torch.allclose(got, want, atol=1e-5)
 
 
 # ----------------------------------------------------------------------------- learning and recipe

@@ -87,6 +87,21 @@ def i2t_scores(captions: Sequence[str], truths: Sequence[Facts]) -> dict[str, fl
     }
 
 
+def region_accuracy(captions: Sequence[str], truths: Sequence[Facts]) -> np.ndarray:
+    """(8,) share of captions that give each region (REGIONS order) its true dominant kind; a
+    caption that does not parse counts wrong on every region."""
+    if len(captions) != len(truths) or not len(captions):
+        raise ValueError(f"need as many captions as views; got {len(captions)} and {len(truths)}")
+    right = np.zeros((len(captions), len(REGIONS)))
+    for row, (c, t) in enumerate(zip(captions, truths)):
+        try:
+            said = parse_caption(c)
+        except ValueError:
+            continue
+        right[row] = [said.regions[r] == t.regions[r] for r in REGIONS]
+    return right.mean(0)
+
+
 def fact_table(asked: Facts, got: Facts | None) -> list[tuple[str, bool]]:
     """One line per atomic fact of ``asked`` ("region north-west: water") and whether it holds in
     ``got`` (``None``: nothing could be read, every fact fails). For the notebook's tick lists."""

@@ -25,10 +25,20 @@ to right (LLaDA's semi-autoregressive decoding). An image-to-text draw hides
                [0, len] on: the exact state of left-to-right decoding at word k, with loss on the
                whole rest of the caption
 
-Measured at the cpu budget (400 steps of 64, val split, one word per step): cosine + half suffix
-parsed 31% of captions, uniform 48%. Most caption positions of a cosine or suffix draw must be
-guessed from the view alone; early in training that is noise, while a half-visible caption teaches
-the grammar that decides whether a caption parses at all. Uniform is the default.
+Measured at the cpu budget, val split:
+
+* without the caption grammar (400 steps, one word per step): cosine + half suffix parsed 31% of
+  captions, uniform 48%; a half-visible caption teaches the grammar that decides whether a caption
+  parses at all;
+* with the grammar (:mod:`.grammar`: every caption parses, so precision measures reading alone;
+  3000 steps, 128 pairs): half suffix 0.805 precision and 0.829 text-to-image facts, uniform
+  0.807 and 0.842. Matching the decoding state did not pay.
+* ``fact_weight`` 5 (the loss of kind and heading words weighted 5 to 1; 1000 steps, 64 pairs):
+  region facts read right 0.70, as with weight 1, and text-to-image fell from 0.75 to 0.71.
+
+Uniform is the default. What the masked model reads worst is the regions late in the caption
+(north-west 0.98 down to south-east 0.64, val), where the autoregressive baseline stays above 0.8:
+see notebook 03.
 
 Shapes: B batch, L = 64 caption tokens, h x w view codes, N = L + h * w, V = T + K shared ids.
 """
@@ -87,9 +97,8 @@ def unified_loss(
 ):
     """Masked cross-entropy on a batch of (caption, view) pairs, each row with a random task.
 
-    ``fact_weight``: weight of hidden caption words that name a kind or the heading
-    (:func:`.self_check.fact_positions`) against 1 for every other hidden token.
-
+    ``fact_weight``: loss weight of hidden caption words that name a kind or the heading
+    (:func:`.self_check.fact_positions`), against 1 for every other hidden token.
     ``model`` is a :class:`~hitchhiker.unified.masked_model.UnifiedModel` (or a wrapper with
     ``.module``); returns (loss, {"view_acc", "text_acc"}) for the trainer.
     """
@@ -110,8 +119,7 @@ def unified_loss(
     allowed = net.allowed.expand(b, -1, -1)[target]  # (M, V): each target's modality ids
     picked = logits[target].float().masked_fill(~allowed, float("-inf"))
     weight = torch.ones_like(target, dtype=torch.float)
-    if fact_weight != 1.0:
-        weight[:, :n_cap] += (fact_weight - 1.0) * fact_positions(x[:, lay.caption_slice]).float()
+    weight[:, :n_cap] += (fact_weight - 1.0) * fact_positions(x[:, lay.caption_slice]).float()
     weight = weight[target]
     loss = (F.cross_entropy(picked, x[target], reduction="none") * weight).sum() / weight.sum()
     right = picked.argmax(-1) == x[target]

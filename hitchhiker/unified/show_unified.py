@@ -1,6 +1,6 @@
 """Pictures and widgets for notebook 03: views with their captions, facts ticked against the
 truth, the caption composer, the view reader, infilling in both modalities, and the race between
-the masked model and its autoregressive baseline.
+the masked model and its autoregressive baseline, region by region.
 
 Everything here draws or wires widgets; nothing trains. Widgets use only ipywidgets calls valid on
 7.7 and 8 (Dropdown, SelectMultiple, IntSlider, FloatSlider, Output, interactive_output).
@@ -218,5 +218,23 @@ def plot_race(rows: dict[str, dict[str, float]]):
     a.legend(fontsize=8)
     b.set_xticks(np.arange(len(times)) + 0.4 - width / 2, times, fontsize=8)
     b.set_ylabel("ms per sample")
+    fig.tight_layout()
+    return fig
+
+
+def plot_region_reading(rows: dict[str, np.ndarray]):
+    """Bars of the share of captions that read each region right ({model: (8,)}), regions in the
+    order a caption describes them (:func:`.facts.region_accuracy`)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3))
+    width = 0.8 / len(rows)
+    for i, (name, acc) in enumerate(rows.items()):
+        ax.bar(np.arange(len(REGIONS)) + i * width, acc, width, label=name)
+    ax.set_xticks(np.arange(len(REGIONS)) + 0.4 - width / 2, REGIONS, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("region read right")
+    ax.set_xlabel("region, in the order a caption describes them")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

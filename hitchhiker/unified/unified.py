@@ -99,8 +99,8 @@ class Config:
     caption_suffix: float = 0.0
     """Share of image-to-text draws that hide a caption suffix from a random word on."""
     fact_weight: float = 1.0
-    """Loss weight of hidden caption words that name a kind or the heading (1: like any token);
-    they are 1 in 12 caption words but carry every fact a caption states."""
+    """Loss weight of hidden caption words that name a kind or the heading (1: like any token;
+    5 measured no better, see :mod:`.objective`)."""
     episodes: int = 256
     """Training episodes recorded (train split); every view gives one (caption, view) pair."""
     episode_steps: int = 32
@@ -139,8 +139,8 @@ class Config:
     i2t_steps: int = 8
     """Decoding steps of image-to-text, shared by its blocks (picked on the val split)."""
     i2t_block: int = 64
-    """Caption positions decoded together, blocks left to right (64: all in parallel; 1: one
-    word per step). Picked on the val split (no setting makes most captions parse yet)."""
+    """Without the grammar: caption positions decoded together, blocks left to right (64: all in
+    parallel; 1: one word per step). Picked on the val split."""
     i2t_grammar: bool = True
     """Write captions word by word inside the caption grammar (:mod:`.grammar`); False: MaskGIT's
     parallel loop with ``i2t_block`` and ``i2t_steps``."""
