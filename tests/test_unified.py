@@ -275,6 +275,26 @@ def test_the_recipe_fits_and_reports_every_figure():
     # the decoding settings travel with the config (and so with a shipped file)
     rebuilt = um.build(config_from_dict(um.Config, config_to_dict(cfg)))
     assert rebuilt.decoding == model.decoding
+    # the val sweep that fit() runs at real presets picks its settings from its own table
+    cfg.tune_samples = 4
+    table = um.tune_decoding(model, cfg, OracleTokenizer())
+    t2i = {k: v for k, v in table.items() if k.startswith("t2i steps=")}
+    assert len(t2i) == 18 and len(table) == 18 + 1 + len(um.SWEEP_I2T)
+    best = max(t2i, key=t2i.get)
+    assert (
+        best
+        == f"t2i steps={cfg.t2i_steps} guidance={cfg.guidance:g} temperature={cfg.temperature:g}"
+    )
+    i2t = {k: v for k, v in table.items() if k.startswith("i2t")}
+    assert (
+        max(i2t.values())
+        == table[
+            "i2t grammar precision"
+            if cfg.i2t_grammar
+            else f"i2t block={cfg.i2t_block} steps={cfg.i2t_steps} precision"
+        ]
+    )
+    assert cfg.t2i_candidates in (1, 4) and model.decoding == um.decoding_of(cfg)
 
 
 def test_bad_configs_and_inputs_raise():

@@ -75,6 +75,11 @@ def test_the_recipe_fits_and_reports_every_figure():
         assert 0.0 <= figures[f"stage2.unified_ar.{name}"] <= 1.0
     for b in (1, 16):
         assert figures[f"stage2.unified_ar.ms_per_t2i_sample_b{b}"] > 0
+    cfg.tune_samples = 4  # the val sweep of real presets: the best temperature of its table
+    table = ar.tune_decoding(model, cfg, OracleTokenizer())
+    assert len(table) == len(ar.SWEEP_T2I["temperature"])
+    assert table[f"t2i temperature={cfg.temperature:g}"] == max(table.values())
+    assert model.decoding["temperature"] == cfg.temperature
 
 
 def test_bad_inputs_raise():
