@@ -6,7 +6,8 @@ interface (``reset(seed)``, ``step(action)``, batched ``rollout(...)``), so one 
 live widget serve them all.
 
 - :mod:`.latent_actions`  Genie's latent action model: discrete actions discovered from unlabelled
-  video through a small quantised bottleneck
+  video through a small quantised bottleneck; :mod:`.action_agreement` scores its codes against
+  the true actions (NMI, purity, consistency)
 - :mod:`.dynamics`, :mod:`.dynamics_engine`  masked dynamics (Genie, MineWorld): a
   spatio-temporal transformer over Stage I tokens, MaskGIT decoding, cached for play
 - :mod:`.edm`, :mod:`.unet`, :mod:`.diffusion`  the diffusion engine (GameNGen, DIAMOND): an EDM
@@ -27,6 +28,7 @@ import importlib
 
 SUBMODULES = (
     "latent_actions",
+    "action_agreement",
     "dynamics",
     "dynamics_engine",
     "edm",

@@ -25,7 +25,8 @@ on the training maps), and the codes stop meaning actions: one action is spread 
 codes, each meaning "this action *and* this detail of frame t+1". That is Genie's warning, shown on
 purpose in notebook 04.
 
-The action labels are never used in training; they only score the codes (X code, Y true action):
+The action labels are never used in training; they only score the codes (X code, Y true action;
+the figures live in :mod:`.action_agreement`):
 
     NMI(X; Y) = I(X; Y) / sqrt(H(X) H(Y))        geometric normalisation (1: a relabelling)
     purity    = 1/n sum_x max_y n(x, y)          each code read as its most frequent action
@@ -51,6 +52,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from hitchhiker.interactive.action_agreement import (  # noqa: F401  (lam.nmi etc. stay here too)
+    consistency,
+    contingency,
+    nmi,
+    plot_confusion,
+    purity,
+)
 from hitchhiker.masks.core import TransformerCore, init_weights
 from hitchhiker.masks.quantizers import EMAVectorQuantizer
 from hitchhiker.masks.token_data import (
@@ -438,53 +446,6 @@ def effective_transitions(rec: Recording) -> np.ndarray:
 # ----------------------------------------------------------------------------- agreement figures
 
 
-def contingency(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Counts n(x, y) of two equally long label arrays (rows: x's values, columns: y's, sorted)."""
-    x, y = np.asarray(x).reshape(-1), np.asarray(y).reshape(-1)
-    if x.shape != y.shape:
-        raise ValueError(f"label arrays differ in length: {x.shape} vs {y.shape}")
-    _, xi = np.unique(x, return_inverse=True)
-    _, yi = np.unique(y, return_inverse=True)
-    table = np.zeros((xi.max(initial=-1) + 1, yi.max(initial=-1) + 1), dtype=np.int64)
-    np.add.at(table, (xi, yi), 1)
-    return table
-
-
-def _entropy(p: np.ndarray) -> float:
-    p = p[p > 0]
-    return float(-(p * np.log(p)).sum())
-
-
-def nmi(x: np.ndarray, y: np.ndarray, average: str = "geometric") -> float:
-    """Normalised mutual information I(X;Y) / sqrt(H(X) H(Y)) (``average="arithmetic"``: divide by
-    (H(X) + H(Y)) / 2, scikit-learn's default). 1 when one labelling is a relabelling of the other,
-    ~0 when independent; two constant labellings count as 1, one constant labelling as 0."""
-    if average not in ("geometric", "arithmetic"):
-        raise ValueError(f"average must be 'geometric' or 'arithmetic'; got {average!r}")
-    table = contingency(x, y)
-    if table.size == 0:
-        raise ValueError("nmi of empty label arrays is undefined")
-    joint = table / table.sum()
-    hx, hy = _entropy(joint.sum(1)), _entropy(joint.sum(0))
-    if hx == 0 or hy == 0:
-        return 1.0 if hx == hy else 0.0
-    mi = hx + hy - _entropy(joint.ravel())
-    norm = np.sqrt(hx * hy) if average == "geometric" else (hx + hy) / 2
-    return float(np.clip(mi / norm, 0.0, 1.0))
-
-
-def purity(codes: np.ndarray, actions: np.ndarray) -> float:
-    """Accuracy of reading each code as its most frequent action."""
-    table = contingency(codes, actions)
-    return float(table.max(1).sum() / table.sum())
-
-
-def consistency(codes: np.ndarray, actions: np.ndarray) -> float:
-    """Share of transitions whose code is their action's most frequent code (purity read the
-    other way round): low when one action is spread over many codes, as a leaking bottleneck does."""
-    return purity(actions, codes)
-
-
 def confusion(model, cfg: Config, split: str = "test", tokenizer=None) -> np.ndarray:
     """Counts (codes, A): how often each latent action id was inferred for each true action.
 
@@ -515,37 +476,6 @@ def code_for_action(model, cfg: Config, tokenizer=None) -> dict[int, int]:
         mine, n = np.unique(ids[actions == a], return_counts=True)
         mapping[a] = int(mine[n.argmax()]) if len(mine) else int(values[counts.argmax()])
     return mapping
-
-
-def plot_confusion(counts: np.ndarray, ax=None, actions=None, max_codes: int = 32):
-    """Heat map of a (codes x actions) count table, each action's column normalised to 1.
-
-    Only codes that occur are drawn (the most frequent ``max_codes`` of them). Returns the axes.
-    """
-    import matplotlib.pyplot as plt
-
-    counts = np.asarray(counts)
-    if counts.ndim != 2:
-        raise ValueError(f"expected a (codes, actions) count table; got shape {counts.shape}")
-    actions = list(actions) if actions is not None else ACTION_NAMES[: counts.shape[1]]
-    used = np.flatnonzero(counts.sum(1))
-    used = used[np.argsort(-counts[used].sum(1), kind="stable")[:max_codes]]
-    used.sort()
-    table = counts[used]
-    share = table / np.maximum(table.sum(0, keepdims=True), 1)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(0.6 * len(actions) + 1.5, 0.3 * len(used) + 1.2))
-    ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
-    for (r, c), n in np.ndenumerate(table):
-        if n:
-            ax.text(c, r, str(n), ha="center", va="center", fontsize=7,
-                    color="white" if share[r, c] > 0.6 else "black")  # fmt: skip
-    ax.set_xticks(range(len(actions)), actions, rotation=45, ha="right")
-    ax.set_yticks(range(len(used)), [str(u) for u in used])
-    ax.set_xlabel("true action")
-    ax.set_ylabel("latent action")
-    ax.set_title(f"latent vs true actions ({len(used)} codes used)")
-    return ax
 
 
 # ----------------------------------------------------------------------------- the recipe

@@ -1,0 +1,100 @@
+"""How well discovered codes agree with the true actions: the figures that score latent actions.
+
+A latent action model (:mod:`.latent_actions`) names each transition with a code it chose itself;
+the simulator knows the true action. Codes and actions are two labellings of the same transitions,
+so they are compared as clusterings (X code, Y true action, n(x, y) their contingency counts):
+
+    NMI(X; Y)   = I(X; Y) / sqrt(H(X) H(Y))     1: a relabelling, ~0: independent
+    purity      = 1/n sum_x max_y n(x, y)       each code read as its most frequent action
+    consistency = 1/n sum_y max_x n(x, y)       each action read as its most frequent code
+
+Purity alone rewards many codes (one per transition is perfectly pure); consistency catches that,
+since a leaking bottleneck spreads one action over hundreds of codes. Everything here is a pure
+function of label arrays, plus a heat map of the count table.
+
+Shapes: n transitions, X codes, A true actions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hitchhiker.world import ACTION_NAMES
+
+
+def contingency(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Counts n(x, y) of two equally long label arrays (rows: x's values, columns: y's, sorted)."""
+    x, y = np.asarray(x).reshape(-1), np.asarray(y).reshape(-1)
+    if x.shape != y.shape:
+        raise ValueError(f"label arrays differ in length: {x.shape} vs {y.shape}")
+    _, xi = np.unique(x, return_inverse=True)
+    _, yi = np.unique(y, return_inverse=True)
+    table = np.zeros((xi.max(initial=-1) + 1, yi.max(initial=-1) + 1), dtype=np.int64)
+    np.add.at(table, (xi, yi), 1)
+    return table
+
+
+def _entropy(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def nmi(x: np.ndarray, y: np.ndarray, average: str = "geometric") -> float:
+    """Normalised mutual information I(X;Y) / sqrt(H(X) H(Y)) (``average="arithmetic"``: divide by
+    (H(X) + H(Y)) / 2, scikit-learn's default). 1 when one labelling is a relabelling of the other,
+    ~0 when independent; two constant labellings count as 1, one constant labelling as 0."""
+    if average not in ("geometric", "arithmetic"):
+        raise ValueError(f"average must be 'geometric' or 'arithmetic'; got {average!r}")
+    table = contingency(x, y)
+    if table.size == 0:
+        raise ValueError("nmi of empty label arrays is undefined")
+    joint = table / table.sum()
+    hx, hy = _entropy(joint.sum(1)), _entropy(joint.sum(0))
+    if hx == 0 or hy == 0:
+        return 1.0 if hx == hy else 0.0
+    mi = hx + hy - _entropy(joint.ravel())
+    norm = np.sqrt(hx * hy) if average == "geometric" else (hx + hy) / 2
+    return float(np.clip(mi / norm, 0.0, 1.0))
+
+
+def purity(codes: np.ndarray, actions: np.ndarray) -> float:
+    """Accuracy of reading each code as its most frequent action."""
+    table = contingency(codes, actions)
+    return float(table.max(1).sum() / table.sum())
+
+
+def consistency(codes: np.ndarray, actions: np.ndarray) -> float:
+    """Share of transitions whose code is their action's most frequent code (purity read the
+    other way round): low when one action is spread over many codes, as a leaking bottleneck does."""
+    return purity(actions, codes)
+
+
+def plot_confusion(counts: np.ndarray, ax=None, actions=None, max_codes: int = 32):
+    """Heat map of a (codes x actions) count table, each action's column normalised to 1.
+
+    Only codes that occur are drawn (the most frequent ``max_codes`` of them). Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    counts = np.asarray(counts)
+    if counts.ndim != 2:
+        raise ValueError(f"expected a (codes, actions) count table; got shape {counts.shape}")
+    actions = list(actions) if actions is not None else ACTION_NAMES[: counts.shape[1]]
+    used = np.flatnonzero(counts.sum(1))
+    used = used[np.argsort(-counts[used].sum(1), kind="stable")[:max_codes]]
+    used.sort()
+    table = counts[used]
+    share = table / np.maximum(table.sum(0, keepdims=True), 1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.6 * len(actions) + 1.5, 0.3 * len(used) + 1.2))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for (r, c), n in np.ndenumerate(table):
+        if n:
+            ax.text(c, r, str(n), ha="center", va="center", fontsize=7,
+                    color="white" if share[r, c] > 0.6 else "black")  # fmt: skip
+    ax.set_xticks(range(len(actions)), actions, rotation=45, ha="right")
+    ax.set_yticks(range(len(used)), [str(u) for u in used])
+    ax.set_xlabel("true action")
+    ax.set_ylabel("latent action")
+    ax.set_title(f"latent vs true actions ({len(used)} codes used)")
+    return ax
