@@ -8,8 +8,9 @@ live widget serve them all.
 - :mod:`.latent_actions`  Genie's latent action model: discrete actions discovered from unlabelled
   video through a small quantised bottleneck; :mod:`.action_agreement` scores its codes against
   the true actions (NMI, purity, consistency)
-- :mod:`.dynamics`, :mod:`.dynamics_engine`  masked dynamics (Genie, MineWorld): a
-  spatio-temporal transformer over Stage I tokens, MaskGIT decoding, cached for play
+- :mod:`.dynamics_model`, :mod:`.dynamics`, :mod:`.dynamics_engine`  masked dynamics (Genie,
+  MineWorld): a spatio-temporal transformer over Stage I tokens (the model; its recipe), MaskGIT
+  decoding, cached for play
 - :mod:`.edm`, :mod:`.unet`, :mod:`.diffusion`  the diffusion engine (GameNGen, DIAMOND): an EDM
   denoiser in pixel space conditioned on past frames and actions, with context-noise augmentation
 - :mod:`.truth`           held-out ground truth, and the reference engines (the simulator itself,
@@ -29,6 +30,7 @@ import importlib
 SUBMODULES = (
     "latent_actions",
     "action_agreement",
+    "dynamics_model",
     "dynamics",
     "dynamics_engine",
     "edm",

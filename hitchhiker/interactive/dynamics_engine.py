@@ -36,7 +36,7 @@ from hitchhiker.world.dataset import LEARNING_WORLD
 
 
 class DynamicsEngine:
-    """A :class:`~.dynamics.DynamicsModel` and its tokenizer behind the engine interface.
+    """A :class:`~.dynamics_model.DynamicsModel` and its tokenizer behind the engine interface.
 
     ``cfg`` is the model's recipe Config (default: the one it was shipped with); it gives the map
     from the world's actions to the model's (identity, or latent codes) and the padding action.

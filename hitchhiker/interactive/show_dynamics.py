@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from hitchhiker.interactive.dynamics import block_causal_mask, teacher_forcing_mask
+from hitchhiker.interactive.dynamics_model import block_causal_mask, teacher_forcing_mask
 from hitchhiker.masks.maskgit import iterative_decode
 from hitchhiker.world import ACTION_NAMES, parse_action
 
