@@ -40,10 +40,8 @@ from hitchhiker.unified.sequence import (
     IMAGE,
     TEXT,
     Layout,
-    PairDataset,
     decode_captions,
     encode_captions,
-    record_pairs,
 )
 
 
@@ -255,26 +253,9 @@ def build(cfg: Config) -> UnifiedAR:
 
 def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> UnifiedAR:
     """The same pairs and trainer as the masked model; next-token loss in both orders."""
-    from hitchhiker.train import train
-
-    tokenizer = tokenizer if tokenizer is not None else um.tokenizer_of(cfg)
-    um.bind(cfg, tokenizer)
-    pairs, _ = record_pairs("train", cfg.episodes, cfg.episode_steps, tokenizer, cfg.policy)
-    model = build(cfg)
     p = cfg.p_view_first
-    result = train(
-        model,
-        PairDataset(pairs),
-        lambda m, batch: ar_loss(m, batch, p),
-        um.train_config(cfg),
-        run_dir,
-        progress=progress,
-    )
-    model = result.model
-    model.losses = result.losses
-    if cfg.tune_decoding:
-        model.sweep = tune_decoding(model, cfg, tokenizer)
-    return model
+    loss = lambda m, batch: ar_loss(m, batch, p)
+    return um.fit_on_pairs(cfg, build, loss, tune_decoding, run_dir, progress, tokenizer)
 
 
 SWEEP_T2I = {"temperature": (1.0, 0.5)}

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import torch
 
-from hitchhiker.masks.text import PAD, PAD_ID, VOCAB, WORD_ID
+from hitchhiker.masks.text import PAD, VOCAB, WORD_ID
 from hitchhiker.world.captions import GROUND_WORDS, REGIONS, SUBJECT_WORDS
 from hitchhiker.world.tiles import HEADING_NAMES
 
@@ -130,6 +130,9 @@ class CaptionCursor:
         if self.queue:
             self.queue.pop(0)
             return
+        if word == PAD:  # allowed only where the caption may end: it has ended
+            self.state = "done"
+            return
         s = self.state
         if s == "ground":
             self.state, self.queue = ("ground a", []) if word == "a" else self._after_ground()
@@ -153,9 +156,7 @@ class CaptionCursor:
             else:
                 self.last_sep, self.state = word, "region"
         elif s == "sheep or end":
-            if word == PAD:
-                self.state = "done"
-            elif word == "a":
+            if word == "a":
                 self.queue = ["sheep", "is", "to", "the"]
                 self._open_list("one sheep")
             else:
@@ -200,7 +201,7 @@ class GrammarBatch:
     @property
     def done(self) -> bool:
         """Whether every caption has ended (written its pad)."""
-        return all(c.state == "done" or (c.words and c.words[-1] == PAD) for c in self.cursors)
+        return all(c.state == "done" for c in self.cursors)
 
 
 def constrained_words(logits: torch.Tensor, grammar: GrammarBatch) -> torch.Tensor:
@@ -208,4 +209,4 @@ def constrained_words(logits: torch.Tensor, grammar: GrammarBatch) -> torch.Tens
     return logits.float().masked_fill(~grammar.mask(), float("-inf"))
 
 
-__all__ = ["PAD_ID", "CaptionCursor", "GrammarBatch", "constrained_words"]
+__all__ = ["CaptionCursor", "GrammarBatch", "constrained_words"]

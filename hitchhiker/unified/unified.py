@@ -233,27 +233,28 @@ def build(cfg: Config) -> UnifiedModel:
 
 def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> UnifiedModel:
     """Caption and tokenize the training views, train, then (optionally) tune decoding on val."""
+    probs, drop = (cfg.p_t2i, cfg.p_i2t, cfg.p_joint), cfg.caption_dropout
+    caption = (cfg.caption_schedule, cfg.caption_suffix, cfg.fact_weight)
+    loss = lambda m, batch: unified_loss(m, batch, probs, drop, *caption)
+    return fit_on_pairs(cfg, build, loss, tune_decoding, run_dir, progress, tokenizer)
+
+
+def fit_on_pairs(cfg, build_fn, loss_fn, tune_fn, run_dir, progress, tokenizer):
+    """What both Stage II recipes do (this one and :mod:`.autoregressive`): caption and tokenize
+    the same training views, build the model, train it with the one trainer, then, if
+    ``cfg.tune_decoding``, pick its decoding settings on val (``model.sweep`` keeps the table)."""
     from hitchhiker.train import train
 
     tokenizer = tokenizer if tokenizer is not None else tokenizer_of(cfg)
     bind(cfg, tokenizer)
     pairs, _ = record_pairs("train", cfg.episodes, cfg.episode_steps, tokenizer, cfg.policy)
-    model = build(cfg)
-    probs, drop = (cfg.p_t2i, cfg.p_i2t, cfg.p_joint), cfg.caption_dropout
     result = train(
-        model,
-        PairDataset(pairs),
-        lambda m, batch: unified_loss(
-            m, batch, probs, drop, cfg.caption_schedule, cfg.caption_suffix, cfg.fact_weight
-        ),
-        train_config(cfg),
-        run_dir,
-        progress=progress,
+        build_fn(cfg), PairDataset(pairs), loss_fn, train_config(cfg), run_dir, progress=progress
     )
     model = result.model
     model.losses = result.losses
     if cfg.tune_decoding:
-        model.sweep = tune_decoding(model, cfg, tokenizer)
+        model.sweep = tune_fn(model, cfg, tokenizer)
     return model
 
 
