@@ -311,3 +311,18 @@ def test_bad_configs_and_inputs_raise():
         model.infill(torch.zeros(1, 128, dtype=torch.long), torch.zeros(128))
     with pytest.raises(ValueError, match="n must be"):
         model.generate_joint(0)
+
+
+def test_every_preset_turns_half_of_each_head_and_older_files_load_as_trained():
+    for name in ("unified", "unified_ar"):
+        for preset in ("smoke", "cpu", "gpu", "large"):
+            assert zoo.config_for(name, preset).rotary == 0.5
+    # a config stored before the field existed has no "rotary": it must rebuild without RoPE
+    stored = config_to_dict(zoo.config_for("unified", "smoke"))
+    stored.update(image_vocab=8, grid_h=8, grid_w=8)
+    new = config_from_dict(um.Config, stored)
+    del stored["rotary"]
+    old = config_from_dict(um.Config, stored)
+    assert old.rotary == 0.0
+    assert um.build(old).core.blocks[0].attn.rotary_dims == 0
+    assert um.build(new).core.blocks[0].attn.rotary_dims == (new.dim // new.heads) // 2

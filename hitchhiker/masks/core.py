@@ -17,6 +17,17 @@ kernel (flash / memory-efficient) where the device has one. Bidirectional by def
 MaskGIT see the whole sequence); ``is_causal=True`` makes it autoregressive (GPT), and an explicit
 boolean ``attn_mask`` (True = may attend) expresses anything in between.
 
+Where a token sits is told by a learned absolute position embedding, and optionally also by
+*rotary* position embedding on part of each head (RoPE: Su et al., "RoFormer", 2021; partial
+rotation as in GPT-NeoX). RoPE turns the first r of a head's d dims, pair by pair, by the angle
+m * theta_j of the token's position m (theta_j = 10000^(-2j / r)), in queries and keys alike, so
+
+    <R(m) q, R(n) k> = <q, R(n - m) k>
+
+depends on the offset n - m alone: "look four tokens to my right" is one pattern wherever the
+query sits. The unrotated d - r dims still match by content and absolute position. Stage II needs
+both (``rotary`` in :class:`CoreConfig`; 0 turns it off, as in every model before it).
+
 :class:`MaskedTokenModel` wraps the core for discrete tokens: a token embedding with two extra
 rows — a learned ``[MASK]`` token (``mask_id = vocab_size``) and a ``[BOS]`` token
 (``bos_id = vocab_size + 1``) for autoregressive use — plus learned position and modality
@@ -68,22 +79,58 @@ class KVCache:
         return k, v
 
 
-class Attention(nn.Module):
-    """Multi-head self-attention on the fused SDPA kernel."""
+def rotary_dims(head_dim: int, rotary: float) -> int:
+    """r: how many of a head's ``head_dim`` dims RoPE turns (an even number; 0 when off)."""
+    if not 0.0 <= rotary <= 1.0:
+        raise ValueError(
+            f"rotary is the share of each head that RoPE turns, in [0, 1]; got {rotary}"
+        )
+    return 2 * int(head_dim * rotary / 2)
 
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
+
+def rotary_angles(positions: torch.Tensor, dims: int, base: float = 10000.0):
+    """(cos, sin), each (N, r / 2), of the angles m * theta_j for positions m (N,)."""
+    theta = base ** (-torch.arange(0, dims, 2, device=positions.device).float() / dims)
+    angles = positions.float()[:, None] * theta[None, :]
+    return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Turn the first r dims of x (B, h, N, d) pair by pair (halves of r, as in GPT-NeoX)."""
+    half = cos.shape[-1]
+    x1, x2, rest = x[..., :half], x[..., half : 2 * half], x[..., 2 * half :]
+    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos, rest], -1)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention on the fused SDPA kernel, optionally with partial RoPE."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, rotary: float = 0.0):
         super().__init__()
         if dim % heads:
             raise ValueError(f"width {dim} must be divisible by the number of heads {heads}")
         self.heads, self.dropout = heads, dropout
+        self.rotary_dims = rotary_dims(dim // heads, rotary)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
     def forward(
-        self, x, attn_mask=None, is_causal=False, cache: KVCache | None = None, layer: int = 0
+        self,
+        x,
+        attn_mask=None,
+        is_causal=False,
+        cache: KVCache | None = None,
+        layer: int = 0,
+        angles: tuple[torch.Tensor, torch.Tensor] | None = None,
     ):
+        """``angles``: (cos, sin) of the N tokens' positions, each (N, r / 2), when RoPE is on."""
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if self.rotary_dims:  # keys enter the cache already turned, at their own positions
+            if angles is None:
+                angles = rotary_angles(torch.arange(n, device=x.device), self.rotary_dims)
+            q, k = rotate(q, *angles), rotate(k, *angles)
         if cache is not None:
             old = cache.layers[layer] if len(cache.layers) > layer else None
             past = 0 if old is None else old[0].shape[2]
@@ -107,18 +154,25 @@ class Attention(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: attention then MLP, each added back to the residual stream."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        rotary: float = 0.0,
+    ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, dropout)
+        self.attn = Attention(dim, heads, dropout, rotary)
         self.norm2 = nn.LayerNorm(dim)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(
             nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim), nn.Dropout(dropout)
         )
 
-    def forward(self, x, attn_mask=None, is_causal=False, cache=None, layer=0):
-        x = x + self.attn(self.norm1(x), attn_mask, is_causal, cache, layer)
+    def forward(self, x, attn_mask=None, is_causal=False, cache=None, layer=0, angles=None):
+        x = x + self.attn(self.norm1(x), attn_mask, is_causal, cache, layer, angles)
         return x + self.mlp(self.norm2(x))
 
 
@@ -126,19 +180,49 @@ class TransformerCore(nn.Module):
     """A stack of blocks and a final LayerNorm: (B, N, D) -> (B, N, D)."""
 
     def __init__(
-        self, dim: int, depth: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0
+        self,
+        dim: int,
+        depth: int,
+        heads: int,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        rotary: float = 0.0,
     ):
         super().__init__()
-        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout) for _ in range(depth))
+        self.blocks = nn.ModuleList(
+            Block(dim, heads, mlp_ratio, dropout, rotary) for _ in range(depth)
+        )
+        self.rotary_dims = rotary_dims(dim // heads, rotary)
+        self._angles: tuple[torch.Tensor, torch.Tensor] | None = None  # a table, not weights
         self.norm = nn.LayerNorm(dim)
         self.apply(init_weights)
 
-    def forward(self, x, attn_mask=None, is_causal: bool = False, cache: KVCache | None = None):
+    def forward(
+        self,
+        x,
+        attn_mask=None,
+        is_causal: bool = False,
+        cache: KVCache | None = None,
+        start: int = 0,
+    ):
+        """``start``: position of the first of the N tokens (what RoPE turns by; cached decoding
+        passes the number of cached positions)."""
         if x.ndim != 3:
             raise ValueError(f"expected (B, N, D) activations; got {tuple(x.shape)}")
+        angles = self.angles(start, x.shape[1], x.device) if self.rotary_dims else None
         for i, block in enumerate(self.blocks):
-            x = block(x, attn_mask, is_causal, cache, i)
+            x = block(x, attn_mask, is_causal, cache, i, angles)
         return self.norm(x)
+
+    def angles(self, start: int, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE's (cos, sin) for positions start .. start + n - 1, cut from a table that is built
+        once (and grown when needed), so cached decoding does not recompute it every token."""
+        table = self._angles
+        if table is None or table[0].device != torch.device(device) or len(table[0]) < start + n:
+            size = max(start + n, 2 * len(table[0]) if table is not None else 256)
+            table = rotary_angles(torch.arange(size, device=device), self.rotary_dims)
+            self._angles = table
+        return table[0][start : start + n], table[1][start : start + n]
 
 
 def init_weights(m: nn.Module) -> None:
@@ -172,6 +256,9 @@ class CoreConfig:
     """Dropout in attention and MLP while training."""
     modalities: int = 1
     """Number of modality embeddings M (Stage II: text and image)."""
+    rotary: float = 0.0
+    """Share of each head's dims turned by rotary position embedding (0: none; learned absolute
+    positions only)."""
 
 
 class MaskedTokenModel(nn.Module):
@@ -184,7 +271,9 @@ class MaskedTokenModel(nn.Module):
         self.tok = nn.Embedding(cfg.vocab_size + 2, cfg.dim)
         self.pos = nn.Parameter(torch.zeros(1, cfg.seq_len, cfg.dim))
         self.modality = nn.Embedding(cfg.modalities, cfg.dim)
-        self.core = TransformerCore(cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio, cfg.dropout)
+        self.core = TransformerCore(
+            cfg.dim, cfg.depth, cfg.heads, cfg.mlp_ratio, cfg.dropout, cfg.rotary
+        )
         self.head = nn.Linear(cfg.dim, cfg.vocab_size)
         nn.init.normal_(self.pos, std=0.02)
         self.apply(init_weights)
@@ -211,7 +300,7 @@ class MaskedTokenModel(nn.Module):
         if modality is None:
             modality = torch.zeros(n, dtype=torch.long, device=tokens.device)
         x = x + self.modality(modality)
-        return self.head(self.core(x, attn_mask, is_causal, cache))
+        return self.head(self.core(x, attn_mask, is_causal, cache, start))
 
 
 class TokenGridModel(MaskedTokenModel):

@@ -363,7 +363,7 @@ DECODING_DEFAULTS: dict[str, Any] = {
     "text_choice_temperature": 0.0,
 }
 """Decoding defaults of an untuned model. The val sweep (:func:`hitchhiker.unified.unified.
-tune_decoding`, 128 val pairs) picked for the shipped cpu model: text-to-image 8 steps, guidance 3,
-temperature 0.5 (share of facts 0.857; 0.820 unguided; best of 4 by the model's own check 0.854,
-so one draw); image-to-text word by word inside the caption grammar (precision 0.807; without it
-one word per step left to right 0.614, all at once in 8 steps 0.461, blocks of 8 0.375)."""
+tune_decoding`, 128 val pairs) picked for the shipped cpu model: text-to-image 12 steps, guidance
+1, temperature 0.5 (share of facts 0.868; 0.846 unguided; best of 4 by the model's own check 0.861,
+so one draw); image-to-text word by word inside the caption grammar (precision 0.816; without it
+one word per step left to right 0.680, all at once in 8 steps 0.516, blocks of 8 0.423)."""

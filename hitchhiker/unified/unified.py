@@ -61,10 +61,25 @@ class Config:
             "eval_samples": 8,
             "timing_repeats": 1,
             "tune_decoding": False,
+            "rotary": 0.5,
         },
-        "cpu": {"episodes": 512, "steps": 3000, "batch_size": 64, "lr": 2e-3},
-        "gpu": {"dim": 256, "depth": 8, "heads": 8, "episodes": 1024, "steps": 20000},
-        "large": {"dim": 384, "depth": 12, "heads": 8, "episodes": 2048, "steps": 40000},
+        "cpu": {"episodes": 512, "steps": 3000, "batch_size": 64, "lr": 2e-3, "rotary": 0.5},
+        "gpu": {
+            "dim": 256,
+            "depth": 8,
+            "heads": 8,
+            "episodes": 1024,
+            "steps": 20000,
+            "rotary": 0.5,
+        },
+        "large": {
+            "dim": 384,
+            "depth": 12,
+            "heads": 8,
+            "episodes": 2048,
+            "steps": 40000,
+            "rotary": 0.5,
+        },
     }
 
     tokenizer: str = "shipped"
@@ -85,6 +100,10 @@ class Config:
     """Attention heads."""
     dropout: float = 0.0
     """Dropout in attention and MLP while training."""
+    rotary: float = 0.0
+    """Share of each attention head turned by rotary position embedding, on top of the learned
+    absolute positions (see :mod:`hitchhiker.masks.core`). Every preset sets 0.5; the default 0
+    (absolute positions only) is what files written before the field load as, as trained."""
     p_t2i: float = 0.35
     """Probability that a training sequence is a text-to-image task (view tokens masked)."""
     p_i2t: float = 0.45
@@ -193,6 +212,7 @@ def core_config(cfg, seq_len: int | None = None) -> CoreConfig:
         heads=cfg.heads,
         dropout=cfg.dropout,
         modalities=2,
+        rotary=cfg.rotary,
     )
 
 
