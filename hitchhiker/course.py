@@ -101,7 +101,7 @@ NOTEBOOKS: list[Notebook] = [
         "guidance, image-to-text, joint generation and infilling, scored fact by fact; an "
         "autoregressive (Chameleon-style) baseline beside it.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "49 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "47 s",
             "same, smoke preset, one thread": "8 s",
             "retraining both models at the cpu preset (side by side, one thread each)": "~40 min",
         },

@@ -2,6 +2,7 @@
 tasks, infilling that keeps given tokens in both modalities, guidance 0 = the unguided path, clear
 errors on bad captions, a tiny model that learns, and the recipe end to end (oracle tokens)."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -326,3 +327,31 @@ def test_every_preset_turns_half_of_each_head_and_older_files_load_as_trained():
     assert old.rotary == 0.0
     assert um.build(old).core.blocks[0].attn.rotary_dims == 0
     assert um.build(new).core.blocks[0].attn.rotary_dims == (new.dim // new.heads) // 2
+
+
+class _Knower:
+    """A stand-in model that answers every position with the true token of the pair it belongs
+    to (or the next word id, a wrong one, if asked): checks kind_reading's bookkeeping exactly."""
+
+    def __init__(self, pairs, layout, wrong=False):
+        self.layout, self.mask_id, self.pos = layout, layout.vocab_size, torch.zeros(1)
+        self.truth = layout.join(pairs.captions, pairs.views)
+        self.truth[:, layout.caption_slice] += int(wrong)
+
+    def restricted_logits(self, x):
+        view = self.layout.view_slice
+        owner = (x[:, None, view] == self.truth[None, :, view]).all(-1).float().argmax(1)
+        return F.one_hot(self.truth[owner], self.layout.vocab_size + 1).float()
+
+
+@pytest.mark.parametrize("rest_hidden", [False, True])
+def test_kind_reading_counts_every_kind_sentence_and_scores_exactly(pairs, rest_hidden):
+    from hitchhiker.unified.scoring import KIND_SENTENCES, kind_reading
+
+    lay = sq.Layout(OracleTokenizer().codebook_size)
+    share, count = kind_reading(_Knower(pairs, lay), pairs, rest_hidden)
+    groups = np.array([len(set(f.regions.values())) for f in pairs.facts])  # a sentence per kind
+    assert count.tolist() == [(groups > k).sum() for k in range(KIND_SENTENCES)]
+    assert np.all(share[count > 0] == 1.0)
+    share, _ = kind_reading(_Knower(pairs, lay, wrong=True), pairs, rest_hidden)
+    assert np.all(share == 0.0)

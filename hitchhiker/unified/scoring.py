@@ -10,7 +10,9 @@ are compared on exactly the same terms, so everything that measures them lives h
 * image-to-text: caption each view, parse the caption, and score precision, recall and parse rate
   against the view's true facts (:func:`.facts.i2t_scores`);
 * speed: milliseconds per text-to-image sample at batch 1 and batch 16 (median of repeats, one CPU
-  thread by default, so that a shared machine gives steady numbers).
+  thread by default, so that a shared machine gives steady numbers);
+* a probe of reading (masked model only, :func:`kind_reading`): hide one kind word of a *true*
+  caption and ask the model for it, sentence by sentence. It separates reading from decoding.
 
 Any model with ``text_to_image(captions, **kw) -> views (B, h, w)`` and
 ``image_to_text(views, **kw) -> list[str]`` can be measured.
@@ -23,9 +25,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hitchhiker.masks.text import WORD_ID
 from hitchhiker.masks.token_data import _device_of, decode_tokens, seconds_per_image
 from hitchhiker.unified import facts as fx
+from hitchhiker.unified.self_check import FACT_WORDS
 from hitchhiker.unified.sequence import Pairs, record_pairs
+
+KIND_SENTENCES = 4
+"""Kind sentences :func:`kind_reading` reports (captions rarely have more than 4)."""
 
 
 def held_out(cfg, split: str, tokenizer):
@@ -88,3 +95,37 @@ def figures(model, cfg, tokenizer, prefix: str, unguided: bool = False) -> dict[
     out.update({f"{prefix}.i2t_{k}": v for k, v in i2t.items()})
     out.update(t2i_timing(model, pairs, cfg, prefix))
     return out
+
+
+@torch.no_grad()
+def kind_reading(model, pairs: Pairs, rest_hidden: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """How well a masked model reads the kind word that opens each kind sentence of a true caption.
+
+    For every kind sentence k = 1 .. ``KIND_SENTENCES`` of every caption ("Water lies to the ..."),
+    hide its kind word (with ``rest_hidden``, also every word after it: left-to-right decoding's
+    state) and check the model's most likely word. Returns (share right (K,), count (K,)); the
+    explorer's sentence is sentence 0 and is not counted.
+    """
+    lay, dev = model.layout, model.pos.device
+    kinds = torch.tensor([WORD_ID[w] for w in FACT_WORDS])
+    rows, where, truth, sentence = [], [], [], []
+    for i, cap in enumerate(pairs.captions):
+        k = (cap == WORD_ID["."]).cumsum(0)  # sentences ended before each position, plus itself
+        opens = torch.zeros_like(cap, dtype=torch.bool)
+        opens[1:] = cap[:-1] == WORD_ID["."]  # a sentence's first word follows a "."
+        for p in (opens & torch.isin(cap, kinds)).nonzero()[:, 0].tolist():
+            if 1 <= int(k[p - 1]) <= KIND_SENTENCES:
+                x = lay.join(cap[None], pairs.views[i : i + 1])[0]
+                x[p : lay.caption_len if rest_hidden else p + 1] = model.mask_id
+                rows.append(x), where.append(p), truth.append(int(cap[p]))
+                sentence.append(int(k[p - 1]) - 1)
+    right = np.zeros(KIND_SENTENCES)
+    count = np.zeros(KIND_SENTENCES)
+    for s in range(0, len(rows), 256):
+        x = torch.stack(rows[s : s + 256]).to(dev)
+        at = torch.tensor(where[s : s + 256], device=dev)
+        guess = model.restricted_logits(x)[torch.arange(len(x), device=dev), at].argmax(-1)
+        for g, t, k in zip(guess.tolist(), truth[s : s + 256], sentence[s : s + 256]):
+            right[k] += g == t
+            count[k] += 1
+    return right / np.maximum(count, 1), count

@@ -225,16 +225,30 @@ def plot_race(rows: dict[str, dict[str, float]]):
 def plot_region_reading(rows: dict[str, np.ndarray]):
     """Bars of the share of captions that read each region right ({model: (8,)}), regions in the
     order a caption describes them (:func:`.facts.region_accuracy`)."""
+    return plot_reading(
+        rows, REGIONS, "region, in the order a caption describes them", "region read right"
+    )
+
+
+def plot_kind_reading(rows: dict[str, np.ndarray]):
+    """Bars of the share of hidden kind words read right, by the kind sentence they open
+    ({setting: (K,)}, :func:`.scoring.kind_reading`)."""
+    labels = [f"kind sentence {k + 1}" for k in range(len(next(iter(rows.values()))))]
+    return plot_reading(rows, labels, "the sentence the hidden kind word opens", "kind read right")
+
+
+def plot_reading(rows: dict[str, np.ndarray], labels, xlabel: str, ylabel: str):
+    """Grouped bars, one group per label and one bar per row, on a 0..1 scale."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 3))
     width = 0.8 / len(rows)
     for i, (name, acc) in enumerate(rows.items()):
-        ax.bar(np.arange(len(REGIONS)) + i * width, acc, width, label=name)
-    ax.set_xticks(np.arange(len(REGIONS)) + 0.4 - width / 2, REGIONS, fontsize=8)
+        ax.bar(np.arange(len(labels)) + i * width, acc, width, label=name)
+    ax.set_xticks(np.arange(len(labels)) + 0.4 - width / 2, labels, fontsize=8)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("region read right")
-    ax.set_xlabel("region, in the order a caption describes them")
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel(xlabel)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
