@@ -62,7 +62,7 @@ def test_rotary_off_is_the_model_without_it():
     )
     x = torch.randint(0, 10, (2, 8))
     assert torch.equal(plain(x), off(x))
-    assert off.core.blocks[0].attn.rotary_dims == 0
+    assert off.core.rotary_dims == 0
 
 
 def test_a_bad_rotary_share_is_refused():

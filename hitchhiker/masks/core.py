@@ -106,12 +106,11 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 class Attention(nn.Module):
     """Multi-head self-attention on the fused SDPA kernel, optionally with partial RoPE."""
 
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0, rotary: float = 0.0):
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
         super().__init__()
         if dim % heads:
             raise ValueError(f"width {dim} must be divisible by the number of heads {heads}")
         self.heads, self.dropout = heads, dropout
-        self.rotary_dims = rotary_dims(dim // heads, rotary)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
@@ -124,12 +123,11 @@ class Attention(nn.Module):
         layer: int = 0,
         angles: tuple[torch.Tensor, torch.Tensor] | None = None,
     ):
-        """``angles``: (cos, sin) of the N tokens' positions, each (N, r / 2), when RoPE is on."""
+        """``angles``: RoPE's (cos, sin) of the N tokens' positions, each (N, r / 2); None: no
+        RoPE (the core passes them, see :meth:`TransformerCore.angles`)."""
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        if self.rotary_dims:  # keys enter the cache already turned, at their own positions
-            if angles is None:
-                angles = rotary_angles(torch.arange(n, device=x.device), self.rotary_dims)
+        if angles is not None:  # keys enter the cache already turned, at their own positions
             q, k = rotate(q, *angles), rotate(k, *angles)
         if cache is not None:
             old = cache.layers[layer] if len(cache.layers) > layer else None
@@ -154,17 +152,10 @@ class Attention(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: attention then MLP, each added back to the residual stream."""
 
-    def __init__(
-        self,
-        dim: int,
-        heads: int,
-        mlp_ratio: float = 4.0,
-        dropout: float = 0.0,
-        rotary: float = 0.0,
-    ):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, dropout: float = 0.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, dropout, rotary)
+        self.attn = Attention(dim, heads, dropout)
         self.norm2 = nn.LayerNorm(dim)
         hidden = int(dim * mlp_ratio)
         self.mlp = nn.Sequential(
@@ -189,9 +180,7 @@ class TransformerCore(nn.Module):
         rotary: float = 0.0,
     ):
         super().__init__()
-        self.blocks = nn.ModuleList(
-            Block(dim, heads, mlp_ratio, dropout, rotary) for _ in range(depth)
-        )
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio, dropout) for _ in range(depth))
         self.rotary_dims = rotary_dims(dim // heads, rotary)
         self._angles: tuple[torch.Tensor, torch.Tensor] | None = None  # a table, not weights
         self.norm = nn.LayerNorm(dim)
