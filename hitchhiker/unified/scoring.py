@@ -28,7 +28,7 @@ import torch
 from hitchhiker.masks.text import WORD_ID
 from hitchhiker.masks.token_data import _device_of, decode_tokens, seconds_per_image
 from hitchhiker.unified import facts as fx
-from hitchhiker.unified.self_check import FACT_WORDS
+from hitchhiker.unified.self_check import fact_positions
 from hitchhiker.unified.sequence import Pairs, record_pairs
 
 KIND_SENTENCES = 4
@@ -107,25 +107,21 @@ def kind_reading(model, pairs: Pairs, rest_hidden: bool = False) -> tuple[np.nda
     explorer's sentence is sentence 0 and is not counted.
     """
     lay, dev = model.layout, model.pos.device
-    kinds = torch.tensor([WORD_ID[w] for w in FACT_WORDS])
-    rows, where, truth, sentence = [], [], [], []
-    for i, cap in enumerate(pairs.captions):
-        k = (cap == WORD_ID["."]).cumsum(0)  # sentences ended before each position, plus itself
-        opens = torch.zeros_like(cap, dtype=torch.bool)
-        opens[1:] = cap[:-1] == WORD_ID["."]  # a sentence's first word follows a "."
-        for p in (opens & torch.isin(cap, kinds)).nonzero()[:, 0].tolist():
-            if 1 <= int(k[p - 1]) <= KIND_SENTENCES:
-                x = lay.join(cap[None], pairs.views[i : i + 1])[0]
-                x[p : lay.caption_len if rest_hidden else p + 1] = model.mask_id
-                rows.append(x), where.append(p), truth.append(int(cap[p]))
-                sentence.append(int(k[p - 1]) - 1)
-    right = np.zeros(KIND_SENTENCES)
-    count = np.zeros(KIND_SENTENCES)
-    for s in range(0, len(rows), 256):
-        x = torch.stack(rows[s : s + 256]).to(dev)
-        at = torch.tensor(where[s : s + 256], device=dev)
-        guess = model.restricted_logits(x)[torch.arange(len(x), device=dev), at].argmax(-1)
-        for g, t, k in zip(guess.tolist(), truth[s : s + 256], sentence[s : s + 256]):
-            right[k] += g == t
-            count[k] += 1
-    return right / np.maximum(count, 1), count
+    caps = pairs.captions
+    ends = caps == WORD_ID["."]
+    sentence = ends.cumsum(1)  # at a sentence's first word: how many sentences came before it
+    opens = torch.zeros_like(ends)
+    opens[:, 1:] = ends[:, :-1]  # a sentence's first word follows a "."
+    # the heading (also a fact position) never opens a sentence, so these are kind words
+    asked = opens & fact_positions(caps) & (sentence >= 1) & (sentence <= KIND_SENTENCES)
+    row, at = asked.nonzero(as_tuple=True)
+    x = lay.join(caps, pairs.views)[row]
+    slot = torch.arange(lay.caption_len)[None, :]
+    hide = slot >= at[:, None] if rest_hidden else slot == at[:, None]
+    x[:, lay.caption_slice] = torch.where(hide, model.mask_id, x[:, lay.caption_slice])
+    guess = torch.cat([model.restricted_logits(c.to(dev)).argmax(-1).cpu() for c in x.split(256)])
+    right = guess[torch.arange(len(x)), at] == caps[row, at]
+    k = sentence[row, at].numpy() - 1
+    count = np.bincount(k, minlength=KIND_SENTENCES).astype(float)
+    share = np.bincount(k, weights=right.numpy(), minlength=KIND_SENTENCES)
+    return share / np.maximum(count, 1), count
