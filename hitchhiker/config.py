@@ -13,6 +13,10 @@ the current machine and applies the caller's overrides on top::
 
     cfg = make_config(MAEConfig, width=64)   # preset resolved automatically, override wins
 
+A checkpoint stores its config as a dict (:func:`config_to_dict`). When a field is added later
+with a default that changes the model, ``STORED_BEFORE`` on the class names the value an older
+dict, which lacks the field, was trained with (:func:`config_from_dict`).
+
 Preset resolution, in order (:func:`resolve_preset`):
 
     HITCHHIKER_SMOKE or CI true  ->  "smoke"  (forced: tests and CI must stay fast)
@@ -283,10 +287,19 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Inverse of :func:`config_to_dict`; missing keys take defaults, unknown keys raise."""
+    """Inverse of :func:`config_to_dict`; unknown keys raise.
+
+    A missing key takes ``cls.STORED_BEFORE[key]`` if the class names one, else the field's
+    default. ``STORED_BEFORE`` is for a field added after files were written whose default
+    changes what gets built: an old file must rebuild the model it was trained as, while a new
+    config gets the new default without every preset repeating it.
+    """
     if not isinstance(data, dict):
         raise TypeError(f"expected a dict to build {cls.__name__}, got {type(data).__name__}")
-    return cls(**_checked_values(cls, data, "dict"))
+    before = getattr(cls, "STORED_BEFORE", None) or {}
+    values = {k: v for k, v in before.items() if k not in data}
+    values.update(data)
+    return cls(**_checked_values(cls, values, "dict"))
 
 
 # ----------------------------------------------------------------------------- describing the machine

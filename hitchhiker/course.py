@@ -101,9 +101,9 @@ NOTEBOOKS: list[Notebook] = [
         "guidance, image-to-text, joint generation and infilling, scored fact by fact; an "
         "autoregressive (Chameleon-style) baseline beside it.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "47 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "46 s",
             "same, smoke preset, one thread": "8 s",
-            "retraining both models at the cpu preset (side by side, one thread each)": "~40 min",
+            "retraining both models at the cpu preset (side by side, one thread each)": "~100 min",
         },
     ),
     Notebook(

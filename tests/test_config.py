@@ -231,5 +231,20 @@ def test_config_dict_round_trip(clean_env):
         config_to_dict(Toy(device=torch.device("cpu")))
 
 
+def test_a_stored_config_without_a_newer_field_loads_as_it_was_trained(clean_env):
+    @dataclass
+    class Grown:
+        STORED_BEFORE: ClassVar[dict[str, Any]] = {"trick": 0.0}
+        width: int = 1
+        """Width."""
+        trick: float = 0.5
+        """A knob added later; files written before it were trained with 0."""
+
+    assert make_config(Grown, "cpu").trick == 0.5  # a new config gets the new default
+    assert config_from_dict(Grown, {"width": 2}) == Grown(width=2, trick=0.0)  # an old file
+    assert config_from_dict(Grown, {"trick": 0.25}).trick == 0.25  # a stored value wins
+    assert config_from_dict(Grown, config_to_dict(Grown())) == Grown()
+
+
 def test_presets_constant():
     assert PRESETS == ("smoke", "cpu", "gpu", "large")

@@ -61,16 +61,14 @@ class Config:
             "eval_samples": 8,
             "timing_repeats": 1,
             "tune_decoding": False,
-            "rotary": 0.5,
         },
-        "cpu": {"episodes": 512, "steps": 3000, "batch_size": 64, "lr": 2e-3, "rotary": 0.5},
+        "cpu": {"episodes": 512, "steps": 9000, "batch_size": 64, "lr": 2e-3},
         "gpu": {
             "dim": 256,
             "depth": 8,
             "heads": 8,
             "episodes": 1024,
             "steps": 20000,
-            "rotary": 0.5,
         },
         "large": {
             "dim": 384,
@@ -78,9 +76,11 @@ class Config:
             "heads": 8,
             "episodes": 2048,
             "steps": 40000,
-            "rotary": 0.5,
         },
     }
+    STORED_BEFORE: ClassVar[dict[str, Any]] = {"rotary": 0.0}
+    """What a stored config that lacks a field was trained with (see ``config_from_dict``):
+    files written before RoPE came in rebuild without it."""
 
     tokenizer: str = "shipped"
     """Which image tokenizer: "shipped", "oracle" (ground-truth stand-in) or a preset to train."""
@@ -100,10 +100,10 @@ class Config:
     """Attention heads."""
     dropout: float = 0.0
     """Dropout in attention and MLP while training."""
-    rotary: float = 0.0
+    rotary: float = 0.5
     """Share of each attention head turned by rotary position embedding, on top of the learned
-    absolute positions (see :mod:`hitchhiker.masks.core`). Every preset sets 0.5; the default 0
-    (absolute positions only) is what files written before the field load as, as trained."""
+    absolute positions (see :mod:`hitchhiker.masks.core`); 0: absolute positions only, which is
+    what files written before the field load as (``STORED_BEFORE``)."""
     p_t2i: float = 0.35
     """Probability that a training sequence is a text-to-image task (view tokens masked)."""
     p_i2t: float = 0.45
@@ -127,7 +127,9 @@ class Config:
     policy: str = "random"
     """Behaviour policy that records the views."""
     steps: int = 3000
-    """Optimizer steps."""
+    """Optimizer steps. The cpu preset trains 9000: on val, the masked model's caption precision
+    went 0.79 -> 0.87 and its text-to-image facts 0.86 -> 0.96 from step 3000 to 9000, while the
+    AR baseline's precision stayed near 0.91 and its text-to-image fell 0.81 -> 0.68 (notebook 03)."""
     batch_size: int = 64
     """Sequences per step."""
     lr: float = 1e-3
