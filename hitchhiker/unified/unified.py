@@ -63,20 +63,8 @@ class Config:
             "tune_decoding": False,
         },
         "cpu": {"episodes": 512, "steps": 9000, "batch_size": 64, "lr": 2e-3},
-        "gpu": {
-            "dim": 256,
-            "depth": 8,
-            "heads": 8,
-            "episodes": 1024,
-            "steps": 20000,
-        },
-        "large": {
-            "dim": 384,
-            "depth": 12,
-            "heads": 8,
-            "episodes": 2048,
-            "steps": 40000,
-        },
+        "gpu": {"dim": 256, "depth": 8, "heads": 8, "episodes": 1024, "steps": 20000},
+        "large": {"dim": 384, "depth": 12, "heads": 8, "episodes": 2048, "steps": 40000},
     }
     STORED_BEFORE: ClassVar[dict[str, Any]] = {"rotary": 0.0}
     """What a stored config that lacks a field was trained with (see ``config_from_dict``):
