@@ -232,6 +232,11 @@ def _unified_rows(name: str, label: str, goals: bool) -> tuple[Figure, ...]:
             f"{label} text-to-image time per sample, batch 16",
             "ms",
         ),
+        Figure(
+            f"stage2.{name}.ms_per_i2t_caption_b16",
+            f"{label} image-to-text time per caption, batch 16",
+            "ms",
+        ),
     )
 
 

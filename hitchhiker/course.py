@@ -98,11 +98,11 @@ NOTEBOOKS: list[Notebook] = [
         "03_unified",
         "Unified: one transformer for captions and views",
         "One masked transformer over caption and view tokens in one sequence: text-to-image with "
-        "guidance, image-to-text, joint generation and infilling, scored fact by fact; an "
-        "autoregressive (Chameleon-style) baseline beside it.",
+        "guidance, image-to-text that checks its own captions, joint generation and infilling, "
+        "scored fact by fact; an autoregressive (Chameleon-style) baseline beside it.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "46 s",
-            "same, smoke preset, one thread": "8 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "93 s",
+            "same, smoke preset, one thread": "10 s",
             "retraining both models at the cpu preset (side by side, one thread each)": "~100 min",
         },
     ),

@@ -3,6 +3,8 @@
     python -m hitchhiker.zoo train tokenizer --preset cpu   # train, evaluate, ship, add to manifest
                                                             # (cut short? run it again: it resumes)
     python -m hitchhiker.zoo evaluate dynamics              # re-measure a shipped model's figures
+    python -m hitchhiker.zoo tune unified                   # re-pick its decoding on val (same
+                                                            # weights), store it, re-measure
     python -m hitchhiker.zoo list                           # what is shipped, with its figures
     python -m hitchhiker.zoo verify                         # every file against its sha256
 
@@ -12,6 +14,7 @@ A *recipe* is a module of the package (one per model) that provides
     build(cfg) -> nn.Module     the untrained model
     fit(cfg, run_dir=None, progress=True) -> nn.Module      record data, train (hitchhiker.train)
     evaluate(model, cfg) -> dict[str, float]                figures on held-out seeds, dotted names
+    tune_decoding(model, cfg) -> dict   (optional) pick decoding settings on val, into cfg/model
 
 Shipping stores the weights in half precision (safetensors: no pickle) with the config and the
 recipe in the file's metadata, so :func:`load` rebuilds the exact architecture with no other input,
@@ -174,6 +177,31 @@ def reevaluate(name: str) -> dict:
     return figures
 
 
+def retune(name: str) -> tuple[dict, dict]:
+    """Re-run the recipe's val sweep of decoding settings on the shipped ``name`` with today's
+    decoding code, store the picks in its file and re-measure its figures. The weights stay as
+    they are; ``zoo train`` from scratch would pick the same (it ends with the same sweep).
+    Returns (figures, the sweep's table)."""
+    mod = recipe(name)
+    if not hasattr(mod, "tune_decoding"):
+        raise ValueError(f"{name!r} has no decoding settings to tune")
+    model = load(name)
+    cfg = model.shipped_config
+    table = mod.tune_decoding(model, cfg)
+    figures = {k: float(v) for k, v in mod.evaluate(model, cfg).items()}
+    target = path_of(name)
+    entry = next(
+        (e for e in read_manifest(MANIFEST) if e["file"] == str(target.relative_to(CHECKPOINTS))),
+        None,
+    )
+    if entry is None:
+        raise CheckpointError(f"{target} is not in {MANIFEST}; ship it with `zoo train {name}`")
+    meta = {**read_metadata(target), "config": config_to_dict(cfg), "figures": figures}
+    save_weights(target, model, metadata=meta, half=True)
+    add_to_manifest(MANIFEST, {**entry, "sha256": None, "figures": figures})
+    return figures, table
+
+
 def load(name: str, path: str | Path | None = None) -> nn.Module:
     """Rebuild a shipped model from its file alone (architecture from the metadata), in eval mode."""
     mod = recipe(name)
@@ -218,12 +246,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     e = sub.add_parser("evaluate", help="re-measure a shipped model's figures into the manifest")
     e.add_argument("name", choices=sorted(RECIPES))
+    u = sub.add_parser(
+        "tune", help="re-pick a shipped model's decoding settings on val, store them, re-measure"
+    )
+    u.add_argument("name", choices=sorted(RECIPES))
     sub.add_parser("list", help="shipped models and their figures")
     sub.add_parser("verify", help="check every shipped file against its sha256")
     args = ap.parse_args(argv)
-    if args.cmd in ("train", "evaluate"):
+    if args.cmd in ("train", "evaluate", "tune"):
         if args.cmd == "train":
             figures = ship(args.name, args.preset, fresh=args.fresh)
+        elif args.cmd == "tune":
+            figures, table = retune(args.name)
+            print("val sweep:")
+            for k, v in table.items():
+                print(f"    {k:<52} {v:.4g}")
         else:
             figures = reevaluate(args.name)
         for k, v in figures.items():

@@ -12,6 +12,7 @@ from hitchhiker.masks.token_data import OracleTokenizer
 from hitchhiker.train import TrainConfig, train
 from hitchhiker.unified import autoregressive as ar
 from hitchhiker.unified import sequence as sq
+from hitchhiker.unified import unified as um
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add noise
 K = 9
@@ -75,11 +76,18 @@ def test_the_recipe_fits_and_reports_every_figure():
         assert 0.0 <= figures[f"stage2.unified_ar.{name}"] <= 1.0
     for b in (1, 16):
         assert figures[f"stage2.unified_ar.ms_per_t2i_sample_b{b}"] > 0
+    assert figures["stage2.unified_ar.ms_per_i2t_caption_b16"] > 0
     cfg.tune_samples = 4  # the val sweep of real presets: the best temperature of its table
     table = ar.tune_decoding(model, cfg, OracleTokenizer())
-    assert len(table) == len(ar.SWEEP_T2I["temperature"])
-    assert table[f"t2i temperature={cfg.temperature:g}"] == max(table.values())
+    t2i = {k: v for k, v in table.items() if k.startswith("t2i")}
+    assert len(t2i) == len(ar.SWEEP_T2I["temperature"])
+    assert table[f"t2i temperature={cfg.temperature:g}"] == max(t2i.values())
     assert model.decoding["temperature"] == cfg.temperature
+    # the same best-of-n caption check as the masked model, kept only if it gains enough
+    (n,) = um.SWEEP_I2T_CANDIDATES
+    best_of_n = table[f"i2t best of {n} (self-check) precision"]
+    gained = best_of_n >= table["i2t grammar precision"] + um.CANDIDATE_GAIN
+    assert cfg.i2t_candidates == model.decoding["i2t_candidates"] == (n if gained else 1)
 
 
 def test_bad_inputs_raise():

@@ -18,6 +18,8 @@ class TinyConfig:
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {"width": 3}, "cpu": {"width": 5}}
     width: int = 4
     """Output features."""
+    scale: float = 1.0
+    """A decoding setting: changes no weight."""
 
 
 def _recipe():
@@ -136,3 +138,26 @@ def test_reevaluate_refreshes_the_figures_but_not_the_weights(tiny):
         k: v for k, v in before.items() if k != "figures"
     }
     verify_manifest(tiny / "manifest.json")
+
+
+def test_tune_stores_new_decoding_picks_with_the_same_weights(tiny):
+    zoo.ship("tiny", "cpu", progress=False)
+    before = zoo.load("tiny").state_dict()
+    with pytest.raises(ValueError, match="no decoding settings to tune"):
+        zoo.retune("tiny")
+
+    def tune_decoding(model, cfg):  # a val sweep that picks another setting
+        cfg.scale = 2.5
+        return {"scale=2.5": 1.0}
+
+    recipe = sys.modules["hh_tiny_recipe"]
+    recipe.tune_decoding = tune_decoding
+    recipe.evaluate = lambda model, cfg: {"tiny.scaled": cfg.scale * model.out_features}
+    assert zoo.retune("tiny") == ({"tiny.scaled": 12.5}, {"scale=2.5": 1.0})
+    entry = read_manifest(tiny / "manifest.json")[0]
+    assert entry["figures"] == {"tiny.scaled": 12.5}
+    assert entry["command"] == "python -m hitchhiker.zoo train tiny --preset cpu"
+    verify_manifest(tiny / "manifest.json")  # the rewritten file's new sha256 is recorded
+    model = zoo.load("tiny")
+    assert model.shipped_config.scale == 2.5
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())

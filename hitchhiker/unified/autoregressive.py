@@ -35,7 +35,8 @@ from hitchhiker.masks.maskgit import sample_tokens
 from hitchhiker.masks.text import PAD_ID
 from hitchhiker.unified import unified as um
 from hitchhiker.unified.grammar import GrammarBatch, constrained_words
-from hitchhiker.unified.scoring import figures, t2i_accuracy, tuning_pairs
+from hitchhiker.unified.scoring import figures, i2t_figures, t2i_accuracy, tuning_pairs
+from hitchhiker.unified.self_check import best_caption_of
 from hitchhiker.unified.sequence import (
     IMAGE,
     TEXT,
@@ -88,6 +89,18 @@ class UnifiedAR(MaskedTokenModel):
         """Logits (B, n, V) with ids outside each target position's modality set to -inf."""
         allowed = self.allowed_by_modality[target_modality]
         return logits.float().masked_fill(~allowed.expand_as(logits), float("-inf"))
+
+    @torch.no_grad()
+    def view_code_logp(self, captions: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+        """(B, h * w) log p(v_i | caption, v_<i) of each code of views (B, h, w) under caption ids
+        (B, L): one causal pass in text-first order; they sum to the exact log p(view | caption).
+        What :func:`.self_check.view_fit` scores."""
+        lay = self.layout
+        x = lay.join(captions.to(self.pos.device), views.to(self.pos.device))
+        seq, mods = self.arrange(x, torch.zeros(len(x), dtype=torch.bool, device=x.device))
+        logits = self.restrict(self(seq[:, :-1], mods[:, :-1], is_causal=True), mods[:, 1:])
+        logp = logits.log_softmax(-1).gather(-1, seq[:, 1:, None])[..., 0]
+        return logp[:, -lay.view_len :]
 
     # --- sampling
 
@@ -168,16 +181,24 @@ class UnifiedAR(MaskedTokenModel):
         seed: int | None = 0,
         use_cache=True,
         grammar: bool | None = None,
+        candidates: int | None = None,
     ) -> list[str]:
         """Captions of view codes (B, h, w), word by word until every row has written a pad.
 
         ``grammar``: each word restricted to what the caption grammar allows next (:mod:`.grammar`),
-        as the masked model does (None: the model's default)."""
+        as the masked model does (None: the model's default). ``candidates`` > 1: the best of that
+        many captions, judged by how well the model would draw the view back from each
+        (:func:`.self_check.best_caption_of`, as the masked model does)."""
         lay = self.layout
         if views.ndim != 3 or tuple(views.shape[1:]) != (lay.grid_h, lay.grid_w):
             raise ValueError(
                 f"views must be shaped (B, {lay.grid_h}, {lay.grid_w}); got {tuple(views.shape)}"
             )
+        n = self.decoding["i2t_candidates"] if candidates is None else candidates
+        if n != 1:
+            t = self.decoding["i2t_candidate_temperature"]
+            write = {"temperature": temperature, "use_cache": use_cache, "grammar": grammar}
+            return best_caption_of(self, views, n, t, seed, **write)
         first = views.reshape(len(views), -1).to(self.pos.device) + lay.text_vocab
         prefix, mods = self._prefix(first, IMAGE)
         temp = self.decoding["text_temperature"] if temperature is None else temperature
@@ -207,6 +228,8 @@ DECODING_DEFAULTS: dict[str, Any] = {
     "temperature": 1.0,
     "text_temperature": 0.0,
     "i2t_grammar": True,
+    "i2t_candidates": 1,
+    "i2t_candidate_temperature": 0.7,
 }
 
 
@@ -262,8 +285,10 @@ SWEEP_T2I = {"temperature": (1.0, 0.5)}
 """Val sweep of the baseline: the view sampling temperature."""
 
 
-def tune_decoding(model: UnifiedAR, cfg: Config, tokenizer) -> dict[str, float]:
-    """Pick the view temperature on the VAL split (ties: the first); write it into cfg/model."""
+def tune_decoding(model: UnifiedAR, cfg: Config, tokenizer=None) -> dict[str, float]:
+    """Pick the view temperature, and whether to write best-of-n captions, on the VAL split
+    (ties: the first); write them into cfg and the model."""
+    tokenizer = tokenizer if tokenizer is not None else um.tokenizer_of(cfg)
     pairs = tuning_pairs(cfg, tokenizer)
     table, best, best_acc = {}, None, -1.0
     for temp in SWEEP_T2I["temperature"]:
@@ -272,7 +297,10 @@ def tune_decoding(model: UnifiedAR, cfg: Config, tokenizer) -> dict[str, float]:
         if acc > best_acc + 1e-9:
             best, best_acc = temp, acc
     cfg.temperature = best
-    model.decoding["temperature"] = best
+    precision = i2t_figures(model, pairs, candidates=1, seed=cfg.seed)["precision"]
+    table["i2t grammar precision"] = precision
+    um.tune_caption_candidates(model, cfg, pairs, table, precision)
+    model.decoding.update({k: getattr(cfg, k) for k in DECODING_DEFAULTS})
     return table
 
 

@@ -9,8 +9,8 @@ are compared on exactly the same terms, so everything that measures them lives h
   score the share of the requested atomic facts that hold (:func:`.facts.t2i_scores`);
 * image-to-text: caption each view, parse the caption, and score precision, recall and parse rate
   against the view's true facts (:func:`.facts.i2t_scores`);
-* speed: milliseconds per text-to-image sample at batch 1 and batch 16 (median of repeats, one CPU
-  thread by default, so that a shared machine gives steady numbers);
+* speed: milliseconds per text-to-image sample at batch 1 and batch 16, and per caption at batch
+  16 (median of repeats, one CPU thread by default, so that a shared machine gives steady numbers);
 * a probe of reading (masked model only, :func:`kind_reading`): hide one kind word of a *true*
   caption and ask the model for it, sentence by sentence. It separates reading from decoding.
 
@@ -67,7 +67,8 @@ def i2t_figures(model, pairs: Pairs, **kwargs) -> dict[str, float]:
 
 
 def t2i_timing(model, pairs: Pairs, cfg, prefix: str) -> dict[str, float]:
-    """Milliseconds per text-to-image sample at batch 1 and 16 (default decoding settings)."""
+    """Milliseconds per text-to-image sample at batch 1 and 16, and per image-to-text caption at
+    batch 16 (default decoding settings: best-of-n candidates included)."""
     device = _device_of(model)
     out = {}
     for b in (1, 16):
@@ -77,13 +78,19 @@ def t2i_timing(model, pairs: Pairs, cfg, prefix: str) -> dict[str, float]:
             lambda n, c=caps: model.text_to_image(c[:n]), b, cfg.timing_repeats, cfg.timing_threads
         )
         out[f"{prefix}.ms_per_t2i_sample_b{b}"] = 1000 * s
+    views = pairs.views[:16].repeat(-(-16 // len(pairs.views)), 1, 1)[:16].to(device)
+    s = seconds_per_image(
+        lambda n: model.image_to_text(views[:n]), 16, cfg.timing_repeats, cfg.timing_threads
+    )
+    out[f"{prefix}.ms_per_i2t_caption_b16"] = 1000 * s
     return out
 
 
 def figures(model, cfg, tokenizer, prefix: str, unguided: bool = False) -> dict[str, float]:
     """The issue's figures on held-out TEST pairs with the model's default decoding settings:
     ``<prefix>.t2i_fact_accuracy``, ``.i2t_precision``, ``.i2t_recall``, ``.i2t_parse_rate``,
-    ``.ms_per_t2i_sample_b1`` / ``_b16`` (and ``.t2i_fact_accuracy_unguided`` if asked)."""
+    ``.ms_per_t2i_sample_b1`` / ``_b16``, ``.ms_per_i2t_caption_b16`` (and
+    ``.t2i_fact_accuracy_unguided`` if asked)."""
     model.eval()
     pairs, _, _ = held_out(cfg, "test", tokenizer)
     out = {f"{prefix}.t2i_fact_accuracy": t2i_accuracy(model, pairs, tokenizer, seed=cfg.seed)}

@@ -136,7 +136,8 @@ def caption_composer(model, tokenizer, start: Facts | None = None):
 
 def view_reader(model, tokenizer, frames: np.ndarray, truths: list[Facts]):
     """A slider over held-out views: the caption the model reads off each one, every stated fact
-    ticked or crossed against the ground truth."""
+    ticked or crossed against the ground truth; a second slider sets how many captions it writes
+    and checks (:func:`.self_check.best_caption_of`)."""
     import matplotlib.pyplot as plt
     from ipywidgets import HBox, IntSlider, VBox, interactive_output
 
@@ -144,11 +145,13 @@ def view_reader(model, tokenizer, frames: np.ndarray, truths: list[Facts]):
 
     codes = encode_frames(tokenizer, frames)
     index = IntSlider(value=0, min=0, max=len(frames) - 1, description="view")
-    steps = IntSlider(value=model.decoding.get("i2t_steps", 16), min=1, max=64, description="steps")
+    n = IntSlider(
+        value=model.decoding.get("i2t_candidates", 1), min=1, max=16, description="candidates"
+    )
 
-    def read(i, steps):
+    def read(i, n):
         with torch.inference_mode():
-            caption = model.image_to_text(codes[i : i + 1], steps=steps)[0]
+            caption = model.image_to_text(codes[i : i + 1], candidates=n)[0]
         fig, ax = plt.subplots(figsize=(2.6, 2.6))
         ax.imshow(frames[i], interpolation="nearest")
         ax.axis("off")
@@ -157,8 +160,8 @@ def view_reader(model, tokenizer, frames: np.ndarray, truths: list[Facts]):
         print("truth:", describe(truths[i]))
         print(said_vs_true(caption, truths[i]))
 
-    out = interactive_output(read, {"i": index, "steps": steps})
-    return VBox([HBox([index, steps]), out])
+    out = interactive_output(read, {"i": index, "n": n})
+    return VBox([HBox([index, n]), out])
 
 
 # ----------------------------------------------------------------------------- infilling, race
@@ -199,7 +202,7 @@ def time_per_sample(fn, n: int, repeats: int = 1) -> float:
 
 def plot_race(rows: dict[str, dict[str, float]]):
     """Side-by-side bars of the figures of each model ({model: {figure: value}}): the fact scores
-    on one axis (shares), the time per text-to-image sample on another."""
+    on one axis (shares), the times (per view drawn or caption written) on another."""
     import matplotlib.pyplot as plt
 
     models = list(rows)
@@ -217,7 +220,7 @@ def plot_race(rows: dict[str, dict[str, float]]):
     a.axhline(0.9, ls=":", c="grey")
     a.legend(fontsize=8)
     b.set_xticks(np.arange(len(times)) + 0.4 - width / 2, times, fontsize=8)
-    b.set_ylabel("ms per sample")
+    b.set_ylabel("ms per view or caption")
     fig.tight_layout()
     return fig
 
