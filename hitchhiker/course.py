@@ -101,8 +101,8 @@ NOTEBOOKS: list[Notebook] = [
         "guidance, image-to-text that checks its own captions, joint generation and infilling, "
         "scored fact by fact; an autoregressive (Chameleon-style) baseline beside it.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "93 s",
-            "same, smoke preset, one thread": "10 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "65 s",
+            "same, smoke preset, one thread": "9 s",
             "retraining both models at the cpu preset (side by side, one thread each)": "~100 min",
         },
     ),

@@ -192,7 +192,7 @@ class UnifiedModel(MaskedTokenModel):
 
         ``grammar``: write the caption left to right, one word per step, each word restricted to
         what the caption grammar allows next (:mod:`.grammar`); every caption then parses.
-        ``steps`` and ``block`` are unused (the caption's own length sets the steps; steps where
+        ``steps`` and ``block`` are unused (the caption's own length sets the steps; rows where
         the grammar allows one word only skip the model). Otherwise MaskGIT's loop decodes it:
         ``block``: caption positions decoded together, blocks left to right (semi-autoregressive
         decoding, as LLaDA does for long answers): L = all at once, 1 = one word per step.
@@ -232,18 +232,19 @@ class UnifiedModel(MaskedTokenModel):
 
         At word i the model sees the view, words < i and [MASK] after; its logits at position i
         are restricted to the words the grammar allows there, then sampled (temperature 0: the
-        most likely allowed word)."""
+        most likely allowed word). Rows whose next word is forced ("stand", "lies", the pads of
+        a finished caption: about 60% of them) skip the model."""
         gen = None if seed is None else torch.Generator(x.device).manual_seed(seed)
         words = self.layout.text_vocab
         rules = GrammarBatch(len(x), x.device)
         for i in range(self.layout.caption_len):
             allowed = rules.mask()
-            if bool((allowed.sum(1) == 1).all()):  # forced words: no need to ask the model
-                ids = allowed.long().argmax(1)
-            else:
-                logits = self(x, self.modality_ids)[:, i, :words].float()
-                ids, _ = sample_tokens(
-                    logits.masked_fill(~allowed, float("-inf")), temperature, gen
+            ids = allowed.long().argmax(1)  # right where only one word is allowed
+            free = allowed.sum(1) > 1  # rows where the model has a choice
+            if bool(free.any()):
+                logits = self(x[free], self.modality_ids)[:, i, :words].float()
+                ids[free], _ = sample_tokens(
+                    logits.masked_fill(~allowed[free], float("-inf")), temperature, gen
                 )
             x[:, i] = ids
             rules.push(ids)
@@ -391,4 +392,5 @@ tune_decoding`, 128 val pairs) picked for the shipped cpu model (9000 steps): te
 steps, guidance 1, temperature 0.5 (share of facts 0.962; 0.927 unguided; best of 4 by the model's
 own check 0.962, so one draw); image-to-text word by word inside the caption grammar (precision
 0.865; without it one word per step left to right 0.856, blocks of 8 0.626, all at once in 8 steps
-0.641), best of 8 captions by the model's own check (precision 0.912)."""
+0.641), best of 8 captions by the model's own check (precision 0.900; 0.899 to 0.903 over four
+draws of the sampled candidates)."""
