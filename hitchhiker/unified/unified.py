@@ -109,7 +109,10 @@ class Config:
     """Loss weight of hidden caption words that name a kind or the heading (1: like any token;
     5 measured no better, see :mod:`.objective`)."""
     episodes: int = 256
-    """Training episodes recorded (train split); every view gives one (caption, view) pair."""
+    """Training episodes recorded (train split); every view gives one (caption, view) pair. The
+    cpu preset records 512. The masked model at 2048 and 9000 steps measured on val: precision
+    0.879 with one caption, 0.922 with best of 8, text-to-image facts 0.984 (512: 0.865, 0.900,
+    0.962). Not the preset until the AR baseline is trained on the same data."""
     episode_steps: int = 32
     """Steps per recorded episode (each gives steps + 1 views)."""
     policy: str = "random"
