@@ -164,15 +164,21 @@ def ship(name: str, preset: str | None = None, progress: bool = True, fresh: boo
     return figures
 
 
-def reevaluate(name: str) -> dict:
-    """Re-measure the figures of the shipped ``name`` with today's evaluation code and record them
-    in its manifest entry (the weights, their sha256 and the training command stay as they are)."""
-    model = load(name)
-    figures = {k: float(v) for k, v in recipe(name).evaluate(model, model.shipped_config).items()}
+def _manifest_entry(name: str) -> dict:
+    """The manifest entry of the shipped ``name``; CheckpointError if it has none."""
     target = str(path_of(name).relative_to(CHECKPOINTS))
     entry = next((e for e in read_manifest(MANIFEST) if e["file"] == target), None)
     if entry is None:
         raise CheckpointError(f"{target} is not in {MANIFEST}; ship it with `zoo train {name}`")
+    return entry
+
+
+def reevaluate(name: str) -> dict:
+    """Re-measure the figures of the shipped ``name`` with today's evaluation code and record them
+    in its manifest entry (the weights, their sha256 and the training command stay as they are)."""
+    entry = _manifest_entry(name)
+    model = load(name)
+    figures = {k: float(v) for k, v in recipe(name).evaluate(model, model.shipped_config).items()}
     add_to_manifest(MANIFEST, {**entry, "figures": figures})
     return figures
 
@@ -185,17 +191,12 @@ def retune(name: str) -> tuple[dict, dict]:
     mod = recipe(name)
     if not hasattr(mod, "tune_decoding"):
         raise ValueError(f"{name!r} has no decoding settings to tune")
+    entry = _manifest_entry(name)
     model = load(name)
     cfg = model.shipped_config
     table = mod.tune_decoding(model, cfg)
     figures = {k: float(v) for k, v in mod.evaluate(model, cfg).items()}
     target = path_of(name)
-    entry = next(
-        (e for e in read_manifest(MANIFEST) if e["file"] == str(target.relative_to(CHECKPOINTS))),
-        None,
-    )
-    if entry is None:
-        raise CheckpointError(f"{target} is not in {MANIFEST}; ship it with `zoo train {name}`")
     meta = {**read_metadata(target), "config": config_to_dict(cfg), "figures": figures}
     save_weights(target, model, metadata=meta, half=True)
     add_to_manifest(MANIFEST, {**entry, "sha256": None, "figures": figures})

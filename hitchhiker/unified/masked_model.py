@@ -86,8 +86,8 @@ class UnifiedModel(MaskedTokenModel):
         lay = self.layout
         x = lay.join(captions.to(self.pos.device), views.to(self.pos.device))
         hide = self.view_positions.expand_as(x)
-        logp = self.restricted_logits(torch.where(hide, self.mask_id, x)).log_softmax(-1)
-        return logp.gather(-1, x[..., None])[..., 0][:, lay.view_slice]
+        logits = self.restricted_logits(torch.where(hide, self.mask_id, x))[:, lay.view_slice]
+        return logits.log_softmax(-1).gather(-1, x[:, lay.view_slice, None])[..., 0]
 
     def logits_fn(self, guidance: float = 0.0):
         """The ``logits_fn`` of :func:`iterative_decode`: guidance 0 is the unguided path."""
@@ -187,7 +187,7 @@ class UnifiedModel(MaskedTokenModel):
         """Captions of view codes (B, h, w).
 
         ``candidates`` > 1: write that many captions per view (the most likely one, then sampled
-        ones) and keep the one under which the model draws the view back most likely
+        ones) and keep the one from which the model would draw the view back best
         (:func:`.self_check.best_caption_of`).
 
         ``grammar``: write the caption left to right, one word per step, each word restricted to

@@ -66,22 +66,24 @@ def i2t_figures(model, pairs: Pairs, **kwargs) -> dict[str, float]:
     return fx.i2t_scores(captions, pairs.facts)
 
 
-def t2i_timing(model, pairs: Pairs, cfg, prefix: str) -> dict[str, float]:
+def _rows(x: torch.Tensor, b: int, device) -> torch.Tensor:
+    """The first ``b`` rows of x, repeated when x has fewer, on ``device``."""
+    x = x[:b].to(device)
+    return x.repeat(-(-b // len(x)), *([1] * (x.ndim - 1)))[:b]
+
+
+def speed_figures(model, pairs: Pairs, cfg, prefix: str) -> dict[str, float]:
     """Milliseconds per text-to-image sample at batch 1 and 16, and per image-to-text caption at
     batch 16 (default decoding settings: best-of-n candidates included)."""
     device = _device_of(model)
+    reps, threads = cfg.timing_repeats, cfg.timing_threads
     out = {}
     for b in (1, 16):
-        caps = pairs.captions[:b].to(device)
-        caps = caps.repeat(-(-b // len(caps)), 1)[:b]
-        s = seconds_per_image(
-            lambda n, c=caps: model.text_to_image(c[:n]), b, cfg.timing_repeats, cfg.timing_threads
-        )
+        caps = _rows(pairs.captions, b, device)
+        s = seconds_per_image(lambda n, c=caps: model.text_to_image(c[:n]), b, reps, threads)
         out[f"{prefix}.ms_per_t2i_sample_b{b}"] = 1000 * s
-    views = pairs.views[:16].repeat(-(-16 // len(pairs.views)), 1, 1)[:16].to(device)
-    s = seconds_per_image(
-        lambda n: model.image_to_text(views[:n]), 16, cfg.timing_repeats, cfg.timing_threads
-    )
+    views = _rows(pairs.views, 16, device)
+    s = seconds_per_image(lambda n: model.image_to_text(views[:n]), 16, reps, threads)
     out[f"{prefix}.ms_per_i2t_caption_b16"] = 1000 * s
     return out
 
@@ -100,7 +102,7 @@ def figures(model, cfg, tokenizer, prefix: str, unguided: bool = False) -> dict[
         )
     i2t = i2t_figures(model, pairs, seed=cfg.seed)
     out.update({f"{prefix}.i2t_{k}": v for k, v in i2t.items()})
-    out.update(t2i_timing(model, pairs, cfg, prefix))
+    out.update(speed_figures(model, pairs, cfg, prefix))
     return out
 
 

@@ -294,7 +294,7 @@ best setting of the grid; kept only if the share of facts rises by at least ``CA
 since each candidate costs a whole drawing."""
 CANDIDATE_GAIN = 0.01
 SWEEP_I2T_CANDIDATES = (8,)
-"""Captions written per view and judged by the model's own log p(view | caption)
+"""Captions written per view and judged by how well the model would draw the view back from each
 (:func:`.self_check.best_caption_of`), tried at the best image-to-text setting; kept only if
 precision rises by at least ``CANDIDATE_GAIN`` (each candidate costs a whole caption)."""
 SWEEP_I2T = ((True, 64, 8), (False, 64, 8), (False, 8, 16), (False, 1, 64))
@@ -340,20 +340,20 @@ def tune_decoding(model: UnifiedModel, cfg: Config, tokenizer=None) -> dict[str,
     cfg.i2t_grammar, cfg.i2t_block, cfg.i2t_steps = best_i2t
     model.decoding.update(decoding_of(cfg))
     tune_caption_candidates(model, cfg, pairs, table, best_p)
-    model.decoding.update(decoding_of(cfg))
     return table
 
 
 def tune_caption_candidates(model, cfg, pairs, table: dict, precision: float) -> None:
     """Try best-of-n captions (``SWEEP_I2T_CANDIDATES``) against one caption of ``precision``
-    on the val ``pairs``; set ``cfg.i2t_candidates`` and add the rows to ``table``. Shared by both
-    Stage II recipes."""
+    on the val ``pairs``; set ``i2t_candidates`` in cfg and the model, and add the rows to
+    ``table``. Shared by both Stage II recipes."""
     cfg.i2t_candidates = 1
     for n in SWEEP_I2T_CANDIDATES:
         p = i2t_figures(model, pairs, candidates=n, seed=cfg.seed)["precision"]
         table[f"i2t best of {n} (self-check) precision"] = p
         if p >= precision + CANDIDATE_GAIN:
             cfg.i2t_candidates, precision = n, p
+    model.decoding["i2t_candidates"] = cfg.i2t_candidates
 
 
 def evaluate(model: UnifiedModel, cfg: Config, tokenizer=None) -> dict[str, float]:
