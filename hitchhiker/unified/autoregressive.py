@@ -270,8 +270,9 @@ def build(cfg: Config) -> UnifiedAR:
     """The untrained AR baseline of a (tokenizer-bound) config."""
     torch.manual_seed(cfg.seed)
     lay = um.layout_of(cfg)
-    decoding = {k: getattr(cfg, k) for k in DECODING_DEFAULTS}
-    return UnifiedAR(um.core_config(cfg, lay.seq_len + 1), lay, decoding)
+    return UnifiedAR(
+        um.core_config(cfg, lay.seq_len + 1), lay, um.decoding_of(cfg, DECODING_DEFAULTS)
+    )
 
 
 def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> UnifiedAR:
@@ -300,12 +301,12 @@ def tune_decoding(model: UnifiedAR, cfg: Config, tokenizer=None) -> dict[str, fl
     precision = i2t_figures(model, pairs, candidates=1, seed=cfg.seed)["precision"]
     table["i2t grammar precision"] = precision
     um.tune_caption_candidates(model, cfg, pairs, table, precision)
-    model.decoding.update({k: getattr(cfg, k) for k in DECODING_DEFAULTS})
+    model.decoding.update(um.decoding_of(cfg, DECODING_DEFAULTS))
     return table
 
 
 def evaluate(model: UnifiedAR, cfg: Config, tokenizer=None) -> dict[str, float]:
     """The same figures as the masked model's (:func:`.scoring.figures`), ``stage2.unified_ar.*``."""
     tokenizer = tokenizer if tokenizer is not None else um.tokenizer_of(cfg)
-    model.decoding.update({k: getattr(cfg, k) for k in DECODING_DEFAULTS})
+    model.decoding.update(um.decoding_of(cfg, DECODING_DEFAULTS))
     return figures(model, cfg, tokenizer, "stage2.unified_ar")

@@ -29,9 +29,9 @@ the two judges came within 0.011 of each other on four pools of candidates, prob
 on three. The shipped masked model (2048 episodes): precision 0.921 against 0.879 for the most
 likely caption alone (val), 0.914 against 0.870 on test.
 
-Why not search for the facts whose caption makes v most likely? Measured on val: changing one
-region's kind at a time to raise log p(v | c) *lowered* precision (0.865 -> 0.817, 512 episodes). The score is
-a good judge between captions the model would write, not a reader on its own.
+Why not search for the facts whose caption makes v most likely? Measured on val (512 episodes):
+changing one region's kind at a time to raise log p(v | c) *lowered* precision (0.865 -> 0.817).
+The score is a good judge between captions the model would write, not a reader on its own.
 
 No ground truth is used: the tile reader only scores the result afterwards. Cost: n times the
 drawing (or writing) plus n forward passes; the benchmark reports the time of both.

@@ -249,8 +249,10 @@ def train_config(cfg):
     return train_config_of(cfg)
 
 
-def decoding_of(cfg: Config) -> dict[str, Any]:
-    return {k: getattr(cfg, k) for k in DECODING_DEFAULTS}
+def decoding_of(cfg, defaults: dict[str, Any] = DECODING_DEFAULTS) -> dict[str, Any]:
+    """The decoding settings a model takes from its config: the config's value of every key of
+    ``defaults`` (the masked model's; the AR baseline passes its own)."""
+    return {k: getattr(cfg, k) for k in defaults}
 
 
 def build(cfg: Config) -> UnifiedModel:
