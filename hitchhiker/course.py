@@ -101,7 +101,7 @@ NOTEBOOKS: list[Notebook] = [
         "guidance, image-to-text that checks its own captions, joint generation and infilling, "
         "scored fact by fact; an autoregressive (Chameleon-style) baseline beside it.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "61 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "60 s",
             "same, smoke preset, one thread": "9 s",
             "retraining both models at the cpu preset (side by side, one thread each)": "~100 min",
         },
