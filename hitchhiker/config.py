@@ -139,6 +139,16 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
     return device
 
 
+def device_of(module: Any) -> torch.device:
+    """The device a module's parameters (or, lacking any, its buffers) live on; CPU for anything else."""
+    if not isinstance(module, torch.nn.Module):
+        return torch.device("cpu")
+    tensor = next(iter(module.parameters()), None)
+    if tensor is None:
+        tensor = next(iter(module.buffers()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
 @dataclass(frozen=True)
 class Precision:
     """How the forward pass computes: the autocast dtype and whether the loss is scaled."""

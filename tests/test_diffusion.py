@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hitchhiker.config import make_config
-from hitchhiker.interactive import diffusion
+from hitchhiker.interactive import diffusion_recipe as diffusion
 from hitchhiker.interactive.edm import EDM
 from hitchhiker.interactive.unet import DenoiserUNet
 from hitchhiker.play import PlayController

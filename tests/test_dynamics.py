@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from hitchhiker.config import make_config
-from hitchhiker.interactive import dynamics as dyn
-from hitchhiker.interactive.dynamics_engine import DynamicsEngine
+from hitchhiker.interactive import masked_dynamics_recipe as dyn
+from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
 from hitchhiker.interactive.rollout import teacher_forced_frames, truth_set
 from hitchhiker.masks.core import CoreConfig
-from hitchhiker.masks.token_data import OracleTokenizer
 from hitchhiker.play import PlayController
+from hitchhiker.tokens import OracleTokenizer
 from hitchhiker.world import ACTION_NAMES, SimulatorEngine, read_tiles
 from hitchhiker.world.dataset import LEARNING_WORLD, record
 

@@ -8,7 +8,7 @@ import torch
 
 from hitchhiker.masks import text
 from hitchhiker.masks.core import CoreConfig
-from hitchhiker.masks.token_data import OracleTokenizer
+from hitchhiker.tokens import OracleTokenizer
 from hitchhiker.unified import sequence as sq
 from hitchhiker.unified.autoregressive import UnifiedAR
 from hitchhiker.unified.grammar import CaptionCursor, GrammarBatch, constrained_words

@@ -9,7 +9,7 @@ import torch
 
 from hitchhiker.config import make_config
 from hitchhiker.interactive import latent_actions as lam
-from hitchhiker.masks.token_data import OracleTokenizer, bind_tokenizer
+from hitchhiker.tokens import OracleTokenizer, bind_tokenizer
 from hitchhiker.world import ACTION_NAMES
 from hitchhiker.world.dataset import LEARNING_WORLD, record
 

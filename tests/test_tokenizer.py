@@ -270,7 +270,7 @@ def test_the_shipped_tokenizer_keeps_the_explorers_heading():
     """Stage II's captions ("facing north") and Stage III's actions turn on the heading: the
     shipped tokenizer must carry it through a round trip, not only the tile kinds."""
     from hitchhiker import zoo
-    from hitchhiker.masks.token_data import decode_tokens, encode_frames
+    from hitchhiker.tokens import decode_tokens, encode_frames
     from hitchhiker.world import read_tiles
     from hitchhiker.world.dataset import LEARNING_WORLD, record
 

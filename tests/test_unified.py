@@ -12,11 +12,11 @@ from hitchhiker.config import config_from_dict, config_to_dict
 from hitchhiker.masks import text
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import iterative_decode
-from hitchhiker.masks.token_data import OracleTokenizer
+from hitchhiker.tokens import OracleTokenizer
 from hitchhiker.train import TrainConfig, train
+from hitchhiker.unified import masked_recipe as um
 from hitchhiker.unified import objective, scoring
 from hitchhiker.unified import sequence as sq
-from hitchhiker.unified import unified as um
 from hitchhiker.unified.objective import caption_mask
 from hitchhiker.unified.self_check import fact_positions
 from hitchhiker.world import REGIONS, describe, parse_caption

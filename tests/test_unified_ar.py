@@ -8,11 +8,11 @@ import torch
 from hitchhiker import zoo
 from hitchhiker.masks import text
 from hitchhiker.masks.core import CoreConfig
-from hitchhiker.masks.token_data import OracleTokenizer
+from hitchhiker.tokens import OracleTokenizer
 from hitchhiker.train import TrainConfig, train
 from hitchhiker.unified import autoregressive as ar
+from hitchhiker.unified import masked_recipe as um
 from hitchhiker.unified import sequence as sq
-from hitchhiker.unified import unified as um
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: threads only add noise
 K = 9

@@ -8,7 +8,7 @@ live widget serve them all.
 - :mod:`.latent_actions`  Genie's latent action model: discrete actions discovered from unlabelled
   video through a small quantised bottleneck; :mod:`.action_agreement` scores its codes against
   the true actions (NMI, purity, consistency)
-- :mod:`.dynamics_model`, :mod:`.dynamics`, :mod:`.dynamics_engine`  masked dynamics (Genie,
+- :mod:`.masked_dynamics_model`, :mod:`.dynamics`, :mod:`.masked_dynamics_engine`  masked dynamics (Genie,
   MineWorld): a spatio-temporal transformer over Stage I tokens (the model; its recipe), MaskGIT
   decoding, cached for play
 - :mod:`.edm`, :mod:`.unet`, :mod:`.diffusion`  the diffusion engine (GameNGen, DIAMOND): an EDM
@@ -30,12 +30,12 @@ import importlib
 SUBMODULES = (
     "latent_actions",
     "action_agreement",
-    "dynamics_model",
-    "dynamics",
-    "dynamics_engine",
+    "masked_dynamics_model",
+    "masked_dynamics_recipe",
+    "masked_dynamics_engine",
     "edm",
     "unet",
-    "diffusion",
+    "diffusion_recipe",
     "truth",
     "rollout",
     "dream_play",

@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from hitchhiker.config import device_of
 from hitchhiker.interactive.action_agreement import (  # noqa: F401  (lam.nmi etc. stay here too)
     consistency,
     contingency,
@@ -61,8 +62,7 @@ from hitchhiker.interactive.action_agreement import (  # noqa: F401  (lam.nmi et
 )
 from hitchhiker.masks.core import TransformerCore, init_weights
 from hitchhiker.masks.quantizers import EMAVectorQuantizer
-from hitchhiker.masks.token_data import (
-    _device_of,
+from hitchhiker.tokens import (
     bind_tokenizer,
     check_tokenizer,
     encode_frames,
@@ -394,7 +394,7 @@ def split_tokens(cfg: Config, split: str, tokenizer=None) -> tuple[torch.Tensor,
 def infer_tokens(model: LatentActionModel, tokens: torch.Tensor, batch: int = 512) -> np.ndarray:
     """Latent action ids (E, T) of every transition of episodes of token grids (E, T+1, h, w)."""
     model.eval()
-    device = _device_of(model)
+    device = device_of(model)
     a = tokens[:, :-1].reshape(-1, *tokens.shape[2:])
     b = tokens[:, 1:].reshape(-1, *tokens.shape[2:])
     ids = [
@@ -529,7 +529,7 @@ def evaluate(
     tokens, rec = split_tokens(cfg, split, tokenizer)
     ids = infer_tokens(model, tokens)
     actions, effective = rec.actions, effective_transitions(rec)
-    device = _device_of(model)
+    device = device_of(model)
     a = tokens[:, :-1].reshape(-1, *tokens.shape[2:])
     b = tokens[:, 1:].reshape(len(a), -1)
     hits, nll = [], 0.0

@@ -7,7 +7,7 @@ in a notebook cell. Three pictures:
   block-causal mask of play (bidirectional within a frame, causal across frames) and the training
   mask, in which a hidden copy of each frame attends to the clean frames before it and to itself;
 - :func:`decoding_history` / :func:`show_decoding` run one frame of MaskGIT decoding in a
-  :class:`~.dynamics_engine.DynamicsEngine` and show the frame after each parallel step, tiles
+  :class:`~.masked_dynamics_engine.DynamicsEngine` and show the frame after each parallel step, tiles
   still hidden drawn grey;
 - :func:`show_transitions_by_code` is a filmstrip of recorded transitions (frame t -> frame t+1)
   grouped by the latent action the LAM inferred for them, each labelled with the true action.
@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from hitchhiker.interactive.dynamics_model import block_causal_mask, teacher_forcing_mask
+from hitchhiker.interactive.masked_dynamics_model import block_causal_mask, teacher_forcing_mask
 from hitchhiker.masks.maskgit import iterative_decode
 from hitchhiker.world import ACTION_NAMES, parse_action
 

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from hitchhiker.config import device_of
 from hitchhiker.masks import maskgit as mg
 from hitchhiker.masks.core import KVCache, MaskedTokenModel, TokenGridModel
 
@@ -160,7 +161,7 @@ def evaluate(
     tokenizer = tokenizer if tokenizer is not None else mg.tokenizer_for(cfg)
     model.eval()
     test_tokens, test_tiles = mg.world_tokens(cfg, "test", tokenizer)
-    device = mg._device_of(model)
+    device = device_of(model)
     with torch.inference_mode():
         samples = model.generate(cfg.eval_samples, temperature=cfg.temperature, seed=cfg.seed)
         x = test_tokens[: 4 * cfg.batch_size].to(device)

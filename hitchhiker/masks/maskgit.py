@@ -36,11 +36,11 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from hitchhiker.config import device_of
 from hitchhiker.masks.core import CoreConfig, MaskedTokenModel, TokenGridModel
-from hitchhiker.masks.token_data import (  # noqa: F401  (re-exported: the recipe API)
+from hitchhiker.tokens import (  # noqa: F401  (re-exported: the recipe API)
     OracleTokenizer,
     TokenDataset,
-    _device_of,
     bind_tokenizer,
     check_tokenizer,
     decode_tokens,
@@ -402,7 +402,7 @@ def evaluate(model: MaskGIT, cfg: Config, tokenizer=None) -> dict[str, float]:
     tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
     model.eval()
     test_tokens, test_tiles = world_tokens(cfg, "test", tokenizer)
-    device = _device_of(model)
+    device = device_of(model)
     kw = {
         "steps": cfg.decode_steps,
         "temperature": cfg.temperature,

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from hitchhiker.masks.core import CoreConfig, KVCache, MaskedTokenModel
 from hitchhiker.masks.maskgit import sample_tokens
 from hitchhiker.masks.text import PAD_ID
-from hitchhiker.unified import unified as um
+from hitchhiker.unified import masked_recipe as um
 from hitchhiker.unified.grammar import GrammarBatch, constrained_words
 from hitchhiker.unified.scoring import figures, i2t_figures, t2i_accuracy, tuning_pairs
 from hitchhiker.unified.self_check import best_caption_of

@@ -387,7 +387,7 @@ DECODING_DEFAULTS: dict[str, Any] = {
     "choice_temperature": 4.5,
     "text_choice_temperature": 0.0,
 }
-"""Decoding defaults of an untuned model. The val sweep (:func:`hitchhiker.unified.unified.
+"""Decoding defaults of an untuned model. The val sweep (:func:`hitchhiker.unified.masked_recipe.
 tune_decoding`, 128 val pairs) picked for the shipped cpu model (2048 episodes, 9000 steps):
 text-to-image 8 steps, guidance 1, temperature 0.25 (share of facts 0.987; 0.948 unguided; best of
 4 by the model's own check 0.991, under the 0.01 gain asked, so one draw); image-to-text word by

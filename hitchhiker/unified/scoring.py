@@ -25,8 +25,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hitchhiker.config import device_of
 from hitchhiker.masks.text import WORD_ID
-from hitchhiker.masks.token_data import _device_of, decode_tokens, seconds_per_image
+from hitchhiker.tokens import decode_tokens, seconds_per_image
 from hitchhiker.unified import facts as fx
 from hitchhiker.unified.self_check import fact_positions
 from hitchhiker.unified.sequence import Pairs, record_pairs
@@ -75,7 +76,7 @@ def _rows(x: torch.Tensor, b: int, device) -> torch.Tensor:
 def speed_figures(model, pairs: Pairs, cfg, prefix: str) -> dict[str, float]:
     """Milliseconds per text-to-image sample at batch 1 and 16, and per image-to-text caption at
     batch 16 (default decoding settings: best-of-n candidates included)."""
-    device = _device_of(model)
+    device = device_of(model)
     reps, threads = cfg.timing_repeats, cfg.timing_threads
     out = {}
     for b in (1, 16):

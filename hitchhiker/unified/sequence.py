@@ -206,7 +206,7 @@ def facts_of(rec) -> list[Facts]:
 
 def pairs_of(rec, tokenizer, caption_len: int = CAPTION_LEN) -> Pairs:
     """Caption every view of ``rec`` (from its ground truth) and tokenize every frame."""
-    from hitchhiker.masks.token_data import encode_frames
+    from hitchhiker.tokens import encode_frames
 
     facts = facts_of(rec)
     captions = text.encode_batch([describe(f) for f in facts], caption_len)

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from hitchhiker.masks.token_data import decode_tokens
+from hitchhiker.tokens import decode_tokens
 from hitchhiker.unified import facts as fx
 from hitchhiker.world import (
     HEADING_NAMES,
@@ -141,7 +141,7 @@ def view_reader(model, tokenizer, frames: np.ndarray, truths: list[Facts]):
     import matplotlib.pyplot as plt
     from ipywidgets import HBox, IntSlider, VBox, interactive_output
 
-    from hitchhiker.masks.token_data import encode_frames
+    from hitchhiker.tokens import encode_frames
 
     codes = encode_frames(tokenizer, frames)
     index = IntSlider(value=0, min=0, max=len(frames) - 1, description="view")

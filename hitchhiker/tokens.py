@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from hitchhiker.config import device_of
 from hitchhiker.world import NUM_KINDS, read_tiles
 from hitchhiker.world.dataset import LEARNING_WORLD, frames_to_tensor, record
 from hitchhiker.world.reader import CONFIDENT
@@ -60,17 +61,10 @@ def token_grid(tokenizer) -> tuple[int, int]:
     return (int(g), int(g)) if np.ndim(g) == 0 else (int(g[0]), int(g[1]))
 
 
-def _device_of(module) -> torch.device:
-    p = next(iter(module.parameters()), None) if isinstance(module, nn.Module) else None
-    if p is None and isinstance(module, nn.Module):
-        p = next(iter(module.buffers()), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 @torch.inference_mode()
 def encode_frames(tokenizer, frames: np.ndarray, batch: int = 256) -> torch.Tensor:
     """uint8 frames (F, 64, 64, 3) -> token grids (F, h, w) int64 on the CPU, in chunks."""
-    device = _device_of(tokenizer)
+    device = device_of(tokenizer)
     out = [
         tokenizer.encode(frames_to_tensor(frames[i : i + batch]).to(device)).long().cpu()
         for i in range(0, len(frames), batch)
@@ -81,7 +75,7 @@ def encode_frames(tokenizer, frames: np.ndarray, batch: int = 256) -> torch.Tens
 @torch.inference_mode()
 def decode_tokens(tokenizer, tokens: torch.Tensor, batch: int = 256) -> np.ndarray:
     """Token grids (B, h, w) -> uint8 frames (B, 64, 64, 3), ready for the reader and plots."""
-    device = _device_of(tokenizer)
+    device = device_of(tokenizer)
     parts = []
     for i in range(0, len(tokens), batch):
         x = tokenizer.decode(tokens[i : i + batch].to(device)).float().clamp(0, 1)

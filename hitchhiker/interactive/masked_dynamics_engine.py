@@ -28,15 +28,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hitchhiker.config import device_of
 from hitchhiker.masks.core import KVCache
 from hitchhiker.masks.maskgit import iterative_decode
-from hitchhiker.masks.token_data import _device_of, decode_tokens, encode_frames
+from hitchhiker.tokens import decode_tokens, encode_frames
 from hitchhiker.world import ACTION_NAMES, SimulatorEngine, parse_action
 from hitchhiker.world.dataset import LEARNING_WORLD
 
 
 class DynamicsEngine:
-    """A :class:`~.dynamics_model.DynamicsModel` and its tokenizer behind the engine interface.
+    """A :class:`~.masked_dynamics_model.DynamicsModel` and its tokenizer behind the engine interface.
 
     ``cfg`` is the model's recipe Config (default: the one it was shipped with); it gives the map
     from the world's actions to the model's (identity, or latent codes) and the padding action.
@@ -64,7 +65,7 @@ class DynamicsEngine:
         self.decode_steps = int(decode_steps if decode_steps is not None else cfg.decode_steps)
         self.temperature = float(temperature if temperature is not None else cfg.temperature)
         self.seed = int(seed)
-        self.device = _device_of(model)
+        self.device = device_of(model)
         self.codes = torch.tensor(cfg.action_codes, dtype=torch.long, device=self.device)
         self.world = SimulatorEngine(LEARNING_WORLD)
         self._tokens = self._actions = self._gen = None
@@ -74,7 +75,7 @@ class DynamicsEngine:
         """The engine of a zoo model ("dynamics", "dynamics_noaug", "dynamics_latent"): shipped
         weights, or a fresh training in smoke mode (``zoo.load_or_fit``), with its tokenizer."""
         from hitchhiker import zoo
-        from hitchhiker.masks.token_data import tokenizer_for
+        from hitchhiker.tokens import tokenizer_for
 
         model, cfg = zoo.load_or_fit(name, preset)
         return cls(model, tokenizer_for(cfg), cfg=cfg, **kwargs)

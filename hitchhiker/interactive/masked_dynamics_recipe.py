@@ -7,7 +7,7 @@ in, MaskGIT style, conditioned on the action that leads to that frame:
 
     p(z[t+1] | z[t-W+1..t], a[t-W+1..t])        z: a frame's N = h * w tokens,  a: an action
 
-The model (:mod:`.dynamics_model`) reads one sequence of F = W + 1 frames, each token embedded
+The model (:mod:`.masked_dynamics_model`) reads one sequence of F = W + 1 frames, each token embedded
 with its cell, its frame slot and the action that led to its frame, under *block-causal* attention
 (bidirectional within a frame, causal across frames). This module is its data, objective and
 recipe.
@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from hitchhiker.interactive.dynamics_model import (  # noqa: F401  (importable from here too)
+from hitchhiker.interactive.masked_dynamics_model import (  # noqa: F401  (importable from here too)
     DynamicsModel,
     block_causal_mask,
     grid_sincos,
@@ -50,7 +50,7 @@ from hitchhiker.interactive.dynamics_model import (  # noqa: F401  (importable f
 )
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import random_mask
-from hitchhiker.masks.token_data import (
+from hitchhiker.tokens import (
     bind_tokenizer,
     check_tokenizer,
     encode_frames,
@@ -391,7 +391,7 @@ def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> Dyn
 
 def evaluate(model: DynamicsModel, cfg: Config, tokenizer=None) -> dict[str, float]:
     """Every Stage III figure of the engine on held-out episodes, plus the decoding-steps sweep."""
-    from hitchhiker.interactive.dynamics_engine import DynamicsEngine
+    from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
     from hitchhiker.interactive.rollout import evaluate_engine, teacher_forced_frames, truth_set
     from hitchhiker.world import read_tiles
 

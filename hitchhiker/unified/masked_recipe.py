@@ -228,7 +228,7 @@ def bind(cfg, tokenizer) -> None:
     """Fill the config's codebook size, grid and tokenizer fingerprint (in place)."""
     from hitchhiker import zoo
     from hitchhiker.checkpoint import file_sha256
-    from hitchhiker.masks.token_data import token_grid
+    from hitchhiker.tokens import token_grid
 
     cfg.image_vocab = int(tokenizer.codebook_size)
     cfg.grid_h, cfg.grid_w = token_grid(tokenizer)
@@ -237,7 +237,7 @@ def bind(cfg, tokenizer) -> None:
 
 
 def tokenizer_of(cfg):
-    from hitchhiker.masks.token_data import tokenizer_for
+    from hitchhiker.tokens import tokenizer_for
 
     return tokenizer_for(cfg)
 

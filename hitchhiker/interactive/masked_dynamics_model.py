@@ -18,7 +18,7 @@ latent actions of :mod:`.latent_actions`, plus a "none" row for the first slot, 
 outside the window). Attention is *block-causal*: bidirectional within a frame, causal across
 frames (frame i attends to frames j <= i), so the context never sees the frame being predicted
 and a frame's keys and values do not depend on what follows it — the property that lets the
-engine (:mod:`.dynamics_engine`) run the context once per frame into a frozen ``KVCache``.
+engine (:mod:`.masked_dynamics_engine`) run the context once per frame into a frozen ``KVCache``.
 
 The recipe that trains it (data, objective, augmentations, config) is :mod:`.dynamics`.
 
