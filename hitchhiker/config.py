@@ -244,35 +244,119 @@ def _init_fields(cls: type) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(cls) if f.init]
 
 
-def _checked_values(cls: type, values: dict[str, Any], source: str) -> dict[str, Any]:
+def nested_configs(cls: type) -> dict[str, type]:
+    """The fields of ``cls`` that are configs themselves (``train``, ``data``, ...), with their class."""
+    hints = _field_hints(cls)
+    return {
+        f.name: hints[f.name]
+        for f in _init_fields(cls)
+        if isinstance(hints.get(f.name), type) and dataclasses.is_dataclass(hints[f.name])
+    }
+
+
+def _expand_dotted(values: dict[str, Any]) -> dict[str, Any]:
+    """{"train.lr": 3e-4, "dim": 8} -> {"train": {"lr": 3e-4}, "dim": 8}: overrides may name a nested
+    field by its dotted path, as on a command line."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        head, dot, rest = key.partition(".")
+        if not dot:
+            if isinstance(out.get(key), dict) and isinstance(value, dict):
+                out[key] = {**out[key], **value}
+            else:
+                out[key] = value
+            continue
+        inner = out.setdefault(head, {})
+        if not isinstance(
+            inner, dict
+        ):  # "train" given whole and "train.lr" too: the dotted one wins
+            inner = out[head] = config_to_dict(inner) if dataclasses.is_dataclass(inner) else {}
+        inner.update(_expand_dotted({rest: value}))
+    return out
+
+
+def _default_tree(cls: type) -> dict[str, Any]:
+    """A config's defaults as a tree of dicts (nested configs as dicts of their own defaults)."""
+    tree: dict[str, Any] = {}
+    for f in _init_fields(cls):
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            continue  # a required field: it must come from a preset row or an override
+        tree[f.name] = config_to_dict(value) if dataclasses.is_dataclass(value) else value
+    return tree
+
+
+def _merge(cls: type, tree: dict[str, Any], values: dict[str, Any], source: str) -> dict[str, Any]:
+    """``tree`` (a config of class ``cls`` as dicts) with ``values`` checked and laid over it.
+
+    A nested config given as a dict changes only the fields it names; given as an instance, it
+    replaces the whole nested config. Unknown fields, at any depth, raise and name the valid ones.
+    """
+    values = _expand_dotted(values)
     fields = {f.name for f in _init_fields(cls)}
     unknown = sorted(set(values) - fields)
     if unknown:
         raise ValueError(
             f"unknown field(s) {unknown} for {cls.__name__} in {source}; valid fields: {sorted(fields)}"
         )
-    hints = _field_hints(cls)
-    return {
-        k: _coerce(hints.get(k, Any), v, f"{cls.__name__}.{k} ({source})")
-        for k, v in values.items()
-    }
+    nested, hints = nested_configs(cls), _field_hints(cls)
+    out = dict(tree)
+    for key, value in values.items():
+        if key in nested and isinstance(value, dict):
+            base = out.get(key)
+            base = base if isinstance(base, dict) else _default_tree(nested[key])
+            out[key] = _merge(nested[key], base, value, f"{source}, {key}.*")
+        elif key in nested:
+            if value is not None and not isinstance(value, nested[key]):
+                raise TypeError(
+                    f"{cls.__name__}.{key} ({source}) expects a {nested[key].__name__} or a dict of "
+                    f"its fields, got {value!r}"
+                )
+            out[key] = None if value is None else config_to_dict(value)
+        else:
+            out[key] = _coerce(hints.get(key, Any), value, f"{cls.__name__}.{key} ({source})")
+    return out
 
 
-def make_config(cls: type, preset: str | None = None, **overrides: Any) -> Any:
-    """An instance of dataclass ``cls``: field defaults < ``cls.PRESETS[preset]`` < ``overrides``."""
+def _construct(cls: type, tree: dict[str, Any]) -> Any:
+    """The config instance of a checked tree of dicts."""
+    nested = nested_configs(cls)
+    return cls(
+        **{
+            k: _construct(nested[k], v) if k in nested and v is not None else v
+            for k, v in tree.items()
+        }
+    )
+
+
+def config_values(cls: type, preset: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """What :func:`make_config` would build, as a checked tree of dicts (before construction):
+    the zoo reads a recipe's choices from it (which tokenizer?) before it completes the config."""
     _init_fields(cls)
     table = getattr(cls, "PRESETS", None) or {}
     bad = sorted(set(table) - set(PRESETS))
     if bad:
         raise ValueError(f"{cls.__name__}.PRESETS has unknown preset(s) {bad}; valid: {PRESETS}")
     for name, row in table.items():  # check every row so a typo fails on any machine
-        _checked_values(cls, dict(row), f"{cls.__name__}.PRESETS[{name!r}]")
+        _merge(cls, _default_tree(cls), dict(row), f"{cls.__name__}.PRESETS[{name!r}]")
     preset = resolve_preset(preset)
-    values = _checked_values(
-        cls, dict(table.get(preset, {})), f"{cls.__name__}.PRESETS[{preset!r}]"
+    tree = _merge(
+        cls, _default_tree(cls), dict(table.get(preset, {})), f"{cls.__name__}.PRESETS[{preset!r}]"
     )
-    values.update(_checked_values(cls, overrides, "overrides"))
-    return cls(**values)
+    return _merge(cls, tree, overrides, "overrides")
+
+
+def make_config(cls: type, preset: str | None = None, **overrides: Any) -> Any:
+    """An instance of dataclass ``cls``: field defaults < ``cls.PRESETS[preset]`` < ``overrides``.
+
+    A nested config (a field whose type is a dataclass, e.g. ``train: TrainConfig``) is reached by
+    a dict in a preset row (``{"train": {"steps": 30}}``) or a dotted override
+    (``make_config(C, **{"train.lr": 3e-4})``); either changes only the fields it names.
+    """
+    return _construct(cls, config_values(cls, preset, **overrides))
 
 
 def _jsonable(value: Any, where: str) -> Any:
@@ -296,20 +380,55 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
     }
 
 
+def migrate_flat(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """A stored config dict written before ``cls`` nested its settings, in today's shape.
+
+    Files written before the house nested its configs store one flat dict (``lr``, ``episodes``,
+    ``vocab_size`` side by side). A dict that lacks a nested config's key is such a file: each key
+    moves to ``cls.RENAMED[key]`` (a dotted path, or None to drop it) if the class names one, stays
+    where it is if it is still a field, and otherwise moves into the one nested config that has a
+    field of that name. A dict in today's shape comes back as it is.
+    """
+    nested = nested_configs(cls)
+    if not nested or all(k in data for k in nested):
+        return data
+    renamed = getattr(cls, "RENAMED", None) or {}
+    fields = {f.name for f in _init_fields(cls)}
+    moved: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in renamed:
+            path = renamed[key]
+        elif key in fields:
+            path = key
+        else:
+            owners = [n for n, sub in nested.items() if key in {f.name for f in _init_fields(sub)}]
+            if len(owners) != 1:
+                raise ValueError(
+                    f"stored {cls.__name__} field {key!r} has no place in today's config "
+                    f"(found in {owners or 'no nested config'}); name it in {cls.__name__}.RENAMED"
+                )
+            path = f"{owners[0]}.{key}"
+        if path is not None:
+            moved[path] = value
+    return _expand_dotted(moved)
+
+
 def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
     """Inverse of :func:`config_to_dict`; unknown keys raise.
 
-    A missing key takes ``cls.STORED_BEFORE[key]`` if the class names one, else the field's
-    default. ``STORED_BEFORE`` is for a field added after files were written whose default
-    changes what gets built: an old file must rebuild the model it was trained as, while a new
-    config gets the new default without every preset repeating it.
+    A flat dict from before the configs were nested is migrated first (:func:`migrate_flat`). A
+    missing key takes ``cls.STORED_BEFORE[key]`` if the class names one, else the field's default.
+    ``STORED_BEFORE`` is for a field added after files were written whose default changes what gets
+    built: an old file must rebuild the model it was trained as, while a new config gets the new
+    default without every preset repeating it.
     """
     if not isinstance(data, dict):
         raise TypeError(f"expected a dict to build {cls.__name__}, got {type(data).__name__}")
+    data = migrate_flat(cls, data)
     before = getattr(cls, "STORED_BEFORE", None) or {}
     values = {k: v for k, v in before.items() if k not in data}
     values.update(data)
-    return cls(**_checked_values(cls, values, "dict"))
+    return _construct(cls, _merge(cls, _default_tree(cls), values, "dict"))
 
 
 # ----------------------------------------------------------------------------- describing the machine
