@@ -350,6 +350,13 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return out
 
 
+def rewrite_metadata(path: str | Path, metadata: dict[str, Any]) -> Path:
+    """Store ``metadata`` in place of a weights file's metadata; the tensors are copied as they are
+    stored (same dtypes, same bytes). Used to migrate a shipped file's config, not its weights."""
+    tensors, _ = _read_tensors(Path(path))
+    return save_weights(path, tensors, metadata=metadata, half=False)
+
+
 def load_weights(
     path: str | Path, model: torch.nn.Module | None = None, strict: bool = True
 ) -> dict[str, torch.Tensor]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -96,55 +97,70 @@ class TokenDataset(Dataset):
         return {"tokens": self.tokens[i]}
 
 
-_TOKENIZERS: dict[str, Any] = {}
+@dataclass
+class TokenGrid:
+    """What a token model knows of the tokenizer it reads (nested as ``cfg.tokens``).
 
-
-def tokenizer_for(cfg) -> nn.Module:
-    """The tokenizer a token model's config names (kept in memory: fit and evaluate share it).
-
-    ``cfg.tokenizer``: "shipped" (``zoo.load("tokenizer")``), "oracle" (:class:`OracleTokenizer`)
-    or a preset name (train one with ``zoo.load_or_fit("tokenizer", preset)``).
+    The zoo fills it from the tokenizer it hands the recipe (:meth:`of`), so a token model's config
+    is complete when it is built, and the model's file records which tokenizer it learned on.
     """
-    from hitchhiker import zoo
-    from hitchhiker.checkpoint import file_sha256
 
-    name = cfg.tokenizer
-    if name == "oracle":
-        return _TOKENIZERS.setdefault(name, OracleTokenizer())
-    if name == "shipped":
-        sha = file_sha256(zoo.path_of("tokenizer")) if zoo.path_of("tokenizer").is_file() else ""
-        key = f"shipped:{sha}"
-        if key not in _TOKENIZERS:
-            _TOKENIZERS[key] = zoo.load("tokenizer")
-        if cfg.tokenizer_sha256 and sha and cfg.tokenizer_sha256 != sha:
+    vocab_size: int = 0
+    """Codebook size V of the tokenizer (0: not bound to a tokenizer yet)."""
+    grid_h: int = 0
+    """Token rows h of one frame."""
+    grid_w: int = 0
+    """Token columns w of one frame."""
+    sha256: str = ""
+    """Fingerprint (file sha256) of the shipped tokenizer the model learned on; "" for a stand-in
+    or a tokenizer trained on the fly."""
+
+    @classmethod
+    def of(cls, tokenizer) -> TokenGrid:
+        """The binding of ``tokenizer`` (its sha256 when the zoo loaded it from a shipped file)."""
+        h, w = token_grid(tokenizer)
+        sha = getattr(tokenizer, "shipped_sha256", "")
+        return cls(int(tokenizer.codebook_size), h, w, sha)
+
+    def require(self, who: str) -> None:
+        """Raise unless bound: a model cannot be built before its vocabulary and grid are known."""
+        if self.vocab_size < 1 or self.grid_h < 1 or self.grid_w < 1:
+            raise ValueError(
+                f"{who} has no tokenizer bound (tokens={self}): build the config with "
+                "hitchhiker.zoo.config_for(name, preset), which binds the tokenizer it hands the "
+                "recipe, or pass tokens=TokenGrid.of(tokenizer)"
+            )
+
+    def check(self, tokenizer, who: str) -> None:
+        """Raise when ``tokenizer`` is not the one this model reads; warn when the shipped one was
+        retrained since (same shape, other weights)."""
+        given = TokenGrid.of(tokenizer)
+        if (given.vocab_size, given.grid_h, given.grid_w) != (
+            self.vocab_size,
+            self.grid_h,
+            self.grid_w,
+        ):
+            raise ValueError(
+                f"{who} reads {self.vocab_size}-code {self.grid_h}x{self.grid_w} token grids; the "
+                f"tokenizer given makes {given.vocab_size}-code {given.grid_h}x{given.grid_w} grids"
+            )
+        if self.sha256 and given.sha256 and self.sha256 != given.sha256:
             warnings.warn(
-                "the shipped tokenizer changed since this token model was trained (sha256 "
-                f"{cfg.tokenizer_sha256[:12]} then, {sha[:12]} now): retrain it",
+                f"the shipped tokenizer changed since {who} was trained (sha256 "
+                f"{self.sha256[:12]} then, {given.sha256[:12]} now): retrain it",
                 stacklevel=2,
             )
-        return _TOKENIZERS[key]
-    if name not in _TOKENIZERS:
-        _TOKENIZERS[name] = zoo.load_or_fit("tokenizer", preset=name)[0].eval()
-    return _TOKENIZERS[name]
 
 
-def world_tokens(cfg, split: str, tokenizer) -> tuple[torch.Tensor, np.ndarray]:
-    """(token grids (F, h, w), true tile grids (F, R, C)) of a recorded split, encoded once."""
-    episodes = cfg.episodes if split == "train" else cfg.eval_episodes
-    rec = record(split, episodes, cfg.episode_steps, cfg.policy, world=LEARNING_WORLD)
+def world_tokens(data, split: str, tokenizer) -> tuple[torch.Tensor, np.ndarray]:
+    """(token grids (F, h, w), true tile grids (F, R, C)) of a recorded split, encoded once.
+
+    ``data`` is a recipe's :class:`~hitchhiker.world.dataset.DataConfig`: ``episodes`` of the
+    train split, ``eval_episodes`` of any other, each ``episode_steps`` long."""
+    episodes = data.episodes if split == "train" else data.eval_episodes
+    rec = record(split, episodes, data.episode_steps, data.policy, world=LEARNING_WORLD)
     frames = rec.frames.reshape(-1, *rec.frames.shape[2:])
     return encode_frames(tokenizer, frames), rec.tiles.reshape(-1, *rec.tiles.shape[2:])
-
-
-def bind_tokenizer(cfg, tokenizer) -> None:
-    """Fill the config's vocabulary, grid and tokenizer fingerprint from the tokenizer (in place)."""
-    from hitchhiker import zoo
-    from hitchhiker.checkpoint import file_sha256
-
-    cfg.vocab_size = int(tokenizer.codebook_size)
-    cfg.grid_h, cfg.grid_w = token_grid(tokenizer)
-    if cfg.tokenizer == "shipped":
-        cfg.tokenizer_sha256 = file_sha256(zoo.path_of("tokenizer"))
 
 
 def round_trip_accuracy(tokenizer, tokens: torch.Tensor, tiles: np.ndarray) -> float:

@@ -88,7 +88,8 @@ class TrainConfig:
     keep_checkpoints: int = 2
     """How many of the newest checkpoints to keep in run_dir (0: keep all)."""
     log_every: int = 10
-    """Update the progress bar, log and live plot every this many steps."""
+    """Update the progress bar, log and live plot every this many steps (0: every quarter of the
+    run, at most every 50 steps)."""
     seed: int = 0
     """Seeds torch/numpy/random and the data order (epoch e is shuffled by seed + e)."""
     num_workers: int = 0
@@ -110,7 +111,7 @@ class TrainConfig:
             "betas": len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
             "checkpoint_every": self.checkpoint_every >= 0,
             "keep_checkpoints": self.keep_checkpoints >= 0,
-            "log_every": self.log_every >= 1,
+            "log_every": self.log_every >= 0,
             "num_workers": self.num_workers >= 0,
             "precision": self.precision is None or self.precision in PRECISIONS,
         }
@@ -188,11 +189,15 @@ def seed_everything(seed: int) -> None:
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Learning rate of 0-based ``step``: linear warmup, then cosine to ``lr * min_lr_ratio``."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
+    """Learning rate of 0-based ``step``: linear warmup, then cosine to ``lr * min_lr_ratio``.
+
+    A warmup as long as the run (a smoke run of a recipe whose warmup suits its full length) is cut
+    to ``steps - 1``, so the last step still decays to the minimum."""
+    warmup = min(cfg.warmup_steps, max(0, cfg.steps - 1))  # the warmup ends inside the run
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
     lr_min = cfg.lr * cfg.min_lr_ratio
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - 1 - cfg.warmup_steps))
+    progress = min(1.0, (step - warmup) / max(1, cfg.steps - 1 - warmup))
     return lr_min + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - lr_min)
 
 
@@ -387,6 +392,7 @@ def train(
                 enabled=main and (in_notebook() if live_plot is None else live_plot)
             )
 
+        log_every = cfg.log_every or max(1, min(50, cfg.steps // 4))
         pending: list[torch.Tensor] = []  # losses kept on the device: no GPU sync every step
         bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and main), desc="train")
         with bar:
@@ -411,7 +417,7 @@ def train(
 
                 # --- bookkeeping: loss history, log, plot, checkpoint, callbacks
                 at_end = step == cfg.steps
-                log_due = step % cfg.log_every == 0 or at_end
+                log_due = step % log_every == 0 or at_end
                 ckpt_due = at_end or (cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0)
                 if log_due or ckpt_due:
                     new = _gather(pending, world)

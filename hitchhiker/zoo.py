@@ -8,13 +8,10 @@
     python -m hitchhiker.zoo list                           # what is shipped, with its figures
     python -m hitchhiker.zoo verify                         # every file against its sha256
 
-A *recipe* is a module of the package (one per model) that provides
-
-    Config                      a dataclass with a PRESETS table (hitchhiker.config.make_config)
-    build(cfg) -> nn.Module     the untrained model
-    fit(cfg, run_dir=None, progress=True) -> nn.Module      record data, train (hitchhiker.train)
-    evaluate(model, cfg) -> dict[str, float]                figures on held-out seeds, dotted names
-    tune_decoding(model, cfg) -> dict   (optional) pick decoding settings on val, into cfg/model
+A *recipe* is a module of the package (one per model; the contract is :mod:`hitchhiker.recipe`).
+The zoo resolves what a recipe depends on (:func:`dependency`: the tokenizer a token model reads,
+the latent action model whose codes it conditions on), completes its config from them
+(:func:`prepare`) and hands both in: no recipe imports the zoo.
 
 Shipping stores the weights in half precision (safetensors: no pickle) with the config and the
 recipe in the file's metadata, so :func:`load` rebuilds the exact architecture with no other input,
@@ -38,13 +35,23 @@ from torch import nn
 from hitchhiker.checkpoint import (
     CheckpointError,
     add_to_manifest,
+    file_sha256,
     load_weights,
     read_manifest,
     read_metadata,
+    rewrite_metadata,
     save_weights,
     verify_manifest,
 )
-from hitchhiker.config import config_from_dict, config_to_dict, make_config, resolve_preset
+from hitchhiker.config import (
+    config_from_dict,
+    config_to_dict,
+    config_values,
+    make_config,
+    resolve_preset,
+)
+from hitchhiker.recipe import Need
+from hitchhiker.tokens import OracleTokenizer
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "data" / "checkpoints"
 RUNS = Path(__file__).resolve().parent.parent / "runs" / "zoo"
@@ -95,24 +102,77 @@ def variant_overrides(name: str) -> dict:
     return dict(variants[variant])
 
 
+def _settings(name: str, preset: str, overrides: dict) -> dict:
+    """The variant's overrides, then the caller's (the caller's win)."""
+    return {**variant_overrides(name), **overrides}
+
+
+_LOADED: dict[tuple, nn.Module] = {}
+"""Dependencies already loaded or trained in this process, by (model, source, overrides, sha)."""
+
+
+def dependency(need: Need) -> nn.Module:
+    """The model a recipe needs, in eval mode, kept in memory (fit and evaluate share it)."""
+    if need.source == "oracle":
+        key = (need.model, "oracle")
+        if key not in _LOADED:
+            _LOADED[key] = OracleTokenizer()
+        return _LOADED[key]
+    if need.source == "shipped":
+        path = path_of(need.model)
+        key = (need.model, "shipped", file_sha256(path) if path.is_file() else "")
+        if key not in _LOADED:
+            _LOADED[key] = load(need.model)
+        return _LOADED[key]
+    key = (need.model, need.source, need.overrides)
+    if key not in _LOADED:
+        _LOADED[key] = load_or_fit(need.model, need.source, **dict(need.overrides))[0].eval()
+    return _LOADED[key]
+
+
+def dependencies(name: str, values: dict) -> dict[str, nn.Module]:
+    """What recipe ``name`` needs for the settings ``values`` (a config, or its tree of dicts)."""
+    mod = recipe(name)
+    if not isinstance(values, dict):
+        values = config_to_dict(values)
+    needs = mod.needs(values) if hasattr(mod, "needs") else {}
+    return {role: dependency(need) for role, need in needs.items()}
+
+
+def prepare(name: str, preset: str | None = None, **overrides) -> tuple[object, dict]:
+    """(config, dependencies) of model ``name`` at ``preset``: the preset's row, the variant's and
+    the caller's overrides, completed from the dependencies (``bind``) when it is built."""
+    mod = recipe(name)
+    preset = resolve_preset(preset)
+    settings = _settings(name, preset, overrides)
+    values = config_values(mod.Config, preset, **settings)
+    deps = dependencies(name, values)
+    bound = mod.bind(values, deps) if hasattr(mod, "bind") else {}
+    return make_config(mod.Config, preset, **settings, **bound), deps
+
+
 def config_for(name: str, preset: str | None = None, **overrides):
-    """The Config of model ``name`` at ``preset``: the preset's row, the variant's, then overrides."""
-    return make_config(
-        recipe(name).Config, resolve_preset(preset), **{**variant_overrides(name), **overrides}
-    )
+    """The complete Config of model ``name`` at ``preset`` (see :func:`prepare`)."""
+    return prepare(name, preset, **overrides)[0]
 
 
-def path_of(name: str) -> Path:
-    """Where the shipped weights of ``name`` live."""
+def evaluate(name: str, model: nn.Module, cfg) -> dict[str, float]:
+    """The recipe's figures of ``model`` (trained with ``cfg``), its dependencies resolved."""
+    figures = recipe(name).evaluate(model, cfg, dependencies(name, cfg))
+    return {k: float(v) for k, v in figures.items()}
+
+
+def path_of(name: str, root: Path = CHECKPOINTS) -> Path:
+    """Where the shipped weights of ``name`` live (under ``root``: another shelf, e.g. a test's)."""
     if name not in RECIPES:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(RECIPES)}")
     package = RECIPES[name].split(":")[0].rsplit(".", 1)[0]
-    return CHECKPOINTS / STAGE_DIR.get(package, "misc") / f"{name}.safetensors"
+    return Path(root) / STAGE_DIR.get(package, "misc") / f"{name}.safetensors"
 
 
-def run_dir_of(name: str, preset: str) -> Path:
+def run_dir_of(name: str, preset: str, runs: Path = RUNS) -> Path:
     """Where ``zoo train NAME --preset PRESET`` keeps its trainer checkpoints."""
-    return RUNS / f"{name}-{preset}"
+    return Path(runs) / f"{name}-{preset}"
 
 
 def _claim_run_dir(run_dir: Path, config: dict, name: str, preset: str) -> None:
@@ -133,34 +193,43 @@ def _claim_run_dir(run_dir: Path, config: dict, name: str, preset: str) -> None:
     record.write_text(json.dumps(config, indent=1, sort_keys=True))
 
 
-def ship(name: str, preset: str | None = None, progress: bool = True, fresh: bool = False) -> dict:
+def ship(
+    name: str,
+    preset: str | None = None,
+    progress: bool = True,
+    fresh: bool = False,
+    into: str | Path | None = None,
+) -> dict:
     """Train ``name`` at ``preset``, evaluate it, store it and add it to the manifest.
 
     No overrides: shipped weights must be reproducible by the recorded command alone. Training
     checkpoints go to :func:`run_dir_of`, so a run that was cut short resumes where it stopped
-    (and a finished one is only re-evaluated); ``fresh`` deletes them first.
+    (and a finished one is only re-evaluated); ``fresh`` deletes them first. ``into`` puts the
+    weights, the manifest and the trainer checkpoints under another folder (the shipped shelf
+    stays untouched), as the test that trains every recipe does.
     """
     mod = recipe(name)
     preset = resolve_preset(preset)
-    cfg = config_for(name, preset)
-    run_dir = run_dir_of(name, preset)
+    shelf = Path(into) if into is not None else CHECKPOINTS
+    cfg, deps = prepare(name, preset)
+    run_dir = run_dir_of(name, preset, shelf / "runs" if into is not None else RUNS)
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     _claim_run_dir(run_dir, config_to_dict(cfg), name, preset)
-    model = mod.fit(cfg, run_dir=run_dir, progress=progress)
-    figures = {k: float(v) for k, v in mod.evaluate(model, cfg).items()}
-    target = path_of(name)
+    model = mod.fit(cfg, deps, run_dir=run_dir, progress=progress)
+    figures = {k: float(v) for k, v in mod.evaluate(model, cfg, deps).items()}
+    target = path_of(name, shelf)
     meta = {"recipe": name, "preset": preset, "config": config_to_dict(cfg), "figures": figures}
     save_weights(target, model, metadata=meta, half=True)
     command = f"python -m hitchhiker.zoo train {name} --preset {preset}"
     entry = {
-        "file": str(target.relative_to(CHECKPOINTS)),
+        "file": str(target.relative_to(shelf)),
         "sha256": None,
         "preset": preset,
         "command": command,
         "figures": figures,
     }
-    add_to_manifest(MANIFEST, entry)
+    add_to_manifest(shelf / MANIFEST.name, entry)
     return figures
 
 
@@ -178,7 +247,7 @@ def reevaluate(name: str) -> dict:
     in its manifest entry (the weights, their sha256 and the training command stay as they are)."""
     entry = _manifest_entry(name)
     model = load(name)
-    figures = {k: float(v) for k, v in recipe(name).evaluate(model, model.shipped_config).items()}
+    figures = evaluate(name, model, model.shipped_config)
     add_to_manifest(MANIFEST, {**entry, "figures": figures})
     return figures
 
@@ -194,8 +263,9 @@ def retune(name: str) -> tuple[dict, dict]:
     entry = _manifest_entry(name)
     model = load(name)
     cfg = model.shipped_config
-    table = mod.tune_decoding(model, cfg)
-    figures = {k: float(v) for k, v in mod.evaluate(model, cfg).items()}
+    deps = dependencies(name, cfg)
+    table = mod.tune_decoding(model, cfg, deps)
+    figures = {k: float(v) for k, v in mod.evaluate(model, cfg, deps).items()}
     target = path_of(name)
     meta = {**read_metadata(target), "config": config_to_dict(cfg), "figures": figures}
     save_weights(target, model, metadata=meta, half=True)
@@ -219,6 +289,7 @@ def load(name: str, path: str | Path | None = None) -> nn.Module:
     model = mod.build(cfg)
     load_weights(path, model)
     model.shipped_config = cfg
+    model.shipped_sha256 = file_sha256(path)  # a token model records which tokenizer it read
     return model.eval()
 
 
@@ -230,8 +301,35 @@ def load_or_fit(name: str, preset: str | None = None, retrain: bool = False, **o
     if not retrain and preset != "smoke" and path_of(name).is_file():
         model = load(name)
         return model, model.shipped_config
-    cfg = config_for(name, preset, **overrides)
-    return mod.fit(cfg), cfg
+    cfg, deps = prepare(name, preset, **overrides)
+    return mod.fit(cfg, deps), cfg
+
+
+def migrate() -> list[str]:
+    """Rewrite every shipped file's stored config in today's shape (``config.migrate_flat``): the
+    weights stay byte for byte, the manifest gets the new sha256. The tokenizer goes first, and a
+    token model's record of the tokenizer it read (``tokens.sha256``) follows the tokenizer's new
+    fingerprint. Returns the names rewritten."""
+    renamed: dict[str, str] = {}  # old file sha256 -> new
+    done = []
+    for name in sorted(RECIPES, key=lambda n: n != "tokenizer"):
+        path = path_of(name)
+        if not path.is_file():
+            continue
+        meta, old_sha = read_metadata(path), file_sha256(path)
+        cfg = config_from_dict(recipe(name).Config, meta["config"])
+        tokens = getattr(cfg, "tokens", None)
+        if tokens is not None and tokens.sha256 in renamed:
+            tokens.sha256 = renamed[tokens.sha256]
+        config = config_to_dict(cfg)
+        if config == meta["config"]:
+            continue
+        rewrite_metadata(path, {**meta, "config": config})
+        renamed[old_sha] = file_sha256(path)
+        entry = _manifest_entry(name)
+        add_to_manifest(MANIFEST, {**entry, "sha256": renamed[old_sha]})
+        done.append(name)
+    return done
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,6 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument(
         "--fresh", action="store_true", help="start over instead of resuming runs/zoo/NAME-PRESET"
     )
+    t.add_argument(
+        "--into",
+        help="store weights, manifest and runs under this folder instead of data/checkpoints",
+    )
     e = sub.add_parser("evaluate", help="re-measure a shipped model's figures into the manifest")
     e.add_argument("name", choices=sorted(RECIPES))
     u = sub.add_parser(
@@ -252,11 +354,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     u.add_argument("name", choices=sorted(RECIPES))
     sub.add_parser("list", help="shipped models and their figures")
+    sub.add_parser(
+        "migrate", help="rewrite shipped files' stored configs in today's shape (weights untouched)"
+    )
     sub.add_parser("verify", help="check every shipped file against its sha256")
     args = ap.parse_args(argv)
     if args.cmd in ("train", "evaluate", "tune"):
         if args.cmd == "train":
-            figures = ship(args.name, args.preset, fresh=args.fresh)
+            figures = ship(args.name, args.preset, fresh=args.fresh, into=args.into)
         elif args.cmd == "tune":
             figures, table = retune(args.name)
             print("val sweep:")
@@ -271,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{e['file']:<36} {e['preset']:<6} {e['command']}")
             for k, v in e["figures"].items():
                 print(f"    {k:<40} {v:.4g}")
+    elif args.cmd == "migrate":
+        names = migrate()
+        print(f"migrated {len(names)} file(s): {', '.join(names) or 'none needed'}")
     else:
         entries = verify_manifest(MANIFEST)
         print(f"{len(entries)} shipped file(s) match the manifest")

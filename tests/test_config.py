@@ -1,5 +1,6 @@
 """Presets, env flags, device/precision choice and the typed config mechanism."""
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -248,3 +249,52 @@ def test_a_stored_config_without_a_newer_field_loads_as_it_was_trained(clean_env
 
 def test_presets_constant():
     assert PRESETS == ("smoke", "cpu", "gpu", "large")
+
+
+@dataclass
+class Optim:
+    steps: int = 100
+    """Steps."""
+    lr: float = 1e-3
+    """Learning rate."""
+
+
+@dataclass
+class Recipe:
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {"width": 4, "train": {"steps": 3}},
+        "gpu": {"train": {"lr": 3e-4}},
+    }
+    RENAMED: ClassVar[dict[str, str | None]] = {"train_steps": "train.steps", "old_knob": None}
+    width: int = 32
+    """Width."""
+    train: Optim = dataclasses.field(default_factory=lambda: Optim(lr=2e-3))
+    """How it trains (the recipe's own defaults: lr 2e-3)."""
+
+
+def test_nested_configs_take_rows_and_dotted_overrides_field_by_field(clean_env):
+    cpu = make_config(Recipe, "cpu")
+    assert cpu.train == Optim(steps=100, lr=2e-3)  # the recipe's default factory, not Optim's
+    gpu = make_config(Recipe, "gpu", **{"train.steps": 7})
+    assert gpu.train == Optim(steps=7, lr=3e-4)  # the row changes lr only, the override steps
+    assert make_config(Recipe, "gpu", train={"steps": 9}).train == Optim(steps=9, lr=3e-4)
+    assert make_config(Recipe, "gpu", train=Optim(steps=1)).train == Optim(steps=1, lr=1e-3)
+    assert make_config(Recipe, "smoke").train == Optim(steps=3, lr=2e-3)
+    with pytest.raises(
+        ValueError,
+        match=r"\['lrr'\] for Optim in overrides, train\.\*; valid fields: \['lr', 'steps'\]",
+    ):
+        make_config(Recipe, "cpu", **{"train.lrr": 1.0})
+    with pytest.raises(TypeError, match=r"Optim\.lr .* expects a float"):
+        make_config(Recipe, "cpu", **{"train.lr": "fast"})
+    with pytest.raises(TypeError, match="expects a Optim or a dict"):
+        make_config(Recipe, "cpu", train=3)
+
+
+def test_a_flat_stored_config_migrates_into_the_nested_shape(clean_env):
+    old = {"width": 8, "train_steps": 40, "lr": 0.5, "old_knob": 1}
+    cfg = config_from_dict(Recipe, old)
+    assert cfg == Recipe(width=8, train=Optim(steps=40, lr=0.5))
+    assert config_from_dict(Recipe, config_to_dict(cfg)) == cfg  # today's shape: unchanged
+    with pytest.raises(ValueError, match="stored Recipe field 'colour' has no place"):
+        config_from_dict(Recipe, {"width": 8, "colour": "red"})

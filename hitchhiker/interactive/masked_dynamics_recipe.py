@@ -34,7 +34,7 @@ V codebook size, A actions (+ 1 "none"), D model width, E episodes, T steps per 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from hitchhiker.config import device_of
+from hitchhiker.interactive.latent_actions import code_for_action, infer_tokens
 from hitchhiker.interactive.masked_dynamics_model import (  # noqa: F401  (importable from here too)
     DynamicsModel,
     block_causal_mask,
@@ -50,14 +52,11 @@ from hitchhiker.interactive.masked_dynamics_model import (  # noqa: F401  (impor
 )
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import random_mask
-from hitchhiker.tokens import (
-    bind_tokenizer,
-    check_tokenizer,
-    encode_frames,
-    tokenizer_for,
-)
+from hitchhiker.recipe import Deps, Need, tokenizer_need
+from hitchhiker.tokens import TokenGrid, check_tokenizer, encode_frames
+from hitchhiker.train import TrainConfig, train
 from hitchhiker.world import ACTION_NAMES, Action
-from hitchhiker.world.dataset import LEARNING_WORLD, record
+from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, record
 
 ACTION_SOURCES = ("true", "latent")
 
@@ -174,44 +173,40 @@ class Config:
             "dim": 32,
             "depth": 1,
             "heads": 2,
-            "episodes": 6,
-            "episode_steps": 16,
-            "steps": 30,
-            "batch_size": 16,
-            "warmup_steps": 3,
-            "eval_episodes": 2,
             "eval_horizon": 16,
             "val_episodes": 2,
-            "checkpoint_every": 0,
+            "data": {"episodes": 6, "episode_steps": 16, "eval_episodes": 2},
+            "train": {"steps": 30, "batch_size": 16, "warmup_steps": 3, "checkpoint_every": 0},
         },
         "cpu": {},
-        "gpu": {"dim": 256, "depth": 8, "heads": 8, "episodes": 1024, "steps": 20000, "lr": 1e-3},
+        "gpu": {
+            "dim": 256,
+            "depth": 8,
+            "heads": 8,
+            "data": {"episodes": 1024},
+            "train": {"steps": 20000, "lr": 1e-3},
+        },
         "large": {
             "dim": 384,
             "depth": 12,
             "heads": 8,
-            "episodes": 2048,
-            "steps": 40000,
-            "lr": 6e-4,
+            "data": {"episodes": 2048},
+            "train": {"steps": 40000, "lr": 6e-4},
         },
     }
+    RENAMED: ClassVar[dict[str, str | None]] = {"tokenizer_sha256": "tokens.sha256"}
+    """Where the fields of files stored before the configs were nested went (``migrate_flat``)."""
 
     name: str = "dynamics"
     """Model name: figures read "stage3.<name>.<figure>" (each variant sets its own)."""
     tokenizer: str = "shipped"
     """Which tokenizer: "shipped", "oracle" (ground-truth stand-in) or a preset to train one at."""
-    vocab_size: int = 0
-    """Codebook size V; 0 until fit() reads it from the tokenizer."""
-    grid_h: int = 0
-    """Token rows h; 0 until fit() reads it from the tokenizer."""
-    grid_w: int = 0
-    """Token columns w; 0 until fit() reads it from the tokenizer."""
-    tokenizer_sha256: str = ""
-    """Fingerprint of the shipped tokenizer this model was trained on (warns when it changes)."""
+    tokens: TokenGrid = field(default_factory=TokenGrid)
+    """The tokenizer's vocabulary and grid, bound by the zoo from the tokenizer it hands in."""
     action_source: str = "true"
     """"true": condition on the world's actions; "latent": on the shipped LAM's latent codes."""
     actions: int = 0
-    """Action vocabulary A (6 true actions, or the LAM's codes); 0 until fit() sets it."""
+    """Action vocabulary A (6 true actions, or the LAM's codes), bound by the zoo (:func:`bind`)."""
     action_codes: tuple[int, ...] = ()
     """Model action index of each true action (identity, or the LAM code mapped to it)."""
     pad_action: int = 0
@@ -234,40 +229,47 @@ class Config:
     """Loss weight of the explorer's cell (the view's centre, where the action shows) vs land."""
     mask_schedule: str = "cosine"
     """Training mask schedule gamma (see hitchhiker.masks.maskgit.SCHEDULES)."""
-    episodes: int = 256
-    """Training episodes recorded (train split)."""
-    episode_steps: int = 32
-    """Steps per recorded episode."""
-    policy: str = "random"
-    """Behaviour policy that records the training episodes."""
-    steps: int = 800
-    """Optimizer steps."""
-    batch_size: int = 32
-    """Windows per step."""
-    lr: float = 2e-3
-    """Peak learning rate."""
-    weight_decay: float = 0.05
-    """AdamW weight decay."""
-    warmup_steps: int = 50
-    """Linear warmup steps."""
-    checkpoint_every: int = 500
-    """Save a resumable trainer checkpoint every this many steps (0: only at the end)."""
-    seed: int = 0
-    """Seed of initialisation, data order, masks and corruption."""
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(episodes=256, episode_steps=32, eval_episodes=16)
+    )
+    """Recorded play: training episodes, and the held-out (test) episodes of the figures."""
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=800, batch_size=32, lr=2e-3, warmup_steps=50, checkpoint_every=500, log_every=0
+        )
+    )
+    """Optimisation: windows per step, learning rate, seed of initialisation, data order, masks."""
     decode_steps: int = 2
     """Default MaskGIT decoding steps per frame of the engine."""
     temperature: float = 0.0
     """Default sampling temperature of the engine (0: argmax)."""
     choice_temperature: float = 4.5
     """Scale of MaskGIT's annealed Gumbel noise on confidences."""
-    eval_episodes: int = 16
-    """Held-out episodes (test split) for the figures."""
     eval_context: int = 4
     """Real frames the engine gets before each evaluated rollout."""
     eval_horizon: int = 64
     """Longest evaluated rollout."""
     val_episodes: int = 8
     """Validation episodes for the decoding-steps sweep (teacher-forced, steps 1, 2, 4, 8)."""
+
+    def __post_init__(self):
+        if self.action_source not in ACTION_SOURCES:
+            raise ValueError(
+                f"action_source must be one of {ACTION_SOURCES}; got {self.action_source!r}"
+            )
+        if self.context < 1:
+            raise ValueError(f"context must be >= 1 frame; got {self.context}")
+        if not 0 <= self.context_noise <= 1 or not 0 <= self.pad_prob <= 1:
+            raise ValueError(
+                f"context_noise and pad_prob must lie in [0, 1]; got {self.context_noise}, "
+                f"{self.pad_prob}"
+            )
+        self.tokens.require("the dynamics config")
+        if self.actions < 1 or len(self.action_codes) != len(ACTION_NAMES):
+            raise ValueError(
+                f"the dynamics config has no actions bound (actions={self.actions}, action_codes="
+                f"{self.action_codes}): build it with hitchhiker.zoo.config_for(name, preset)"
+            )
 
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -277,96 +279,91 @@ VARIANTS: dict[str, dict[str, Any]] = {
 """Config overrides of the zoo's variants "dynamics_latent" and "dynamics_noaug"."""
 
 
-def _check(cfg: Config) -> None:
-    if cfg.action_source not in ACTION_SOURCES:
-        raise ValueError(
-            f"action_source must be one of {ACTION_SOURCES}; got {cfg.action_source!r}"
+def needs(values: dict[str, Any]) -> dict[str, Need]:
+    """The tokenizer the config names and, for latent actions, the LAM trained on its tokens."""
+    out = {"tokenizer": tokenizer_need(values["tokenizer"])}
+    if values["action_source"] == "latent":
+        if values["tokenizer"] == "shipped":  # the shipped LAM, trained on the same shipped tokens
+            out["lam"] = Need("lam")
+        else:  # tests and smoke runs: a LAM fitted on the same stand-in tokens
+            out["lam"] = Need("lam", "smoke", (("tokenizer", values["tokenizer"]),))
+    return out
+
+
+def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    """The tokenizer's grid, and the action fields: the world's own actions, or the LAM's codes —
+    its map from true actions to codes for play, and its code for "nothing changed" (the most
+    frequent code of a first frame paired with itself) for padding."""
+    tokenizer = deps["tokenizer"]
+    bound: dict[str, Any] = {"tokens": TokenGrid.of(tokenizer)}
+    if values["action_source"] == "true":
+        bound.update(
+            actions=len(ACTION_NAMES),
+            pad_action=int(Action.NOOP),
+            action_codes=tuple(range(len(ACTION_NAMES))),
         )
-    if cfg.context < 1:
-        raise ValueError(f"context must be >= 1 frame; got {cfg.context}")
-    if not 0 <= cfg.context_noise <= 1 or not 0 <= cfg.pad_prob <= 1:
-        raise ValueError(f"context_noise and pad_prob must lie in [0, 1]; got {cfg}")
-    if cfg.vocab_size < 1 or cfg.grid_h < 1 or cfg.actions < 1:
+        return bound
+    lam = deps["lam"]
+    lam_cfg = lam.shipped_config
+    if lam_cfg.tokens.vocab_size != bound["tokens"].vocab_size:
         raise ValueError(
-            "the config does not know its tokenizer and actions yet (vocab_size/grid/actions are "
-            "0): call fit(), or bind_tokenizer(cfg, tokenizer) and set cfg.actions first"
+            f"the LAM reads {lam_cfg.tokens.vocab_size}-code tokens but this model's tokenizer "
+            f"has {bound['tokens'].vocab_size} codes: retrain the LAM on the current tokenizer"
         )
+    data = DataConfig(**values["data"])
+    rec = record("train", data.episodes, data.episode_steps, data.policy, world=LEARNING_WORLD)
+    first = encode_frames(tokenizer, rec.frames[:, 0])
+    with torch.inference_mode():
+        first = first.to(device_of(lam))
+        still = lam.infer(first, first).cpu()  # the code of "nothing changed"
+    mapping = code_for_action(lam, lam_cfg, tokenizer)
+    bound.update(
+        actions=int(lam.num_codes),
+        pad_action=int(torch.mode(still).values),
+        action_codes=tuple(int(mapping[a]) for a in range(len(ACTION_NAMES))),
+    )
+    return bound
 
 
 def build(cfg: Config) -> DynamicsModel:
     """The untrained dynamics model of a (tokenizer- and action-bound) config."""
-    _check(cfg)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.train.seed)
     core = CoreConfig(
-        vocab_size=cfg.vocab_size,
-        seq_len=cfg.grid_h * cfg.grid_w,
+        vocab_size=cfg.tokens.vocab_size,
+        seq_len=cfg.tokens.grid_h * cfg.tokens.grid_w,
         dim=cfg.dim,
         depth=cfg.depth,
         heads=cfg.heads,
         dropout=cfg.dropout,
         modalities=cfg.context + 1,
     )
-    return DynamicsModel(core, cfg.actions, cfg.context, (cfg.grid_h, cfg.grid_w))
+    return DynamicsModel(core, cfg.actions, cfg.context, (cfg.tokens.grid_h, cfg.tokens.grid_w))
 
 
 def episode_tokens(cfg: Config, split: str, episodes: int, tokenizer):
     """(tokens (E, T+1, h, w), Recording) of a recorded split, encoded once."""
-    rec = record(split, episodes, cfg.episode_steps, cfg.policy, world=LEARNING_WORLD)
+    rec = record(split, episodes, cfg.data.episode_steps, cfg.data.policy, world=LEARNING_WORLD)
     flat = rec.frames.reshape(-1, *rec.frames.shape[2:])
     tokens = encode_frames(tokenizer, flat)
     return tokens.view(*rec.frames.shape[:2], *tokens.shape[1:]), rec
 
 
-def bind_actions(cfg: Config, tokens: torch.Tensor, actions: np.ndarray) -> torch.Tensor:
-    """Set the action fields of ``cfg`` and return the model's action per transition (E, T).
-
-    True actions: the world's own. Latent: the shipped LAM's codes inferred from the tokens, its
-    map from true actions to codes for play, and its code for "nothing changed" for padding.
-    """
+def model_actions(cfg: Config, tokens: torch.Tensor, actions: np.ndarray, deps: Deps):
+    """The model's action per recorded transition (E, T): the world's own, or the LAM's codes
+    inferred from the tokens."""
     if cfg.action_source == "true":
-        cfg.actions, cfg.pad_action = len(ACTION_NAMES), int(Action.NOOP)
-        cfg.action_codes = tuple(range(len(ACTION_NAMES)))
         return torch.as_tensor(actions, dtype=torch.long)
-    from hitchhiker import zoo
-    from hitchhiker.interactive.latent_actions import code_for_action, infer_tokens
-
-    if cfg.tokenizer == "shipped":  # the shipped LAM, trained on the same shipped tokens
-        lam = zoo.load("lam")
-        lam_cfg = lam.shipped_config
-    else:  # tests and smoke runs: a LAM fitted on the same stand-in tokens
-        lam, lam_cfg = zoo.load_or_fit("lam", "smoke", tokenizer=cfg.tokenizer)
-    if lam_cfg.vocab_size != cfg.vocab_size:
-        raise ValueError(
-            f"the LAM reads {lam_cfg.vocab_size}-code tokens but this model's tokenizer has "
-            f"{cfg.vocab_size} codes: retrain the LAM on the current tokenizer"
-        )
-    codes = torch.as_tensor(infer_tokens(lam, tokens), dtype=torch.long)
-    with torch.inference_mode():
-        first = tokens[:, 0].to(next(lam.parameters()).device)
-        still = lam.infer(first, first).cpu()  # the code of "nothing changed"
-    mapping = code_for_action(lam, lam_cfg)
-    cfg.actions, cfg.pad_action = int(lam.num_codes), int(torch.mode(still).values)
-    cfg.action_codes = tuple(int(mapping[a]) for a in range(len(ACTION_NAMES)))
-    return codes
+    return torch.as_tensor(infer_tokens(deps["lam"], tokens), dtype=torch.long)
 
 
-def train_config(cfg: Config):
-    """The trainer's settings from a dynamics config."""
-    from hitchhiker.train import train_config_of
-
-    return train_config_of(cfg)
-
-
-def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> DynamicsModel:
+def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> DynamicsModel:
     """Record and tokenize training episodes once, then train the dynamics model on windows."""
-    from hitchhiker.train import train
-
-    tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
-    bind_tokenizer(cfg, tokenizer)
-    tokens, rec = episode_tokens(cfg, "train", cfg.episodes, tokenizer)
+    tokenizer = deps["tokenizer"]
+    cfg.tokens.check(tokenizer, "the dynamics model")
+    tokens, rec = episode_tokens(cfg, "train", cfg.data.episodes, tokenizer)
     if cfg.tokenizer not in ("smoke", "oracle"):
         check_tokenizer(tokenizer, tokens[:8].flatten(0, 1), rec.tiles[:8].reshape(-1, 8, 8))
-    actions = bind_actions(cfg, tokens, rec.actions)
+    actions = model_actions(cfg, tokens, rec.actions, deps)
     model = build(cfg)
     data = WindowDataset(tokens, actions, cfg.context, cfg.pad_action)
     kw = {
@@ -377,31 +374,29 @@ def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> Dyn
         "explorer_weight": cfg.explorer_weight,
     }
     result = train(
-        model,
-        data,
-        lambda m, b: dynamics_loss(m, b, **kw),
-        train_config(cfg),
-        run_dir,
-        progress=progress,
+        model, data, lambda m, b: dynamics_loss(m, b, **kw), cfg.train, run_dir, progress=progress
     )
     model.losses = result.losses
     model.train_seconds, model.log = result.seconds, result.log
     return result.model
 
 
-def evaluate(model: DynamicsModel, cfg: Config, tokenizer=None) -> dict[str, float]:
+def evaluate(model: DynamicsModel, cfg: Config, deps: Deps) -> dict[str, float]:
     """Every Stage III figure of the engine on held-out episodes, plus the decoding-steps sweep."""
     from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
     from hitchhiker.interactive.rollout import evaluate_engine, teacher_forced_frames, truth_set
     from hitchhiker.world import read_tiles
 
-    tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
+    tokenizer = deps["tokenizer"]
+    cfg.tokens.check(tokenizer, "the dynamics model")
     model.eval()
     prefix = f"stage3.{cfg.name}"
-    engine = DynamicsEngine(model, tokenizer, cfg.decode_steps, cfg.temperature, cfg.seed, cfg=cfg)
-    truth = truth_set("test", cfg.eval_episodes, cfg.eval_context, cfg.eval_horizon)
+    engine = DynamicsEngine(
+        model, tokenizer, cfg.decode_steps, cfg.temperature, cfg.train.seed, cfg=cfg
+    )
+    truth = truth_set("test", cfg.data.eval_episodes, cfg.eval_context, cfg.eval_horizon)
     horizons = tuple(h for h in (16, 32, 64) if h <= cfg.eval_horizon)
-    out = evaluate_engine(engine, truth, prefix, horizons=horizons, seed=cfg.seed)
+    out = evaluate_engine(engine, truth, prefix, horizons=horizons, seed=cfg.train.seed)
     val = truth_set("val", cfg.val_episodes, cfg.eval_context, min(16, cfg.eval_horizon))
     for steps in (1, 2, 4, 8):
         engine.decode_steps = steps

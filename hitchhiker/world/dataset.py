@@ -37,6 +37,42 @@ FORMAT_VERSION = 1
 FIELDS = ("frames", "actions", "positions", "headings", "tiles", "animals", "light")
 
 
+@dataclass
+class DataConfig:
+    """What a recipe records to learn from and to be measured on (nested as ``cfg.data``)."""
+
+    episodes: int = 256
+    """Training episodes recorded (train split)."""
+    episode_steps: int = 32
+    """Steps per recorded training episode (T + 1 frames each)."""
+    policy: str | tuple[str, ...] = "random"
+    """Behaviour policy that records the episodes (see :mod:`.policies`); a tuple records every
+    policy named, each for ``episodes`` episodes."""
+    eval_episodes: int = 16
+    """Held-out episodes (test split) the recipe's figures are measured on."""
+    eval_steps: int = 0
+    """Steps per held-out episode (0: ``episode_steps``)."""
+
+    def __post_init__(self):
+        bad = [
+            f"{name}={getattr(self, name)!r}"
+            for name, ok in {
+                "episodes": self.episodes >= 1,
+                "episode_steps": self.episode_steps >= 1,
+                "eval_episodes": self.eval_episodes >= 1,
+                "eval_steps": self.eval_steps >= 0,
+            }.items()
+            if not ok
+        ]
+        if bad:
+            raise ValueError(f"invalid DataConfig values: {', '.join(bad)} (counts must be >= 1)")
+
+    @property
+    def held_out_steps(self) -> int:
+        """Steps per held-out episode."""
+        return self.eval_steps or self.episode_steps
+
+
 def cache_dir() -> Path:
     """Where recordings are cached (``HITCHHIKER_CACHE`` or ``data/cache`` in the repo)."""
     env = os.environ.get("HITCHHIKER_CACHE")
