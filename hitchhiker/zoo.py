@@ -162,17 +162,17 @@ def evaluate(name: str, model: nn.Module, cfg) -> dict[str, float]:
     return {k: float(v) for k, v in figures.items()}
 
 
-def path_of(name: str, root: Path = CHECKPOINTS) -> Path:
+def path_of(name: str, root: Path | None = None) -> Path:
     """Where the shipped weights of ``name`` live (under ``root``: another shelf, e.g. a test's)."""
     if name not in RECIPES:
         raise ValueError(f"unknown model {name!r}; expected one of {', '.join(RECIPES)}")
     package = RECIPES[name].split(":")[0].rsplit(".", 1)[0]
-    return Path(root) / STAGE_DIR.get(package, "misc") / f"{name}.safetensors"
+    return Path(root or CHECKPOINTS) / STAGE_DIR.get(package, "misc") / f"{name}.safetensors"
 
 
-def run_dir_of(name: str, preset: str, runs: Path = RUNS) -> Path:
+def run_dir_of(name: str, preset: str, runs: Path | None = None) -> Path:
     """Where ``zoo train NAME --preset PRESET`` keeps its trainer checkpoints."""
-    return Path(runs) / f"{name}-{preset}"
+    return Path(runs or RUNS) / f"{name}-{preset}"
 
 
 def _claim_run_dir(run_dir: Path, config: dict, name: str, preset: str) -> None:
@@ -212,7 +212,7 @@ def ship(
     preset = resolve_preset(preset)
     shelf = Path(into) if into is not None else CHECKPOINTS
     cfg, deps = prepare(name, preset)
-    run_dir = run_dir_of(name, preset, shelf / "runs" if into is not None else RUNS)
+    run_dir = run_dir_of(name, preset, shelf / "runs" if into is not None else None)
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     _claim_run_dir(run_dir, config_to_dict(cfg), name, preset)

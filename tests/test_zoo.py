@@ -27,7 +27,7 @@ def _recipe():
     mod.Config = TinyConfig
     mod.build = lambda cfg: nn.Linear(2, cfg.width)
 
-    def fit(cfg, run_dir=None, progress=True):
+    def fit(cfg, deps, run_dir=None, progress=True):
         mod.run_dirs.append(run_dir)
         torch.manual_seed(0)
         return mod.build(cfg)
@@ -35,7 +35,7 @@ def _recipe():
     mod.run_dirs = []
 
     mod.fit = fit
-    mod.evaluate = lambda model, cfg: {"tiny.width": float(model.out_features)}
+    mod.evaluate = lambda model, cfg, deps: {"tiny.width": float(model.out_features)}
     return mod
 
 
@@ -130,7 +130,7 @@ def test_a_variant_ships_its_overrides_and_loads_them_back(tiny, monkeypatch):
 def test_reevaluate_refreshes_the_figures_but_not_the_weights(tiny):
     zoo.ship("tiny", "cpu", progress=False)
     before = read_manifest(tiny / "manifest.json")[0]
-    sys.modules["hh_tiny_recipe"].evaluate = lambda model, cfg: {"tiny.width": 42.0}
+    sys.modules["hh_tiny_recipe"].evaluate = lambda model, cfg, deps: {"tiny.width": 42.0}
     assert zoo.reevaluate("tiny") == {"tiny.width": 42.0}
     after = read_manifest(tiny / "manifest.json")[0]
     assert after["figures"] == {"tiny.width": 42.0}
@@ -146,13 +146,13 @@ def test_tune_stores_new_decoding_picks_with_the_same_weights(tiny):
     with pytest.raises(ValueError, match="no decoding settings to tune"):
         zoo.retune("tiny")
 
-    def tune_decoding(model, cfg):  # a val sweep that picks another setting
+    def tune_decoding(model, cfg, deps):  # a val sweep that picks another setting
         cfg.scale = 2.5
         return {"scale=2.5": 1.0}
 
     recipe = sys.modules["hh_tiny_recipe"]
     recipe.tune_decoding = tune_decoding
-    recipe.evaluate = lambda model, cfg: {"tiny.scaled": cfg.scale * model.out_features}
+    recipe.evaluate = lambda model, cfg, deps: {"tiny.scaled": cfg.scale * model.out_features}
     assert zoo.retune("tiny") == ({"tiny.scaled": 12.5}, {"scale=2.5": 1.0})
     entry = read_manifest(tiny / "manifest.json")[0]
     assert entry["figures"] == {"tiny.scaled": 12.5}
@@ -161,3 +161,77 @@ def test_tune_stores_new_decoding_picks_with_the_same_weights(tiny):
     model = zoo.load("tiny")
     assert model.shipped_config.scale == 2.5
     assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+
+
+@dataclass
+class ChildConfig:
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {"parent": "smoke"}}
+    parent: str = "shipped"
+    """Where the parent model comes from: "shipped" or a preset to train it at."""
+    inputs: int = 0
+    """Read off the parent when the zoo builds the config (its output features)."""
+
+    def __post_init__(self):
+        if self.inputs < 1:
+            raise ValueError("ChildConfig has no parent bound")
+
+
+def _child_recipe():
+    mod = types.ModuleType("hh_child_recipe")
+    mod.Config = ChildConfig
+    mod.needs = lambda values: {"parent": zoo.Need("tiny", values["parent"])}
+    mod.bind = lambda values, deps: {"inputs": deps["parent"].out_features}
+    mod.build = lambda cfg: nn.Linear(cfg.inputs, 1)
+    mod.fit = lambda cfg, deps, run_dir=None, progress=True: mod.build(cfg)
+    mod.evaluate = lambda model, cfg, deps: {"child.inputs": float(deps["parent"].out_features)}
+    return mod
+
+
+def test_the_zoo_hands_a_recipe_its_dependencies_and_a_complete_config(tiny, monkeypatch):
+    monkeypatch.setitem(sys.modules, "hh_child_recipe", _child_recipe())
+    monkeypatch.setitem(zoo.RECIPES, "child", "hh_child_recipe")
+    with pytest.raises(CheckpointError, match="no shipped weights for 'tiny'"):
+        zoo.config_for("child", "cpu")  # needs the shipped parent, which is not there yet
+    zoo.ship("tiny", "cpu", progress=False)
+    cfg, deps = zoo.prepare("child", "cpu")
+    assert cfg.inputs == 5 and deps["parent"].out_features == 5  # bound when built
+    assert zoo.ship("child", "cpu", progress=False) == {"child.inputs": 5.0}
+    model = zoo.load("child")
+    assert model.in_features == 5 and model.shipped_config.inputs == 5
+    assert zoo.evaluate("child", model, model.shipped_config) == {"child.inputs": 5.0}
+    smoke = zoo.config_for("child", "smoke")  # a smoke child trains a smoke parent
+    assert smoke.inputs == 3
+
+
+def test_a_flat_stored_config_loads_through_migration_and_migrate_rewrites_it(tiny, monkeypatch):
+    from dataclasses import field
+
+    from hitchhiker.checkpoint import read_metadata, rewrite_metadata
+
+    @dataclass
+    class Optim:
+        lr: float = 1e-3
+        """Learning rate."""
+
+    @dataclass
+    class Nested:
+        PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+        width: int = 4
+        """Output features."""
+        train: Optim = field(default_factory=Optim)
+        """How it trains."""
+
+    monkeypatch.setattr(sys.modules["hh_tiny_recipe"], "Config", Nested)
+    zoo.ship("tiny", "cpu", progress=False)
+    path = tiny / "misc" / "tiny.safetensors"
+    meta = read_metadata(path)
+    assert meta["config"] == {"width": 4, "train": {"lr": 1e-3}}
+    rewrite_metadata(path, {**meta, "config": {"width": 4, "lr": 0.5}})  # as an old file stored it
+    zoo.add_to_manifest(zoo.MANIFEST, {**zoo._manifest_entry("tiny"), "sha256": None})
+    weights = zoo.load("tiny").state_dict()
+    assert zoo.load("tiny").shipped_config == Nested(width=4, train=Optim(lr=0.5))
+    assert zoo.migrate() == ["tiny"]
+    assert read_metadata(path)["config"] == {"width": 4, "train": {"lr": 0.5}}
+    verify_manifest(zoo.MANIFEST)  # the new sha256 is recorded
+    assert all(torch.equal(zoo.load("tiny").state_dict()[k], v) for k, v in weights.items())
+    assert zoo.migrate() == []  # nothing left to migrate
