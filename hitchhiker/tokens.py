@@ -22,8 +22,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from hitchhiker.checkpoint import file_sha256
 from hitchhiker.config import device_of
-from hitchhiker.world import NUM_KINDS, read_tiles
+from hitchhiker.world import NUM_KINDS, read_tiles, tile_textures
 from hitchhiker.world.dataset import LEARNING_WORLD, frames_to_tensor, record
 from hitchhiker.world.reader import CONFIDENT
 
@@ -41,8 +42,6 @@ class OracleTokenizer(nn.Module):
 
     def __init__(self):
         super().__init__()
-        from hitchhiker.world import tile_textures
-
         tex = torch.from_numpy(np.ascontiguousarray(tile_textures(8)[:, 0])).float() / 255
         self.register_buffer("textures", tex.permute(0, 3, 1, 2).contiguous())  # (K, 3, 8, 8)
 
@@ -106,7 +105,6 @@ def tokenizer_for(cfg) -> nn.Module:
     or a preset name (train one with ``zoo.load_or_fit("tokenizer", preset)``).
     """
     from hitchhiker import zoo
-    from hitchhiker.checkpoint import file_sha256
 
     name = cfg.tokenizer
     if name == "oracle":
@@ -139,7 +137,6 @@ def world_tokens(cfg, split: str, tokenizer) -> tuple[torch.Tensor, np.ndarray]:
 def bind_tokenizer(cfg, tokenizer) -> None:
     """Fill the config's vocabulary, grid and tokenizer fingerprint from the tokenizer (in place)."""
     from hitchhiker import zoo
-    from hitchhiker.checkpoint import file_sha256
 
     cfg.vocab_size = int(tokenizer.codebook_size)
     cfg.grid_h, cfg.grid_w = token_grid(tokenizer)

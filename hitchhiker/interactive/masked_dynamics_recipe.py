@@ -42,12 +42,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from hitchhiker.interactive.masked_dynamics_model import (  # noqa: F401  (importable from here too)
-    DynamicsModel,
-    block_causal_mask,
-    grid_sincos,
-    teacher_forcing_mask,
-)
+from hitchhiker.interactive.latent_action_model import infer_tokens
+from hitchhiker.interactive.latent_action_recipe import code_for_action
+from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
+from hitchhiker.interactive.masked_dynamics_model import DynamicsModel
+from hitchhiker.interactive.rollout import evaluate_engine, teacher_forced_frames, truth_set
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import random_mask
 from hitchhiker.tokens import (
@@ -56,7 +55,8 @@ from hitchhiker.tokens import (
     encode_frames,
     tokenizer_for,
 )
-from hitchhiker.world import ACTION_NAMES, Action
+from hitchhiker.train import train, train_config_of
+from hitchhiker.world import ACTION_NAMES, Action, read_tiles
 from hitchhiker.world.dataset import LEARNING_WORLD, record
 
 ACTION_SOURCES = ("true", "latent")
@@ -328,7 +328,6 @@ def bind_actions(cfg: Config, tokens: torch.Tensor, actions: np.ndarray) -> torc
         cfg.action_codes = tuple(range(len(ACTION_NAMES)))
         return torch.as_tensor(actions, dtype=torch.long)
     from hitchhiker import zoo
-    from hitchhiker.interactive.latent_actions import code_for_action, infer_tokens
 
     if cfg.tokenizer == "shipped":  # the shipped LAM, trained on the same shipped tokens
         lam = zoo.load("lam")
@@ -352,15 +351,11 @@ def bind_actions(cfg: Config, tokens: torch.Tensor, actions: np.ndarray) -> torc
 
 def train_config(cfg: Config):
     """The trainer's settings from a dynamics config."""
-    from hitchhiker.train import train_config_of
-
     return train_config_of(cfg)
 
 
 def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> DynamicsModel:
     """Record and tokenize training episodes once, then train the dynamics model on windows."""
-    from hitchhiker.train import train
-
     tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
     bind_tokenizer(cfg, tokenizer)
     tokens, rec = episode_tokens(cfg, "train", cfg.episodes, tokenizer)
@@ -391,10 +386,6 @@ def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> Dyn
 
 def evaluate(model: DynamicsModel, cfg: Config, tokenizer=None) -> dict[str, float]:
     """Every Stage III figure of the engine on held-out episodes, plus the decoding-steps sweep."""
-    from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
-    from hitchhiker.interactive.rollout import evaluate_engine, teacher_forced_frames, truth_set
-    from hitchhiker.world import read_tiles
-
     tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
     model.eval()
     prefix = f"stage3.{cfg.name}"
