@@ -15,6 +15,7 @@ measure with :func:`report`, which ``make tour`` collects.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -254,8 +255,6 @@ def report(figures: dict[str, float], title: str = "figures measured") -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
     ap = argparse.ArgumentParser(
         prog="python -m hitchhiker.course", description=__doc__.split("\n")[0]
     )

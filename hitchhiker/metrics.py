@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hitchhiker.world import reader
+
 __all__ = [
     "to_float_chw",
     "psnr",
@@ -123,15 +125,11 @@ def tile_accuracy(frames, true_tiles) -> float:
 
     ``true_tiles`` is (..., R, C) as given by ``info["tiles"]``.
     """
-    from hitchhiker.world import reader
-
     return reader.tile_accuracy(frames, true_tiles)
 
 
 def frame_validity(frames) -> float:
     """Mean share of cells that look like some real tile (1.0 on every real frame)."""
-    from hitchhiker.world import reader
-
     return float(np.mean(reader.frame_validity(frames)))
 
 
@@ -179,7 +177,7 @@ def horizon_curve(errors, label: str = "") -> HorizonCurve:
 
 def plot_horizon(curves, ax=None, ylabel: str = "error", log: bool = False):
     """Draw one or more :class:`HorizonCurve` with their intervals; returns the axes."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib is heavy, and only notebooks draw
 
     if isinstance(curves, HorizonCurve):
         curves = [curves]

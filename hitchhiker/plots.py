@@ -26,7 +26,7 @@ def in_notebook() -> bool:
     """True inside a Jupyter kernel (JupyterLab, classic notebook, Colab, VS Code)."""
     if "IPython" not in sys.modules:
         return False
-    from IPython import get_ipython
+    from IPython import get_ipython  # lazy: IPython is only there inside a notebook
 
     shell = get_ipython()
     return shell is not None and (
@@ -72,7 +72,7 @@ class LivePlot:
         if not force and len(losses) - self._drawn_at < self.every:
             return
         self._drawn_at = len(losses)
-        from IPython.display import Image, display
+        from IPython.display import Image, display  # lazy: only inside a notebook
 
         image = Image(data=self.render_png(losses), format="png")
         if self._handle is None:
@@ -82,6 +82,7 @@ class LivePlot:
 
     def render_png(self, losses: Sequence[float]) -> bytes:
         """The figure as PNG bytes (usable without a notebook, e.g. to save a plot)."""
+        # lazy: matplotlib is heavy, and a run that never draws never loads it
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 

@@ -24,7 +24,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from hitchhiker.config import device_of
-from hitchhiker.world import NUM_KINDS, read_tiles
+from hitchhiker.world import NUM_KINDS, read_tiles, tile_textures
 from hitchhiker.world.dataset import LEARNING_WORLD, frames_to_tensor, record
 from hitchhiker.world.reader import CONFIDENT
 
@@ -42,8 +42,6 @@ class OracleTokenizer(nn.Module):
 
     def __init__(self):
         super().__init__()
-        from hitchhiker.world import tile_textures
-
         tex = torch.from_numpy(np.ascontiguousarray(tile_textures(8)[:, 0])).float() / 255
         self.register_buffer("textures", tex.permute(0, 3, 1, 2).contiguous())  # (K, 3, 8, 8)
 

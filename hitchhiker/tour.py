@@ -23,6 +23,7 @@ from hitchhiker.course import NOTEBOOKS, ROOT
 
 def run_notebook(path: Path, out_dir: Path, preset: str, timeout: int = 3600) -> tuple[float, dict]:
     """Execute one notebook; write NAME.ipynb, NAME.html, NAME.figures.json; return (seconds, figures)."""
+    # lazy: the notebook runners come with the "lab" extras, not with the package
     import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter

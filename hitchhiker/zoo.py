@@ -58,15 +58,15 @@ RUNS = Path(__file__).resolve().parent.parent / "runs" / "zoo"
 """Trainer checkpoints of ``zoo train`` (git-ignored): one folder per model and preset."""
 MANIFEST = CHECKPOINTS / "manifest.json"
 RECIPES: dict[str, str] = {
-    "mae": "hitchhiker.masks.mae",
-    "text": "hitchhiker.masks.text",
-    "tokenizer": "hitchhiker.masks.tokenizer",
-    "maskgit": "hitchhiker.masks.maskgit",
-    "ar": "hitchhiker.masks.autoregressive",
+    "mae": "hitchhiker.masks.mae_recipe",
+    "text": "hitchhiker.masks.text_recipe",
+    "tokenizer": "hitchhiker.masks.tokenizer_recipe",
+    "maskgit": "hitchhiker.masks.maskgit_recipe",
+    "ar": "hitchhiker.masks.autoregressive_recipe",
     "unified": "hitchhiker.unified.masked_recipe",
-    "unified_ar": "hitchhiker.unified.autoregressive",
-    "lam": "hitchhiker.interactive.latent_actions",
-    "lam_leaky": "hitchhiker.interactive.latent_actions:leaky",
+    "unified_ar": "hitchhiker.unified.autoregressive_recipe",
+    "lam": "hitchhiker.interactive.latent_action_recipe",
+    "lam_leaky": "hitchhiker.interactive.latent_action_recipe:leaky",
     "dynamics": "hitchhiker.interactive.masked_dynamics_recipe",
     "dynamics_latent": "hitchhiker.interactive.masked_dynamics_recipe:latent",
     "dynamics_noaug": "hitchhiker.interactive.masked_dynamics_recipe:no_context_noise",

@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import torch
 
+from hitchhiker import tokens
 from hitchhiker.config import make_config
 from hitchhiker.masks import autoregressive as ar
-from hitchhiker.masks import maskgit as mg
-from hitchhiker.masks.core import CoreConfig
+from hitchhiker.masks import autoregressive_recipe as arr
+from hitchhiker.masks import maskgit_recipe as mgr
+from hitchhiker.masks.core import CoreConfig, KVCache
 from hitchhiker.train import TrainConfig, train
 
 
@@ -37,7 +39,7 @@ def test_cached_logits_match_the_full_causal_pass():
     model = tiny().double()
     x = torch.randint(0, 16, (3, 16))
     full = model(ar.shifted_input(model, x), is_causal=True)
-    cache, inp = ar.KVCache(), ar.shifted_input(model, x)
+    cache, inp = KVCache(), ar.shifted_input(model, x)
     steps = [model(inp[:, i : i + 1], is_causal=True, cache=cache, start=i) for i in range(16)]
     assert torch.allclose(torch.cat(steps, 1), full, atol=1e-10)
     assert len(cache) == 16
@@ -64,7 +66,11 @@ def test_loss_falls_below_threshold_on_a_tiny_task():
     model = tiny(vocab=vocab, grid=grid)
     cfg = make_config(TrainConfig, "smoke", steps=150, batch_size=32, lr=3e-3, warmup_steps=10)
     model = train(
-        model, mg.TokenDataset(data), lambda m, b: ar.ar_loss(m, b["tokens"]), cfg, progress=False
+        model,
+        tokens.TokenDataset(data),
+        lambda m, b: ar.ar_loss(m, b["tokens"]),
+        cfg,
+        progress=False,
     ).model
     loss, _ = ar.ar_loss(model, data[:128])
     assert loss < 0.35, float(loss)  # floor log(8) / 16 = 0.13; chance log(8) = 2.08
@@ -89,12 +95,12 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_recipe_fits_evaluates_and_races_maskgit():
-    cfg = make_config(ar.Config, "smoke", tokenizer="oracle")
-    model = ar.fit(cfg, progress=False)
+    cfg = make_config(arr.Config, "smoke", tokenizer="oracle")
+    model = arr.fit(cfg, progress=False)
     assert model.losses[-1] < model.losses[0]
-    mcfg = make_config(mg.Config, "smoke", tokenizer="oracle")
-    mg.bind_tokenizer(mcfg, mg.OracleTokenizer())
-    figures = ar.evaluate(model, cfg, maskgit=mg.build(mcfg).eval())
+    mcfg = make_config(mgr.Config, "smoke", tokenizer="oracle")
+    tokens.bind_tokenizer(mcfg, tokens.OracleTokenizer())
+    figures = arr.evaluate(model, cfg, maskgit=mgr.build(mcfg).eval())
     for k in ("confident_share", "kind_tv", "test_loss", "ms_per_image_b16", "maskgit_speedup_b1"):
         assert np.isfinite(figures[f"stage1.ar.{k}"]), k
     assert figures["stage1.ar.maskgit_speedup_b16"] > 0

@@ -11,6 +11,7 @@ import torch
 from hitchhiker.config import make_config
 from hitchhiker.interactive import masked_dynamics_recipe as dyn
 from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
+from hitchhiker.interactive.masked_dynamics_model import DynamicsModel, block_causal_mask
 from hitchhiker.interactive.rollout import teacher_forced_frames, truth_set
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.play import PlayController
@@ -21,10 +22,10 @@ from hitchhiker.world.dataset import LEARNING_WORLD, record
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny(vocab=9, tokens=64, context=3, actions=6, seed=0) -> dyn.DynamicsModel:
+def tiny(vocab=9, tokens=64, context=3, actions=6, seed=0) -> DynamicsModel:
     torch.manual_seed(seed)
     core = CoreConfig(vocab, tokens, dim=32, depth=2, heads=2, modalities=context + 1)
-    return dyn.DynamicsModel(core, actions, context, (8, tokens // 8)).eval()
+    return DynamicsModel(core, actions, context, (8, tokens // 8)).eval()
 
 
 def tiny_cfg(**over):
@@ -70,7 +71,7 @@ def trained():
 
 
 def test_block_causal_mask_is_bidirectional_within_and_causal_across_frames():
-    m = dyn.block_causal_mask(3, 2)
+    m = block_causal_mask(3, 2)
     want = torch.tensor([[1, 1, 0, 0, 0, 0]] * 2 + [[1, 1, 1, 1, 0, 0]] * 2 + [[1] * 6] * 2)
     assert torch.equal(m, want.bool())
 

@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from hitchhiker.config import make_config
-from hitchhiker.interactive import latent_actions as lam
+from hitchhiker.interactive import action_agreement as agree
+from hitchhiker.interactive import latent_action_model as lam_model
+from hitchhiker.interactive import latent_action_recipe as lam
 from hitchhiker.tokens import OracleTokenizer, bind_tokenizer
 from hitchhiker.world import ACTION_NAMES
 from hitchhiker.world.dataset import LEARNING_WORLD, record
@@ -63,7 +65,7 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="tokenizer"):
         lam.build(make_config(lam.Config, "smoke"))  # not bound to a tokenizer yet
     with pytest.raises(ValueError, match="E, T\\+1"):
-        lam.latent_actions_of(model, cfg, np.zeros((2, 64, 64, 3), np.uint8))
+        lam_model.latent_actions_of(model, cfg, np.zeros((2, 64, 64, 3), np.uint8))
 
 
 def test_bottleneck_limits_what_reaches_the_decoder():
@@ -96,41 +98,41 @@ def test_training_without_labels():
 
 def test_nmi_hand_cases():
     x = np.array([0, 0, 1, 1, 2, 2])
-    assert lam.nmi(x, x) == pytest.approx(1.0)
-    assert lam.nmi(x, np.array([5, 5, 9, 9, 7, 7])) == pytest.approx(1.0)  # a relabelling
+    assert agree.nmi(x, x) == pytest.approx(1.0)
+    assert agree.nmi(x, np.array([5, 5, 9, 9, 7, 7])) == pytest.approx(1.0)  # a relabelling
     # independent: every code meets every action equally often
     codes, actions = np.meshgrid(np.arange(4), np.arange(3))
-    assert lam.nmi(codes, actions) == pytest.approx(0.0, abs=1e-12)
+    assert agree.nmi(codes, actions) == pytest.approx(0.0, abs=1e-12)
     rng = np.random.default_rng(0)
-    assert lam.nmi(rng.integers(0, 6, 20000), rng.integers(0, 6, 20000)) < 0.01
+    assert agree.nmi(rng.integers(0, 6, 20000), rng.integers(0, 6, 20000)) < 0.01
     # one code split in two: I = H(Y) = log 2, H(X) = log 4 -> geometric 1/sqrt(2), arithmetic 2/3
     y = np.array([0, 0, 1, 1])
-    assert lam.nmi(np.array([0, 1, 2, 3]), y) == pytest.approx(2**-0.5)
-    assert lam.nmi(np.array([0, 1, 2, 3]), y, average="arithmetic") == pytest.approx(2 / 3)
-    assert lam.nmi(np.zeros(4), np.zeros(4)) == 1.0 and lam.nmi(np.zeros(4), y) == 0.0
+    assert agree.nmi(np.array([0, 1, 2, 3]), y) == pytest.approx(2**-0.5)
+    assert agree.nmi(np.array([0, 1, 2, 3]), y, average="arithmetic") == pytest.approx(2 / 3)
+    assert agree.nmi(np.zeros(4), np.zeros(4)) == 1.0 and agree.nmi(np.zeros(4), y) == 0.0
     with pytest.raises(ValueError):
-        lam.nmi(x, x[:3])
+        agree.nmi(x, x[:3])
     with pytest.raises(ValueError, match="average"):
-        lam.nmi(x, x, average="max")
+        agree.nmi(x, x, average="max")
 
 
 def test_purity_and_consistency():
     codes = np.array([0, 0, 0, 1, 1, 2])
     actions = np.array([3, 3, 4, 4, 4, 4])
-    assert lam.purity(codes, actions) == pytest.approx(5 / 6)  # code 0 -> 3 (2 of 3), 1, 2 -> 4
-    assert lam.consistency(codes, actions) == pytest.approx(4 / 6)  # action 4 spread over 3 codes
-    table = lam.contingency(codes, actions)
+    assert agree.purity(codes, actions) == pytest.approx(5 / 6)  # code 0 -> 3 (2 of 3), 1, 2 -> 4
+    assert agree.consistency(codes, actions) == pytest.approx(4 / 6)  # action 4 spread over 3 codes
+    table = agree.contingency(codes, actions)
     assert table.tolist() == [[2, 1], [0, 2], [0, 1]]
 
 
 def test_effective_transitions_follow_ground_truth():
     rec = record("test", 2, 24, "random", world=LEARNING_WORLD, progress=False)
-    eff = lam.effective_transitions(rec)
+    eff = agree.effective_transitions(rec)
     moved = (rec.positions[:, 1:] != rec.positions[:, :-1]).any(-1)
     assert eff.shape == rec.actions.shape
     assert eff[moved].all()
     assert not eff[rec.actions == 0].any()  # a noop never shows
-    new = lam.revealed_cells(rec)
+    new = agree.revealed_cells(rec)
     assert new.shape == rec.actions.shape + rec.tiles.shape[-2:]
     assert (new.sum((-2, -1)) == np.where(moved, rec.tiles.shape[-1], 0)).all()  # one edge row
     up = moved & (rec.positions[:, 1:, 0] < rec.positions[:, :-1, 0])
@@ -161,14 +163,14 @@ def test_tiny_model_learns_codes_that_mean_actions(one_thread):
     )  # fmt: skip
     tokens, _ = recolour_episodes(64, 16, seed=0)  # the labels are not even handed over
     model = lam.build(cfg)
-    loss = lambda m, b: lam.lam_loss(m, b["tokens_t"], b["tokens_t1"])  # noqa: E731
+    loss = lambda m, b: lam_model.lam_loss(m, b["tokens_t"], b["tokens_t1"])  # noqa: E731
     train(model, lam.TransitionDataset(tokens), loss, lam.train_config(cfg), progress=False)
     held_out, actions = recolour_episodes(16, 16, seed=1)
-    ids = lam.infer_tokens(model, held_out)
+    ids = lam_model.infer_tokens(model, held_out)
     # chance: NMI ~0.03 for 256 random codes of 8 against 5 actions; purity ~0.25
-    assert lam.nmi(ids, actions) > 0.6
-    assert lam.purity(ids, actions) > 0.8
-    assert lam.nmi(np.random.default_rng(0).permutation(ids.ravel()), actions.ravel()) < 0.1
+    assert agree.nmi(ids, actions) > 0.6
+    assert agree.purity(ids, actions) > 0.8
+    assert agree.nmi(np.random.default_rng(0).permutation(ids.ravel()), actions.ravel()) < 0.1
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +206,7 @@ def test_confusion_and_action_map(tiny_run):
     mapping = lam.code_for_action(model, cfg)
     assert sorted(mapping) == list(range(len(ACTION_NAMES)))
     assert all(0 <= c < cfg.codes for c in mapping.values())
-    ax = lam.plot_confusion(counts)
+    ax = agree.plot_confusion(counts)
     assert ax.get_xlabel() == "true action"
 
 
@@ -212,7 +214,9 @@ def test_fit_is_deterministic(tiny_run, one_thread):  # same threads as tiny_run
     cfg, model, figures = tiny_run
     again = lam.fit(dataclasses.replace(cfg), progress=False)
     tokens, _ = lam.split_tokens(cfg, "test")
-    assert np.array_equal(lam.infer_tokens(model, tokens), lam.infer_tokens(again, tokens))
+    assert np.array_equal(
+        lam_model.infer_tokens(model, tokens), lam_model.infer_tokens(again, tokens)
+    )
     for (name, p), q in zip(model.state_dict().items(), again.state_dict().values()):
         assert torch.equal(p, q), name
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hitchhiker.config import make_config
-from hitchhiker.masks import mae
+from hitchhiker.masks import mae, mae_recipe
 from hitchhiker.masks.probe import (
     kind_shares,
     probe_accuracy,
@@ -15,14 +15,14 @@ from hitchhiker.masks.probe import (
     region_kinds,
     standing_on,
 )
-from hitchhiker.world.dataset import LEARNING_WORLD, FrameDataset, record
+from hitchhiker.world.dataset import LEARNING_WORLD, FrameDataset, record, views
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**overrides) -> mae.MAE:
-    cfg = make_config(mae.Config, "smoke", **overrides)
-    return mae.build(cfg)
+    cfg = make_config(mae_recipe.Config, "smoke", **overrides)
+    return mae_recipe.build(cfg)
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.1, 0.25, 0.5, 0.75, 0.9])
@@ -116,7 +116,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="mask ratio"):
         mae.random_mask(2, 64, 1.0)
     with pytest.raises(ValueError, match="multiple"):
-        make_config(mae.Config, "smoke", patch_size=7)
+        make_config(mae_recipe.Config, "smoke", patch_size=7)
     with pytest.raises(ValueError, match="multiple"):
         mae.patchify(torch.rand(1, 3, 60, 60), 8)
 
@@ -144,9 +144,9 @@ def test_probe_labels_are_exact_ground_truth():
 
 
 def test_recipe_smoke_fit_and_evaluate():
-    cfg = make_config(mae.Config, "smoke")
-    model = mae.fit(cfg, progress=False)
-    figures = mae.evaluate(model, cfg)
+    cfg = make_config(mae_recipe.Config, "smoke")
+    model = mae_recipe.fit(cfg, progress=False)
+    figures = mae_recipe.evaluate(model, cfg)
     expected = {"stage1.mae.masked_psnr_75"}
     for suffix in ("", "_random", "_majority"):
         expected |= {f"stage1.mae.probe_{k}{suffix}" for k in ("acc", "center_acc")}
@@ -162,5 +162,5 @@ def test_shipped_mae_rebuilds_hidden_patches_of_held_out_views():
     if not zoo.path_of("mae").is_file():
         pytest.skip("no shipped MAE yet (python -m hitchhiker.zoo train mae --preset cpu)")
     model = zoo.load("mae")
-    images, _ = mae.views(record("test", 2, 15, world=LEARNING_WORLD, progress=False))
+    images, _ = views(record("test", 2, 15, world=LEARNING_WORLD, progress=False))
     assert mae.masked_psnr(model, images, 0.75) > 16.0  # an untrained one scores ~10 dB

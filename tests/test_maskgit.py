@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from hitchhiker import tokens as tk
 from hitchhiker.config import make_config
 from hitchhiker.masks import maskgit as mg
+from hitchhiker.masks import maskgit_recipe as mgr
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.train import TrainConfig, train
 
@@ -114,7 +116,7 @@ def test_loss_falls_below_threshold_on_a_tiny_task():
     torch.manual_seed(0)
     vocab, grid = 8, (4, 4)
     data = torch.randint(0, vocab, (512, 1, 1)).expand(-1, *grid).contiguous()
-    dataset = mg.TokenDataset(data)
+    dataset = tk.TokenDataset(data)
     model = tiny(vocab=vocab, grid=grid, dim=32, depth=2)
     cfg = make_config(TrainConfig, "smoke", steps=150, batch_size=32, lr=3e-3, warmup_steps=10)
     model = train(model, dataset, lambda m, b: mg.maskgit_loss(m, b["tokens"]), cfg, progress=False)
@@ -157,7 +159,7 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="token ids"):
         model(torch.full((1, 16), 99, dtype=torch.long))
     with pytest.raises(ValueError, match="tokenizer"):
-        mg.build(make_config(mg.Config, "smoke"))  # vocab and grid unknown before fit
+        mgr.build(make_config(mgr.Config, "smoke"))  # vocab and grid unknown before fit
 
 
 # ----------------------------------------------------------------------------- the recipe
@@ -168,10 +170,10 @@ def test_oracle_tokenizer_round_trips_tile_kinds():
     from hitchhiker.world.dataset import LEARNING_WORLD, frames_to_tensor, record
 
     rec = record("val", 1, 8, world=LEARNING_WORLD, progress=False)
-    tok = mg.OracleTokenizer()
-    tokens = mg.encode_frames(tok, rec.frames[0])
+    tok = tk.OracleTokenizer()
+    tokens = tk.encode_frames(tok, rec.frames[0])
     assert tokens.shape == (9, 8, 8) and torch.equal(tokens, torch.from_numpy(rec.tiles[0]).long())
-    frames = mg.decode_tokens(tok, tokens)
+    frames = tk.decode_tokens(tok, tokens)
     assert frames.shape == (9, 64, 64, 3) and frames.dtype == np.uint8
     assert (
         read_tiles(frames).kinds == rec.tiles[0]
@@ -180,11 +182,11 @@ def test_oracle_tokenizer_round_trips_tile_kinds():
 
 
 def test_recipe_fits_and_evaluates_in_smoke_mode():
-    cfg = make_config(mg.Config, "smoke", tokenizer="oracle")
-    model = mg.fit(cfg, progress=False)
+    cfg = make_config(mgr.Config, "smoke", tokenizer="oracle")
+    model = mgr.fit(cfg, progress=False)
     assert (cfg.vocab_size, cfg.grid_h, cfg.grid_w) == (9, 8, 8)  # bound to the tokenizer
     assert model.losses[-1] < model.losses[0]
-    figures = mg.evaluate(model, cfg)
+    figures = mgr.evaluate(model, cfg)
     for k in ("confident_share", "kind_tv", "test_loss", "ms_per_image_b1", "ms_per_image_b16"):
         assert np.isfinite(figures[f"stage1.maskgit.{k}"]), k
     assert 0 <= figures["stage1.maskgit.confident_share"] <= 1
@@ -195,7 +197,7 @@ def test_sample_quality_of_real_views_is_perfect():
     from hitchhiker.world.dataset import LEARNING_WORLD, record
 
     rec = record("val", 1, 8, world=LEARNING_WORLD, progress=False)
-    q = mg.sample_quality(rec.frames[0], rec.tiles[0])
+    q = tk.sample_quality(rec.frames[0], rec.tiles[0])
     assert q == {"confident_share": 1.0, "kind_tv": 0.0}
 
 
@@ -203,8 +205,8 @@ def test_a_tokenizer_that_loses_tiles_is_flagged():
     from hitchhiker.world.dataset import LEARNING_WORLD, record
 
     rec = record("val", 1, 8, world=LEARNING_WORLD, progress=False)
-    tok = mg.OracleTokenizer()
-    tokens = mg.encode_frames(tok, rec.frames[0])
-    assert mg.check_tokenizer(tok, tokens, rec.tiles[0]) > 0.97  # only the explorer's cell is lost
+    tok = tk.OracleTokenizer()
+    tokens = tk.encode_frames(tok, rec.frames[0])
+    assert tk.check_tokenizer(tok, tokens, rec.tiles[0]) > 0.97  # only the explorer's cell is lost
     with pytest.warns(UserWarning, match="round-trips only"):
-        assert mg.check_tokenizer(tok, torch.zeros_like(tokens), rec.tiles[0]) < 0.5
+        assert tk.check_tokenizer(tok, torch.zeros_like(tokens), rec.tiles[0]) < 0.5

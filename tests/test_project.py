@@ -1,5 +1,6 @@
 """The project's own files: set-up, generated cells, stripped notebooks, dependency floors."""
 
+import ast
 import json
 import re
 import subprocess
@@ -97,3 +98,64 @@ def test_committed_notebooks_are_stripped_of_outputs():
 def test_ci_runs_make_test():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "test:" in (ROOT / "Makefile").read_text()
+
+
+def module_level_imports(path: Path, package: str) -> set[str]:
+    """The hitchhiker modules a file imports when it is loaded (imports inside functions and
+    classes, and under ``if TYPE_CHECKING:``, do not run then). ``from pkg import name`` counts as
+    importing ``pkg.name`` when that is a module, else ``pkg`` (whose ``__init__`` defines name)."""
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts) for p in PACKAGE_FILES}
+    modules = {m.removesuffix(".__init__") for m in modules}
+    found: set[str] = set()
+
+    def visit(nodes):
+        for node in nodes:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, (ast.If, ast.Try)):
+                visit(node.body + node.orelse + getattr(node, "finalbody", []))
+                for handler in getattr(node, "handlers", []):
+                    visit(handler.body)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name in modules)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(parts + ([node.module] if node.module else []))
+                for alias in node.names:
+                    full = f"{base}.{alias.name}"
+                    if full in modules:
+                        found.add(full)
+                    elif base in modules:
+                        found.add(base)
+
+    visit(ast.parse(path.read_text()).body)
+    return found
+
+
+PACKAGE_FILES = sorted((ROOT / "hitchhiker").rglob("*.py"))
+
+
+def test_no_import_cycle_among_hitchhiker_modules():
+    graph = {}
+    for path in PACKAGE_FILES:
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        graph[name] = module_level_imports(path, package) - {name}
+    assert "hitchhiker.masks.mae_recipe" in graph and graph["hitchhiker.masks.mae_recipe"]
+    cycles, state = [], {}  # state: 1 on the current path, 2 done
+
+    def walk(node, path):
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt) :] + [nxt])
+            elif nxt not in state:
+                walk(nxt, path + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            walk(node, [node])
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hitchhiker.config import make_config
-from hitchhiker.masks import text
+from hitchhiker.masks import text, text_recipe
 from hitchhiker.world.dataset import LEARNING_WORLD, record
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -15,11 +15,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def captions():
-    return text.captions_of(record("train", 2, 40, world=LEARNING_WORLD, progress=False))
+    return text_recipe.captions_of(record("train", 2, 40, world=LEARNING_WORLD, progress=False))
 
 
 def tiny(**overrides):
-    return text.build(make_config(text.Config, "smoke", **overrides)).eval()
+    return text_recipe.build(make_config(text_recipe.Config, "smoke", **overrides)).eval()
 
 
 def test_captions_round_trip_through_ids(captions):
@@ -39,7 +39,7 @@ def test_unknown_words_and_long_captions_raise():
     with pytest.raises(ValueError, match="seq_len=8"):
         text.encode("You stand on grass, facing north. Water lies north.", seq_len=8)
     with pytest.raises(ValueError, match="objective"):
-        make_config(text.Config, "smoke", objective="gpt")
+        make_config(text_recipe.Config, "smoke", objective="gpt")
 
 
 def test_bert_corruption_is_15_percent_of_real_tokens_80_10_10(captions):
@@ -118,9 +118,9 @@ def test_a_tiny_model_learns_to_fill_captions(captions):
     """Masked diffusion on 82 captions, 250 steps: most hidden words come back."""
     from hitchhiker.train import TrainConfig, train
 
-    cfg = make_config(text.Config, "smoke", dim=64, depth=2, heads=4)
-    model = text.build(cfg)
-    data = text.CaptionDataset(captions)
+    cfg = make_config(text_recipe.Config, "smoke", dim=64, depth=2, heads=4)
+    model = text_recipe.build(cfg)
+    data = text_recipe.CaptionDataset(captions)
     tokens = data.tokens
     before = text.masked_accuracy(model, tokens, 0.15)
     tcfg = TrainConfig(steps=250, batch_size=32, lr=2e-3, warmup_steps=20, checkpoint_every=0)
@@ -132,8 +132,8 @@ def test_a_tiny_model_learns_to_fill_captions(captions):
 
 
 def test_recipe_smoke_fit_and_evaluate():
-    cfg = make_config(text.Config, "smoke")
-    figures = text.evaluate(text.fit(cfg, progress=False), cfg)
+    cfg = make_config(text_recipe.Config, "smoke")
+    figures = text_recipe.evaluate(text_recipe.fit(cfg, progress=False), cfg)
     assert set(figures) == {
         "stage1.text.masked_acc_15",
         "stage1.text.infill_acc_50",
@@ -151,7 +151,7 @@ def test_shipped_text_model_fills_held_out_captions():
         pytest.skip("no shipped text model yet (python -m hitchhiker.zoo train text --preset cpu)")
     model = zoo.load("text")
     rec = record("test", 2, 15, world=LEARNING_WORLD, progress=False)
-    tokens = text.encode_batch(text.captions_of(rec))
+    tokens = text.encode_batch(text_recipe.captions_of(rec))
     assert text.masked_accuracy(model, tokens, 0.15) > 0.8
     samples = text.decode_batch(text.generate(model, 16, steps=32, seed=0))
     assert sum(map(text.parses, samples)) >= 8

@@ -10,7 +10,9 @@ import torch
 from hitchhiker import zoo
 from hitchhiker.checkpoint import save_weights
 from hitchhiker.config import config_to_dict, make_config
+from hitchhiker.masks import show_tokens
 from hitchhiker.masks import tokenizer as T
+from hitchhiker.masks import tokenizer_recipe as TR
 from hitchhiker.masks.quantizers import EMAVectorQuantizer, FiniteScalarQuantizer
 from hitchhiker.world.dataset import LEARNING_WORLD, frames_to_tensor, record
 from hitchhiker.world.tiles import NUM_KINDS
@@ -24,26 +26,26 @@ def _two_threads():
     torch.set_num_threads(threads)
 
 
-def small_cfg(**overrides) -> T.Config:
+def small_cfg(**overrides) -> TR.Config:
     base = {"hidden": 64, "episodes": 4, "episode_steps": 32, "test_episodes": 2}
     base.update({"test_steps": 32, "steps": 40, "batch_size": 16, "warmup_steps": 4})
     base.update(overrides)
-    return make_config(T.Config, "smoke", **base)
+    return make_config(TR.Config, "smoke", **base)
 
 
 @lru_cache(maxsize=1)
-def trained() -> tuple[T.Tokenizer, T.Config]:
+def trained() -> tuple[T.Tokenizer, TR.Config]:
     """A tokenizer trained for a few seconds on 4 + 4 short episodes (200 steps as a plain
     autoencoder, then 300 quantised)."""
     cfg = small_cfg(hidden=128, steps=500, dead_after=25, vq_warmup=200, lr=3e-3, warmup_steps=20)
     torch.manual_seed(0)
-    return T.fit(cfg, progress=False), cfg
+    return TR.fit(cfg, progress=False), cfg
 
 
 def test_shapes_and_dtypes_for_both_quantizers():
     x = torch.rand(3, 3, 64, 64)
     for quantizer, size in (("vq", 128), ("fsq", 200)):
-        model = T.build(small_cfg(quantizer=quantizer)).eval()
+        model = TR.build(small_cfg(quantizer=quantizer)).eval()
         assert model.grid == (8, 8) and model.codebook_size == size
         tokens = model.encode(x)
         assert tokens.shape == (3, 8, 8) and tokens.dtype == torch.int64
@@ -54,12 +56,12 @@ def test_shapes_and_dtypes_for_both_quantizers():
         recon, terms = model(x)
         assert recon.shape == x.shape
         assert {"loss", "recon", "commit", "usage", "perplexity"} <= set(terms)
-    fine = T.build(small_cfg(patch=4)).eval()
+    fine = TR.build(small_cfg(patch=4)).eval()
     assert fine.grid == (16, 16) and fine.encode(x).shape == (3, 16, 16)
 
 
 def test_bad_inputs_raise_clear_errors():
-    model = T.build(small_cfg()).eval()
+    model = TR.build(small_cfg()).eval()
     with pytest.raises(ValueError, match=r"\(B, 3, 64, 64\)"):
         model.encode(torch.rand(2, 3, 32, 32))
     with pytest.raises(ValueError, match="shape"):
@@ -192,7 +194,7 @@ def test_brief_training_round_trips_real_views():
     tokens, recon = T.reconstruct(model, frames)
     assert tile_accuracy(recon, tiles) >= 0.9
     assert psnr(recon, frames_to_tensor(frames)) >= 20
-    figures = T.evaluate(model, cfg)
+    figures = TR.evaluate(model, cfg)
     assert set(figures) == {
         f"stage1.tokenizer.{k}"
         for k in ("psnr", "tile_accuracy", "heading_accuracy", "codebook_usage", "perplexity")
@@ -206,7 +208,7 @@ def test_untrained_tokenizer_does_not_round_trip():
 
     cfg = small_cfg()
     frames, tiles = held_out(cfg)
-    _, recon = T.reconstruct(T.build(cfg), frames)
+    _, recon = T.reconstruct(TR.build(cfg), frames)
     assert tile_accuracy(recon, tiles) < 0.5
 
 
@@ -215,9 +217,9 @@ def test_fsq_variant_learns_too():
     frames, _ = held_out(cfg)
     x = frames_to_tensor(frames)
     torch.manual_seed(0)
-    before = (T.reconstruct(T.build(cfg), frames)[1] - x).pow(2).mean()
+    before = (T.reconstruct(TR.build(cfg), frames)[1] - x).pow(2).mean()
     torch.manual_seed(0)
-    model = T.fit(cfg, progress=False)
+    model = TR.fit(cfg, progress=False)
     after = (T.reconstruct(model, frames)[1] - x).pow(2).mean()
     assert after < 0.25 * before  # held-out reconstruction error falls fourfold in 150 steps
     tokens = model.encode(x)
@@ -236,10 +238,10 @@ def test_code_usage_and_meaning():
     assert meaning.max(1).sum() / meaning.sum() >= 0.95
     with pytest.raises(ValueError, match="tiles must be"):
         T.code_meaning(model, frames, tiles[:3])
-    fig = T.show_codebook(model, usage)
+    fig = show_tokens.show_codebook(model, usage)
     assert fig.axes
-    T.plot_code_usage(usage)
-    T.plot_code_meaning(meaning)
+    show_tokens.plot_code_usage(usage)
+    show_tokens.plot_code_meaning(meaning)
     import matplotlib.pyplot as plt
 
     plt.close("all")
@@ -259,7 +261,7 @@ def test_shipped_format_round_trips_in_half_precision(tmp_path):
 
 
 def test_the_explorer_tile_weighs_more_and_the_loss_keeps_its_scale():
-    model = T.build(small_cfg(explorer_weight=16.0))
+    model = TR.build(small_cfg(explorer_weight=16.0))
     w = model.pixel_weights(torch.zeros(1, 3, 64, 64))
     assert w.shape == (1, 1, 64, 64) and torch.isclose(w.mean(), torch.tensor(1.0))
     centre, corner = w[0, 0, 32:40, 32:40], w[0, 0, :8, :8]

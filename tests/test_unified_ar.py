@@ -11,6 +11,7 @@ from hitchhiker.masks.core import CoreConfig
 from hitchhiker.tokens import OracleTokenizer
 from hitchhiker.train import TrainConfig, train
 from hitchhiker.unified import autoregressive as ar
+from hitchhiker.unified import autoregressive_recipe as arr
 from hitchhiker.unified import masked_recipe as um
 from hitchhiker.unified import sequence as sq
 
@@ -69,18 +70,18 @@ def test_a_tiny_ar_model_learns_the_pairs(pairs):
 
 def test_the_recipe_fits_and_reports_every_figure():
     cfg = zoo.config_for("unified_ar", "smoke")
-    model = ar.fit(cfg, progress=False)
+    model = arr.fit(cfg, progress=False)
     assert isinstance(model, ar.UnifiedAR) and model.cfg.seq_len == 129
-    figures = ar.evaluate(model, cfg)
+    figures = arr.evaluate(model, cfg)
     for name in ("t2i_fact_accuracy", "i2t_precision", "i2t_recall", "i2t_parse_rate"):
         assert 0.0 <= figures[f"stage2.unified_ar.{name}"] <= 1.0
     for b in (1, 16):
         assert figures[f"stage2.unified_ar.ms_per_t2i_sample_b{b}"] > 0
     assert figures["stage2.unified_ar.ms_per_i2t_caption_b16"] > 0
     cfg.tune_samples = 4  # the val sweep of real presets: the best temperature of its table
-    table = ar.tune_decoding(model, cfg, OracleTokenizer())
+    table = arr.tune_decoding(model, cfg, OracleTokenizer())
     t2i = {k: v for k, v in table.items() if k.startswith("t2i")}
-    assert len(t2i) == len(ar.SWEEP_T2I["temperature"])
+    assert len(t2i) == len(arr.SWEEP_T2I["temperature"])
     assert table[f"t2i temperature={cfg.temperature:g}"] == max(t2i.values())
     assert model.decoding["temperature"] == cfg.temperature
     # the same best-of-n caption check as the masked model, kept only if it gains enough

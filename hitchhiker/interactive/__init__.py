@@ -3,49 +3,32 @@
 A world model p(o[t+1] | o[<=t], a[t]) answers each action with the next frame. Every engine of this
 stage — the simulator itself, the masked dynamics model, the diffusion engine — speaks the same
 interface (``reset(seed)``, ``step(action)``, batched ``rollout(...)``), so one evaluation and one
-live widget serve them all.
+live widget serve them all. Each model lives in its own module; its zoo recipe (Config with
+presets, VARIANTS, build, fit, evaluate) in the ``*_recipe`` module next to it.
 
-- :mod:`.latent_actions`  Genie's latent action model: discrete actions discovered from unlabelled
-  video through a small quantised bottleneck; :mod:`.action_agreement` scores its codes against
-  the true actions (NMI, purity, consistency)
-- :mod:`.masked_dynamics_model`, :mod:`.dynamics`, :mod:`.masked_dynamics_engine`  masked dynamics (Genie,
-  MineWorld): a spatio-temporal transformer over Stage I tokens (the model; its recipe), MaskGIT
-  decoding, cached for play
-- :mod:`.edm`, :mod:`.unet`, :mod:`.diffusion`  the diffusion engine (GameNGen, DIAMOND): an EDM
-  denoiser in pixel space conditioned on past frames and actions, with context-noise augmentation
-- :mod:`.truth`           held-out ground truth, and the reference engines (the simulator itself,
-  and a frozen world that copies the last frame)
-- :mod:`.rollout`         evaluation against the simulator: teacher-forced accuracy, action
+- :mod:`.latent_action_model`     Genie's latent action model: discrete actions discovered from
+  unlabelled video through a small quantised bottleneck, and the latent action of every transition
+- :mod:`.latent_action_recipe`    recipe "lam" (and "lam_leaky"): train it without labels, score it
+- :mod:`.action_agreement`        its codes scored against the true actions (NMI, purity,
+  consistency), and which transitions showed on screen
+- :mod:`.masked_dynamics_model`   masked dynamics (Genie, MineWorld): a spatio-temporal transformer
+  over Stage I tokens
+- :mod:`.masked_dynamics_recipe`  recipe "dynamics" (and its variants): train it, score the engine
+- :mod:`.masked_dynamics_engine`  the dynamics model behind the engine interface: MaskGIT decoding,
+  cached for play
+- :mod:`.edm`                     EDM: the denoiser's preconditioning, training noise, few-step sampler
+- :mod:`.unet`                    a small U-Net denoiser, conditioned on past frames and actions
+- :mod:`.diffusion_recipe`        the diffusion engine (GameNGen, DIAMOND) and its recipe "diffusion"
+- :mod:`.truth`                   held-out ground truth, and the reference engines (the simulator
+  itself, and a frozen world that copies the last frame)
+- :mod:`.rollout`                 evaluation against the simulator: teacher-forced accuracy, action
   following, seen-land accuracy, error versus horizon, Genie's delta-PSNR, frames per second
-- :mod:`.dream_play`      play a dreamed world live, side by side with the real one
-
-Imports are lazy on purpose: ``import hitchhiker.interactive`` loads no model code (and no torch
-model definitions); import the submodule you need.
+- :mod:`.dream_play`              play a dreamed world live, side by side with the real one
+- :mod:`.show_dynamics`           pictures of Stage III's token models for notebook 04
 """
 
-from __future__ import annotations
+from .latent_action_model import LatentActionModel
+from .masked_dynamics_engine import DynamicsEngine
+from .masked_dynamics_model import DynamicsModel
 
-import importlib
-
-SUBMODULES = (
-    "latent_actions",
-    "action_agreement",
-    "masked_dynamics_model",
-    "masked_dynamics_recipe",
-    "masked_dynamics_engine",
-    "edm",
-    "unet",
-    "diffusion_recipe",
-    "truth",
-    "rollout",
-    "dream_play",
-)
-"""The Stage III modules, importable as attributes on first use (``interactive.rollout``)."""
-
-__all__ = list(SUBMODULES)
-
-
-def __getattr__(name: str):
-    if name in SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["DynamicsEngine", "DynamicsModel", "LatentActionModel"]

@@ -1,6 +1,6 @@
 """How well discovered codes agree with the true actions: the figures that score latent actions.
 
-A latent action model (:mod:`.latent_actions`) names each transition with a code it chose itself;
+A latent action model (:mod:`.latent_action_model`) names each transition with a code it chose itself;
 the simulator knows the true action. Codes and actions are two labellings of the same transitions,
 so they are compared as clusterings (X code, Y true action, n(x, y) their contingency counts):
 
@@ -10,9 +10,13 @@ so they are compared as clusterings (X code, Y true action, n(x, y) their contin
 
 Purity alone rewards many codes (one per transition is perfectly pure); consistency catches that,
 since a leaking bottleneck spreads one action over hundreds of codes. Everything here is a pure
-function of label arrays, plus a heat map of the count table.
+function of label arrays, plus a heat map of the count table, plus two readings of a recording's
+ground truth: which transitions showed on screen (:func:`effective_transitions`: the explorer moved,
+turned, or changed a tile; a noop, a move into a wall or an interaction that changes nothing look
+alike, and no model can tell them apart) and which cells of the next frame were out of view before
+(:func:`revealed_cells`: the land a scroll reveals, unpredictable from frame t).
 
-Shapes: n transitions, X codes, A true actions.
+Shapes: n transitions, X codes, A true actions, E episodes, T steps, R x C view tiles.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from hitchhiker.world import ACTION_NAMES
+from hitchhiker.world.dataset import Recording
 
 
 def contingency(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -74,7 +79,7 @@ def plot_confusion(counts: np.ndarray, ax=None, actions=None, max_codes: int = 3
 
     Only codes that occur are drawn (the most frequent ``max_codes`` of them). Returns the axes.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib is heavy, and training never draws
 
     counts = np.asarray(counts)
     if counts.ndim != 2:
@@ -98,3 +103,30 @@ def plot_confusion(counts: np.ndarray, ax=None, actions=None, max_codes: int = 3
     ax.set_ylabel("latent action")
     ax.set_title(f"latent vs true actions ({len(used)} codes used)")
     return ax
+
+
+def revealed_cells(rec: Recording) -> np.ndarray:
+    """(E, T, R, C) bool: the view cells of frame t+1 that were out of view at frame t.
+
+    A move scrolls the view by one tile, so one edge row or column is new land that frame t cannot
+    predict: only a bottleneck that leaks frame t+1 helps there.
+    """
+    d = rec.positions[:, 1:] - rec.positions[:, :-1]  # (E, T, 2) row, column step
+    out = np.zeros(d.shape[:2] + rec.tiles.shape[-2:], dtype=bool)
+    out[..., 0, :] |= (d[..., 0] < 0)[..., None]  # moved north: a new top row
+    out[..., -1, :] |= (d[..., 0] > 0)[..., None]
+    out[..., :, 0] |= (d[..., 1] < 0)[..., None]  # moved west: a new left column
+    out[..., :, -1] |= (d[..., 1] > 0)[..., None]
+    return out
+
+
+def effective_transitions(rec: Recording) -> np.ndarray:
+    """(E, T) bool: the action showed on screen (the explorer moved or turned, or a tile changed).
+
+    Only interaction changes tile kinds, and sheep are not tiles, so a changed tile grid without a
+    move is the explorer's own doing.
+    """
+    moved = (rec.positions[:, 1:] != rec.positions[:, :-1]).any(-1)
+    turned = rec.headings[:, 1:] != rec.headings[:, :-1]
+    changed = (rec.tiles[:, 1:] != rec.tiles[:, :-1]).any((-2, -1)) & ~moved
+    return moved | turned | changed

@@ -14,13 +14,13 @@ One sequence holds the F = W + 1 frames, frame after frame (F * N tokens). A tok
 with a learned spatial position (N cells, the core's position table, started from 2-D sine-cosine
 features so that heads copying from a neighbouring cell are easy to find), a frame-time embedding (the
 core's modality table, one row per slot) and an action embedding (the world's 6 actions, or the
-latent actions of :mod:`.latent_actions`, plus a "none" row for the first slot, whose action lies
+latent actions of :mod:`.latent_action_model`, plus a "none" row for the first slot, whose action lies
 outside the window). Attention is *block-causal*: bidirectional within a frame, causal across
 frames (frame i attends to frames j <= i), so the context never sees the frame being predicted
 and a frame's keys and values do not depend on what follows it — the property that lets the
 engine (:mod:`.masked_dynamics_engine`) run the context once per frame into a frozen ``KVCache``.
 
-The recipe that trains it (data, objective, augmentations, config) is :mod:`.dynamics`.
+The recipe that trains it (data, objective, augmentations, config) is :mod:`.masked_dynamics_recipe`.
 
 Shapes: B batch, F = W + 1 frames per window, h x w token grid, N = h * w tokens per frame,
 V codebook size, A actions (+ 1 "none"), D model width.

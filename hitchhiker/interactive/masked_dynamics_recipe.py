@@ -43,19 +43,17 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from hitchhiker.config import device_of
-from hitchhiker.interactive.latent_actions import code_for_action, infer_tokens
-from hitchhiker.interactive.masked_dynamics_model import (  # noqa: F401  (importable from here too)
-    DynamicsModel,
-    block_causal_mask,
-    grid_sincos,
-    teacher_forcing_mask,
-)
+from hitchhiker.interactive.latent_action_model import infer_tokens
+from hitchhiker.interactive.latent_action_recipe import code_for_action
+from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
+from hitchhiker.interactive.masked_dynamics_model import DynamicsModel
+from hitchhiker.interactive.rollout import evaluate_engine, teacher_forced_frames, truth_set
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import random_mask
 from hitchhiker.recipe import Deps, Need, tokenizer_need
 from hitchhiker.tokens import TokenGrid, check_tokenizer, encode_frames
 from hitchhiker.train import TrainConfig, train
-from hitchhiker.world import ACTION_NAMES, Action
+from hitchhiker.world import ACTION_NAMES, Action, read_tiles
 from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, record
 
 ACTION_SOURCES = ("true", "latent")
@@ -383,9 +381,6 @@ def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> Dynamic
 
 def evaluate(model: DynamicsModel, cfg: Config, deps: Deps) -> dict[str, float]:
     """Every Stage III figure of the engine on held-out episodes, plus the decoding-steps sweep."""
-    from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
-    from hitchhiker.interactive.rollout import evaluate_engine, teacher_forced_frames, truth_set
-    from hitchhiker.world import read_tiles
 
     tokenizer = deps["tokenizer"]
     cfg.tokens.check(tokenizer, "the dynamics model")

@@ -15,20 +15,20 @@ recomputing the whole prefix: the fair baseline to race MaskGIT's S << N paralle
 The cached and uncached samplers draw the same random numbers in the same order, so for a given
 seed they return identical tokens (the tests check it).
 
+The recipe that trains and scores it (Config with presets, build, fit, evaluate) is
+:mod:`.autoregressive_recipe`.
+
 Shapes: B batch, h x w token grid, N = h * w tokens, V codebook size.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
-
 import torch
 import torch.nn.functional as F
 
-from hitchhiker.config import device_of
-from hitchhiker.masks import maskgit as mg
 from hitchhiker.masks.core import KVCache, MaskedTokenModel, TokenGridModel
+from hitchhiker.masks.maskgit import MaskGIT, sample_tokens
+from hitchhiker.tokens import seconds_per_image
 
 
 class AutoregressiveModel(TokenGridModel):
@@ -79,12 +79,12 @@ def ar_sample(
             logits = model(seq[:, i : i + 1], is_causal=True, cache=cache, start=i)
         else:
             logits = model(seq[:, : i + 1], is_causal=True)
-        seq[:, i + 1], _ = mg.sample_tokens(logits[:, -1], temperature, gen)
+        seq[:, i + 1], _ = sample_tokens(logits[:, -1], temperature, gen)
     return seq[:, 1:].reshape(n, *model.grid)
 
 
 def speed_comparison(
-    maskgit: mg.MaskGIT,
+    maskgit: MaskGIT,
     ar: AutoregressiveModel,
     batches: tuple[int, ...] = (1, 16),
     steps: int = 8,
@@ -92,95 +92,11 @@ def speed_comparison(
     threads: int = 0,
 ) -> dict[str, float]:
     """Milliseconds per image of both samplers, measured back to back on the same device
-    (``threads`` as :func:`~hitchhiker.masks.maskgit.seconds_per_image`)."""
+    (``threads`` as :func:`~hitchhiker.tokens.seconds_per_image`)."""
     out = {}
     for b in batches:
-        m = mg.seconds_per_image(lambda n: maskgit.generate(n, steps=steps), b, repeats, threads)
-        a = mg.seconds_per_image(lambda n: ar.generate(n), b, repeats, threads)
+        m = seconds_per_image(lambda n: maskgit.generate(n, steps=steps), b, repeats, threads)
+        a = seconds_per_image(lambda n: ar.generate(n), b, repeats, threads)
         out[f"maskgit_ms_b{b}"], out[f"ar_ms_b{b}"] = 1000 * m, 1000 * a
         out[f"speedup_b{b}"] = a / m
-    return out
-
-
-# ----------------------------------------------------------------------------- the recipe
-
-
-@dataclass
-class Config(mg.Config):
-    """The AR baseline (recipe "ar"): MaskGIT's data, size and training; causal, raster order.
-
-    The MaskGIT-only fields (mask_schedule, choice_temperature) are unused; decode_steps is the
-    MaskGIT step count the speed comparison races against.
-    """
-
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = mg.Config.PRESETS
-
-
-def build(cfg: Config) -> AutoregressiveModel:
-    """The untrained AR model of a (tokenizer-bound) config."""
-    torch.manual_seed(cfg.seed)
-    return AutoregressiveModel(mg.core_config(cfg), (cfg.grid_h, cfg.grid_w))
-
-
-def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> AutoregressiveModel:
-    """Encode the training views once, then train the AR model on their tokens."""
-    from hitchhiker.train import train
-
-    tokenizer = tokenizer if tokenizer is not None else mg.tokenizer_for(cfg)
-    mg.bind_tokenizer(cfg, tokenizer)
-    tokens, tiles = mg.world_tokens(cfg, "train", tokenizer)
-    if cfg.tokenizer != "smoke":  # a few-step smoke tokenizer is expected to lose tiles
-        mg.check_tokenizer(tokenizer, tokens[:256], tiles[:256])
-    model = build(cfg)
-    result = train(
-        model,
-        mg.TokenDataset(tokens),
-        lambda m, batch: ar_loss(m, batch["tokens"]),
-        mg.train_config(cfg),
-        run_dir,
-        progress=progress,
-    )
-    model.losses = result.losses
-    return result.model
-
-
-def _shipped_maskgit(cfg: Config) -> mg.MaskGIT | None:
-    """The shipped MaskGIT when it was trained on the same shipped tokenizer, else None."""
-    from hitchhiker import zoo
-
-    if cfg.tokenizer != "shipped" or not zoo.path_of("maskgit").is_file():
-        return None
-    model = zoo.load("maskgit")
-    return model if model.shipped_config.tokenizer_sha256 == cfg.tokenizer_sha256 else None
-
-
-def evaluate(
-    model: AutoregressiveModel, cfg: Config, tokenizer=None, maskgit: mg.MaskGIT | None = None
-) -> dict[str, float]:
-    """Sample, decode and read images; time sampling; race the shipped MaskGIT when there is one."""
-    tokenizer = tokenizer if tokenizer is not None else mg.tokenizer_for(cfg)
-    model.eval()
-    test_tokens, test_tiles = mg.world_tokens(cfg, "test", tokenizer)
-    device = device_of(model)
-    with torch.inference_mode():
-        samples = model.generate(cfg.eval_samples, temperature=cfg.temperature, seed=cfg.seed)
-        x = test_tokens[: 4 * cfg.batch_size].to(device)
-        test_loss = float(ar_loss(model, x)[0])
-    quality = mg.sample_quality(mg.decode_tokens(tokenizer, samples), test_tiles)
-    out = {f"stage1.ar.{k}": v for k, v in quality.items()}
-    out["stage1.ar.test_loss"] = test_loss
-    maskgit = maskgit if maskgit is not None else _shipped_maskgit(cfg)
-    if maskgit is None:
-        for b in (1, 16):
-            sample = lambda n: model.generate(n)
-            s = mg.seconds_per_image(sample, b, cfg.timing_repeats, cfg.timing_threads)
-            out[f"stage1.ar.ms_per_image_b{b}"] = 1000 * s
-        return out
-    race = speed_comparison(
-        maskgit.to(device), model, (1, 16), cfg.decode_steps, cfg.timing_repeats, cfg.timing_threads
-    )
-    for b in (1, 16):
-        out[f"stage1.ar.ms_per_image_b{b}"] = race[f"ar_ms_b{b}"]
-        out[f"stage1.ar.maskgit_ms_per_image_b{b}"] = race[f"maskgit_ms_b{b}"]
-        out[f"stage1.ar.maskgit_speedup_b{b}"] = race[f"speedup_b{b}"]
     return out

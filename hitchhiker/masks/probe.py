@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from hitchhiker.world.captions import region_masks
+from hitchhiker.world.dataset import LEARNING_WORLD, record, views
 from hitchhiker.world.tiles import NUM_KINDS
 
 
@@ -63,8 +65,6 @@ def encoder_features(model: nn.Module, images: torch.Tensor, batch: int = 256) -
 
 def region_kinds(tiles: np.ndarray) -> np.ndarray:
     """(M, 8) dominant kind of each compass region (the facts a caption states), REGIONS order."""
-    from hitchhiker.world.captions import region_masks
-
     tiles = np.asarray(tiles)
     if tiles.ndim != 3:
         raise ValueError(f"expected tile grids shaped (M, R, C); got {tiles.shape}")
@@ -141,9 +141,6 @@ def probe_r2(
 def probe_encoders(trained: nn.Module, random: nn.Module, cfg) -> dict[str, float]:
     """Both probes on a trained and a random encoder: probe fitted on train-split views, scored on
     held-out (test-split) views. ``cfg`` is an MAE config (data sizes, policy)."""
-    from hitchhiker.masks.mae import views
-    from hitchhiker.world.dataset import LEARNING_WORLD, record
-
     fit_rec = record("train", cfg.probe_episodes, cfg.probe_steps, cfg.policy, world=LEARNING_WORLD)
     test_rec = record("test", cfg.eval_episodes, cfg.eval_steps, cfg.policy, world=LEARNING_WORLD)
     (fit_x, fit_t), (test_x, test_t) = views(fit_rec), views(test_rec)

@@ -9,9 +9,11 @@ Shapes: B views, N caption tokens, H = W = 64 pixels, P = 8 patch side.
 
 from __future__ import annotations
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import display
 
 from hitchhiker.masks import mae as mae_mod
 from hitchhiker.masks import text as text_mod
@@ -103,9 +105,6 @@ def show_mae(model, images: torch.Tensor, ratio: float = 0.75, seed: int = 0, si
 
 def mae_slider(model, images: torch.Tensor, ratio: float = 0.75):
     """A mask-ratio slider and a seed slider over :func:`show_mae` (ipywidgets 7.7 and 8)."""
-    import ipywidgets as widgets
-    from IPython.display import display
-
     out = widgets.Output()
 
     def redraw(ratio: float, seed: int):

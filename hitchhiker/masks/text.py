@@ -27,30 +27,27 @@ this round, so committed tokens are final (MaskGIT's rule). Given tokens are nev
 Tokens: the caption vocabulary (``CAPTION_VOCAB``: lowercase words, "," and ".") plus a pad token
 that fills every caption up to ``seq_len``; generating pads is how the model chooses a length.
 
+This module holds the vocabulary, the corruption, the loss and the sampler; the model itself is the
+Stage I core, :class:`~hitchhiker.masks.core.MaskedTokenModel`. The recipe that trains and scores it
+(Config with presets, build, fit, evaluate) is :mod:`.text_recipe`.
+
 Shapes: B batch, N = seq_len tokens, V vocabulary (CAPTION_VOCAB + pad), M captions.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
-from hitchhiker.masks.core import CoreConfig, MaskedTokenModel
-from hitchhiker.train import train, train_config_of
+from hitchhiker.masks.core import MaskedTokenModel
 from hitchhiker.world.captions import (
     CAPTION_VOCAB,
     describe,
     parse_caption,
     tokenize_caption,
-    view_facts,
 )
-from hitchhiker.world.dataset import LEARNING_WORLD, record
 
 PAD = "<pad>"
 VOCAB: list[str] = [*CAPTION_VOCAB, PAD]
@@ -61,103 +58,6 @@ OBJECTIVES = ("diffusion", "bert")
 WEIGHTINGS = ("uniform", "inverse_t")
 SCHEDULES = ("linear", "cosine")
 REMASK = ("all", "new")
-
-
-@dataclass
-class Config:
-    """The masked caption model: its size, its objective, its data and its training."""
-
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {
-            "dim": 32,
-            "depth": 1,
-            "heads": 2,
-            "episodes": 4,
-            "steps": 32,
-            "train_steps": 12,
-            "batch_size": 8,
-            "warmup_steps": 2,
-            "eval_episodes": 2,
-            "eval_steps": 16,
-            "eval_samples": 8,
-        },
-        "cpu": {"train_steps": 2500, "batch_size": 32},
-        "gpu": {
-            "dim": 256,
-            "depth": 6,
-            "heads": 8,
-            "episodes": 1024,
-            "train_steps": 10000,
-            "batch_size": 256,
-            "warmup_steps": 500,
-        },
-        "large": {
-            "dim": 384,
-            "depth": 8,
-            "heads": 8,
-            "episodes": 2048,
-            "train_steps": 30000,
-            "batch_size": 256,
-            "warmup_steps": 1000,
-        },
-    }
-
-    seq_len: int = 64
-    """Tokens per caption with padding, N (the longest possible caption has 61)."""
-    dim: int = 128
-    """Model width."""
-    depth: int = 4
-    """Transformer blocks."""
-    heads: int = 4
-    """Attention heads."""
-    dropout: float = 0.0
-    """Dropout in attention and MLP while training."""
-    objective: str = "diffusion"
-    """"diffusion": ratio t ~ U(0, 1) per caption over all N positions (pads too, so the model
-    learns lengths); "bert": 15% of the real tokens, 80/10/10 [MASK]/random/kept."""
-    weighting: str = "uniform"
-    """Diffusion loss weight: "uniform" (mean over masked tokens) or "inverse_t" (1/t, the ELBO)."""
-    bert_ratio: float = 0.15
-    """Share of real tokens chosen per caption by the "bert" objective."""
-    episodes: int = 256
-    """Training episodes recorded (train split); every view gives one caption."""
-    steps: int = 64
-    """Steps per training episode."""
-    policy: str = "random"
-    """Behaviour policy that records the views."""
-    train_steps: int = 2000
-    """Optimizer steps."""
-    batch_size: int = 64
-    """Captions per optimizer step."""
-    lr: float = 1e-3
-    """Peak learning rate."""
-    weight_decay: float = 0.05
-    """AdamW decoupled weight decay on matrices."""
-    warmup_steps: int = 100
-    """Steps of linear learning-rate warmup."""
-    seed: int = 0
-    """Seeds the weights, the masks and the data order."""
-    device: str | None = None
-    """Device name, or None for the best available."""
-    precision: str | None = None
-    """"fp32", "bf16", "fp16", or None to pick from the device."""
-    eval_episodes: int = 32
-    """Held-out episodes (test split) for the figures."""
-    eval_steps: int = 32
-    """Steps per held-out episode."""
-    eval_samples: int = 256
-    """Captions generated from nothing to measure the parse rate."""
-    sample_steps: int = 32
-    """Unmasking rounds used by the figures' generation and infilling (about half the caption
-    length: 16 rounds commit too many tokens at once and break the grammar more often)."""
-
-    def __post_init__(self):
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}; got {self.objective!r}")
-        if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {self.weighting!r}")
-        if not 0.0 < self.bert_ratio < 1.0:
-            raise ValueError(f"bert_ratio must lie in (0, 1); got {self.bert_ratio}")
 
 
 # ----------------------------------------------------------------------------- words <-> ids
@@ -227,27 +127,6 @@ def canonical(text: str) -> bool:
         return False
 
 
-def captions_of(rec) -> list[str]:
-    """The caption of every view of a recording, episode-major."""
-    tiles = rec.tiles.reshape(-1, *rec.tiles.shape[2:])
-    headings = rec.headings.reshape(-1)
-    animals = rec.animals.reshape(-1, *rec.animals.shape[2:])
-    return [describe(view_facts(t, h, a)) for t, h, a in zip(tiles, headings, animals)]
-
-
-class CaptionDataset(Dataset):
-    """Captions as padded ids. Item: {"tokens": (N,) int64}."""
-
-    def __init__(self, texts: list[str], seq_len: int = 64):
-        self.tokens = encode_batch(texts, seq_len)
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"tokens": self.tokens[i]}
-
-
 # ----------------------------------------------------------------------------- corruption + loss
 
 
@@ -278,7 +157,7 @@ def diffusion_corrupt(
 def text_loss(model, batch: dict) -> tuple[torch.Tensor, dict]:
     """Cross-entropy on the hidden tokens under the config's objective (trainer ``loss_fn``)."""
     net = model.module if hasattr(model, "module") else model
-    cfg: Config = net.text_config
+    cfg = net.text_config  # the recipe's Config, attached by text_recipe.build
     tokens = batch["tokens"]
     if cfg.objective == "bert":
         corrupted, chosen = bert_corrupt(tokens, net.mask_id, cfg.bert_ratio)
@@ -407,57 +286,3 @@ def infill_accuracy(model, tokens: torch.Tensor, ratio: float = 0.5, steps: int 
     hidden = corrupted == model.mask_id
     out = fill(model, corrupted, steps)
     return float((out == tokens)[hidden].float().mean())
-
-
-# ----------------------------------------------------------------------------- the recipe
-
-
-def build(cfg: Config) -> MaskedTokenModel:
-    """The untrained caption model of ``cfg`` (a MaskedTokenModel over VOCAB)."""
-    torch.manual_seed(cfg.seed)
-    core = CoreConfig(
-        vocab_size=len(VOCAB),
-        seq_len=cfg.seq_len,
-        dim=cfg.dim,
-        depth=cfg.depth,
-        heads=cfg.heads,
-        dropout=cfg.dropout,
-    )
-    model = MaskedTokenModel(core)
-    model.text_config = cfg
-    return model
-
-
-def fit(cfg: Config, run_dir=None, progress: bool = True) -> MaskedTokenModel:
-    """Record training views, caption them, train the masked model; returns it in eval mode."""
-    rec = record(
-        "train", cfg.episodes, cfg.steps, cfg.policy, world=LEARNING_WORLD, progress=progress
-    )
-    data = CaptionDataset(captions_of(rec), cfg.seq_len)
-    tcfg = train_config_of(cfg, checkpoint_every=0)
-    model = build(cfg)
-    return train(model, data, text_loss, tcfg, run_dir, progress=progress).model.eval()
-
-
-def test_captions(cfg: Config) -> list[str]:
-    """Captions of the held-out (test split) views the figures use."""
-    rec = record("test", cfg.eval_episodes, cfg.eval_steps, cfg.policy, world=LEARNING_WORLD)
-    return captions_of(rec)
-
-
-def evaluate(model: MaskedTokenModel, cfg: Config) -> dict[str, float]:
-    """Masked-token accuracy at 15%, infilling accuracy at 50% (held-out worlds), and, for captions
-    generated from nothing, the share that parse, the share written exactly as the caption writer
-    would (canonical), and the share of distinct ones."""
-    device = next(model.parameters()).device
-    tokens = encode_batch(test_captions(cfg), cfg.seq_len).to(device)
-    samples = decode_batch(generate(model, cfg.eval_samples, cfg.sample_steps, seed=cfg.seed))
-    ok = np.array([parses(s) for s in samples])
-    exact = np.array([canonical(s) for s in samples])
-    return {
-        "stage1.text.masked_acc_15": masked_accuracy(model, tokens, 0.15),
-        "stage1.text.infill_acc_50": infill_accuracy(model, tokens, 0.5, cfg.sample_steps),
-        "stage1.text.parse_rate": float(ok.mean()),
-        "stage1.text.canonical_rate": float(exact.mean()),
-        "stage1.text.unique_share": len(set(samples)) / len(samples),
-    }

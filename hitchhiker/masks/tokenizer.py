@@ -28,117 +28,32 @@ API used by the later stages::
     frames = tok.decode(tokens)          # -> (B, 3, 64, 64) float in [0, 1]
     tok.codebook_size, tok.grid          # 128, (8, 8)
 
+This module holds the model and the tools to look inside it (:func:`code_usage`,
+:func:`code_meaning`; their pictures are in :mod:`.show_tokens`). The recipe that trains and scores
+it (Config with presets, build, fit, evaluate) is :mod:`.tokenizer_recipe`.
+
 Shapes: B batch, H = W = 64 pixels, P patch (tile) side, h = H / P, w = W / P token grid, D latent
 channels, K codebook size, k tile kinds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import ConcatDataset
 
 from hitchhiker.masks.quantizers import EMAVectorQuantizer, FiniteScalarQuantizer
-from hitchhiker.train import train, train_config_of
-from hitchhiker.world.dataset import LEARNING_WORLD, FrameDataset, frames_to_tensor, record
-from hitchhiker.world.reader import read_tiles
-from hitchhiker.world.tiles import NUM_KINDS, TILE_NAMES
-
-
-@dataclass
-class Config:
-    """The tokenizer recipe: architecture, quantizer, data and training, per preset."""
-
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"hidden": 64, "episodes": 2, "episode_steps": 24, "test_episodes": 1,
-                  "test_steps": 24, "steps": 40, "batch_size": 16, "warmup_steps": 4,
-                  "dead_after": 10, "vq_warmup": 10},
-        "cpu": {"episodes": 48, "episode_steps": 128, "test_episodes": 16, "test_steps": 128,
-                "steps": 3000, "batch_size": 32},
-        "gpu": {"hidden": 256, "episodes": 96, "episode_steps": 128, "test_episodes": 32,
-                "test_steps": 128, "steps": 6000, "batch_size": 64},
-        "large": {"hidden": 256, "episodes": 192, "episode_steps": 128, "test_episodes": 32,
-                  "test_steps": 128, "steps": 10000, "batch_size": 128},
-    }  # fmt: skip
-
-    image_size: int = 64
-    """Side of the square input frame, in pixels."""
-    patch: int = 8
-    """Side of the pixel patch one token stands for (8: one token per world tile, an 8x8 grid)."""
-    hidden: int = 128
-    """Channels of the per-patch encoder and decoder MLPs."""
-    quantizer: str = "vq"
-    """"vq" (EMA codebook with dead-code restarts) or "fsq" (finite scalar quantisation)."""
-    codebook_size: int = 128
-    """VQ: number of codes K (FSQ's size is prod(fsq_levels)). The world draws ~150 distinct tile
-    pictures, many differing by a few pixels (the explorer's heading). Measured at the cpu preset on
-    held-out views: 64 codes keep tile accuracy 1.0 but the heading read back from decoded views
-    only 52% of the time (headings share codes); 128 codes with ``explorer_weight`` 16 keep the
-    heading 99.0% with 84% of codes in use; 256 codes reach 100% but leave 46% of codes unused."""
-    latent_dim: int = 16
-    """VQ: dimension of a code vector (FSQ uses len(fsq_levels) channels)."""
-    fsq_levels: tuple[int, ...] = (8, 5, 5)
-    """FSQ: levels per latent channel; the implicit codebook has prod(levels) = 200 codes."""
-    commitment: float = 0.25
-    """VQ: weight beta of the commitment loss ||z - sg(e)||^2."""
-    ema_decay: float = 0.99
-    """VQ: decay gamma of the codebook's moving averages."""
-    dead_after: int = 100
-    """VQ: a code unused for this many training steps is restarted on a recent encoder output."""
-    explorer_weight: float = 16.0
-    """Weight of the explorer's tile (the centre cell of the view) in the reconstruction loss. Its
-    four headings differ by a few pixels on 1/64 of the frame, so at weight 1 the encoder barely
-    separates them and the codebook merges them -- yet the heading is what Stage II's captions
-    ("facing north") and Stage III's actions turn on."""
-    latent_noise: float = 0.1
-    """VQ warm-up: std of Gaussian noise added to the (unit) latents, so the decoder must tolerate
-    small moves and the encoder learns to place different tiles far apart (robust codes)."""
-    vq_warmup: int = 200
-    """VQ: train as a plain autoencoder for this many steps, then seed the codebook (k-means++)
-    from encoder outputs that already tell the tiles apart."""
-    policies: tuple[str, ...] = ("random", "explorer")
-    """Behaviour policies that record the frames (random covers sheep and odd headings, explorer
-    covers more ground)."""
-    episodes: int = 48
-    """Training episodes recorded per policy (train split)."""
-    episode_steps: int = 128
-    """Steps per recorded episode (each gives steps + 1 frames)."""
-    test_episodes: int = 16
-    """Held-out episodes per policy for :func:`evaluate` (test split)."""
-    test_steps: int = 128
-    """Steps per held-out episode."""
-    steps: int = 3000
-    """Optimizer steps."""
-    batch_size: int = 32
-    """Frames per step (each gives (image_size / patch)^2 latent vectors to the codebook)."""
-    lr: float = 2e-3
-    """Peak AdamW learning rate."""
-    warmup_steps: int = 100
-    """Linear warmup steps."""
-    seed: int = 0
-    """Seed of initialisation and data order."""
-    device: str | None = None
-    """Device to train on (None: the best available)."""
-
-    def __post_init__(self):
-        if self.quantizer not in ("vq", "fsq"):
-            raise ValueError(f"Config.quantizer must be 'vq' or 'fsq', got {self.quantizer!r}")
-        if self.patch < 1 or self.image_size % self.patch:
-            raise ValueError(
-                f"image_size ({self.image_size}) must be a positive multiple of patch "
-                f"({self.patch})"
-            )
+from hitchhiker.world.dataset import frames_to_tensor
+from hitchhiker.world.tiles import NUM_KINDS
 
 
 class Tokenizer(nn.Module):
     """Per-patch encoder -> quantizer (VQ or FSQ) -> per-patch decoder."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg):
+        """``cfg``: the recipe's :class:`~hitchhiker.masks.tokenizer_recipe.Config`."""
         super().__init__()
         self.cfg = cfg
         p, c = cfg.patch, cfg.hidden
@@ -270,48 +185,6 @@ class Tokenizer(nn.Module):
             return self.decode_latents(self.quantizer.embed(ids[:, None, None]))
 
 
-# --------------------------------------------------------------------------------- the recipe
-
-
-def build(cfg: Config) -> Tokenizer:
-    """The untrained tokenizer."""
-    return Tokenizer(cfg)
-
-
-def frames_of(cfg: Config, split: str, progress: bool = False) -> FrameDataset | ConcatDataset:
-    """The recorded views of ``split`` (train: cfg.episodes, else cfg.test_episodes per policy)."""
-    episodes, steps = (
-        (cfg.episodes, cfg.episode_steps)
-        if split == "train"
-        else (cfg.test_episodes, cfg.test_steps)
-    )
-    sets = [
-        FrameDataset(record(split, episodes, steps, pol, world=LEARNING_WORLD, progress=progress))
-        for pol in cfg.policies
-    ]
-    return sets[0] if len(sets) == 1 else ConcatDataset(sets)
-
-
-def _arrays(data) -> tuple[np.ndarray, np.ndarray]:
-    """(frames (N, H, W, 3) uint8, tiles (N, R, C)) of a FrameDataset or a ConcatDataset of them."""
-    parts = data.datasets if isinstance(data, ConcatDataset) else [data]
-    return np.concatenate([d.frames for d in parts]), np.concatenate([d.tiles for d in parts])
-
-
-def loss_fn(model: Tokenizer, batch: dict[str, torch.Tensor]):
-    _, terms = model(batch["frame"])
-    return terms["loss"], {k: v.detach() for k, v in terms.items() if k != "loss"}
-
-
-def fit(cfg: Config, run_dir: str | Path | None = None, progress: bool = True) -> Tokenizer:
-    """Record the train split and train a tokenizer on its views."""
-    data = frames_of(cfg, "train", progress)
-    model = build(cfg)
-    # a per-tile autoencoder that must memorise exact pictures: no weight decay
-    tcfg = train_config_of(cfg, weight_decay=0.0, log_every=50, checkpoint_every=0)
-    return train(model, data, loss_fn, tcfg, run_dir, progress=progress).model
-
-
 @torch.no_grad()
 def reconstruct(
     model: Tokenizer, frames: np.ndarray, batch: int = 256
@@ -324,30 +197,6 @@ def reconstruct(
         tokens.append(t.cpu())
         recons.append(model.decode(t).cpu())
     return torch.cat(tokens), torch.cat(recons)
-
-
-def evaluate(model: Tokenizer, cfg: Config) -> dict[str, float]:
-    """Held-out figures: reconstruction PSNR, tile accuracy of reconstructions, codebook usage."""
-    from hitchhiker.metrics import psnr, tile_accuracy
-
-    frames, tiles = _arrays(frames_of(cfg, "test"))
-    tokens, recon = reconstruct(model, frames)
-    counts = torch.bincount(tokens.flatten(), minlength=model.codebook_size)
-    p = counts.double() / counts.sum()
-    headings = np.concatenate(
-        [
-            record("test", cfg.test_episodes, cfg.test_steps, pol, world=LEARNING_WORLD).headings
-            for pol in cfg.policies
-        ],
-        axis=None,
-    )
-    return {
-        "stage1.tokenizer.psnr": psnr(recon, frames_to_tensor(frames)),
-        "stage1.tokenizer.tile_accuracy": tile_accuracy(recon, tiles),
-        "stage1.tokenizer.heading_accuracy": float((read_tiles(recon).heading == headings).mean()),
-        "stage1.tokenizer.codebook_usage": float((counts > 0).double().mean()),
-        "stage1.tokenizer.perplexity": float(torch.exp(-(p * torch.log(p + 1e-12)).sum())),
-    }
 
 
 # ------------------------------------------------------------------- looking inside (notebook 02)
@@ -408,71 +257,4 @@ def code_meaning(model: Tokenizer, frames, tiles, batch: int = 256) -> np.ndarra
     return counts.view(model.codebook_size, NUM_KINDS).numpy()
 
 
-def show_codebook(model: Tokenizer, usage: np.ndarray | None = None, cols: int = 16):
-    """Every code's picture in a grid (unused codes dimmed when ``usage`` is given)."""
-    import matplotlib.pyplot as plt
-
-    pics = model.code_pictures().cpu().movedim(1, -1).numpy()  # (K, P, P, 3)
-    if usage is not None:
-        pics = np.where((np.asarray(usage) > 0)[:, None, None, None], pics, 0.15 + 0.2 * pics)
-    k, p = len(pics), pics.shape[1]
-    rows = -(-k // cols)
-    sheet = np.ones((rows * (p + 1) + 1, cols * (p + 1) + 1, 3))
-    for i, pic in enumerate(pics):
-        r, c = divmod(i, cols)
-        sheet[1 + r * (p + 1) : 1 + r * (p + 1) + p, 1 + c * (p + 1) : 1 + c * (p + 1) + p] = pic
-    fig, ax = plt.subplots(figsize=(cols * 0.4, rows * 0.4 + 0.4))
-    ax.imshow(sheet, interpolation="nearest")
-    ax.set_title(f"the {k} codes, decoded alone" + (" (dim: unused)" if usage is not None else ""))
-    ax.axis("off")
-    fig.tight_layout()
-    return fig
-
-
-def plot_code_usage(counts: np.ndarray, ax=None):
-    """Bar chart of code counts, most used first, with the share of codes in use."""
-    import matplotlib.pyplot as plt
-
-    counts = np.asarray(counts)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(7, 2.6))
-    ax.bar(np.arange(len(counts)), np.sort(counts)[::-1], width=1.0)
-    ax.set_yscale("log")
-    ax.set_xlabel("codes, most used first")
-    ax.set_ylabel("uses")
-    ax.set_title(f"codebook usage: {(counts > 0).mean():.0%} of {len(counts)} codes in use")
-    return ax.figure
-
-
-def plot_code_meaning(meaning: np.ndarray, ax=None, top: int = 48):
-    """Heat map of P(kind | code) for the ``top`` most used codes: one bright cell per row means
-    the code stands for one kind of ground."""
-    import matplotlib.pyplot as plt
-
-    meaning = np.asarray(meaning)
-    used = meaning.sum(1)
-    order = np.argsort(-used)[: min(top, int((used > 0).sum()))]
-    share = meaning[order] / used[order, None]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.2, 0.12 * len(order) + 1.2))
-    ax.imshow(share, aspect="auto", cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_xticks(range(len(TILE_NAMES)), TILE_NAMES, rotation=60, fontsize=8)
-    ax.set_yticks(range(len(order)), [str(i) for i in order], fontsize=6)
-    ax.set_ylabel("code (most used first)")
-    ax.set_title("P(tile kind | code)")
-    return ax.figure
-
-
-__all__ = [
-    "Config",
-    "Tokenizer",
-    "build",
-    "code_meaning",
-    "code_usage",
-    "evaluate",
-    "fit",
-    "plot_code_meaning",
-    "plot_code_usage",
-    "reconstruct",
-    "show_codebook",
-]
+__all__ = ["Tokenizer", "code_meaning", "code_usage", "reconstruct"]

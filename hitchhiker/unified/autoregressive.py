@@ -19,13 +19,15 @@ causal pass (its keys and values go into a :class:`~hitchhiker.masks.core.KVCach
 writes the other segment one token per step (64 sequential steps), each restricted to the ids of
 its modality. Guidance is not used here: the baseline is the plain next-token model.
 
+The recipe that trains, tunes and scores it (Config with presets, build, fit, tune_decoding,
+evaluate) is :mod:`.autoregressive_recipe`.
+
 Shapes: B batch, L = 64 caption tokens, h x w view codes, N = L + h * w, V = T + K shared ids.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,9 +35,7 @@ import torch.nn.functional as F
 from hitchhiker.masks.core import CoreConfig, KVCache, MaskedTokenModel
 from hitchhiker.masks.maskgit import sample_tokens
 from hitchhiker.masks.text import PAD_ID
-from hitchhiker.unified import masked_recipe as um
 from hitchhiker.unified.grammar import GrammarBatch, constrained_words
-from hitchhiker.unified.scoring import figures, i2t_figures, t2i_accuracy, tuning_pairs
 from hitchhiker.unified.self_check import best_caption_of
 from hitchhiker.unified.sequence import (
     IMAGE,
@@ -249,64 +249,3 @@ def ar_loss(model, batch: dict, p_view_first: float = 0.5):
         "view_acc": right[is_view].float().mean().detach(),
         "text_acc": right[~is_view].float().mean().detach(),
     }
-
-
-# ----------------------------------------------------------------------------- the recipe
-
-
-@dataclass
-class Config(um.Config):
-    """The AR baseline (recipe "unified_ar"): the unified model's data, size and training budget,
-    causal and in both orders. The masked-only fields (task probabilities, caption dropout,
-    guidance, decoding steps, choice temperature) are unused."""
-
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = um.Config.PRESETS
-
-    p_view_first: float = 0.5
-    """Share of training sequences written view first (teaches image-to-text)."""
-
-
-def build(cfg: Config) -> UnifiedAR:
-    """The untrained AR baseline of a (tokenizer-bound) config."""
-    torch.manual_seed(cfg.seed)
-    lay = um.layout_of(cfg)
-    return UnifiedAR(
-        um.core_config(cfg, lay.seq_len + 1), lay, um.decoding_of(cfg, DECODING_DEFAULTS)
-    )
-
-
-def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> UnifiedAR:
-    """The same pairs and trainer as the masked model; next-token loss in both orders."""
-    p = cfg.p_view_first
-    loss = lambda m, batch: ar_loss(m, batch, p)
-    return um.fit_on_pairs(cfg, build, loss, tune_decoding, run_dir, progress, tokenizer)
-
-
-SWEEP_T2I = {"temperature": (1.0, 0.5)}
-"""Val sweep of the baseline: the view sampling temperature."""
-
-
-def tune_decoding(model: UnifiedAR, cfg: Config, tokenizer=None) -> dict[str, float]:
-    """Pick the view temperature, and whether to write best-of-n captions, on the VAL split
-    (ties: the first); write them into cfg and the model."""
-    tokenizer = tokenizer if tokenizer is not None else um.tokenizer_of(cfg)
-    pairs = tuning_pairs(cfg, tokenizer)
-    table, best, best_acc = {}, None, -1.0
-    for temp in SWEEP_T2I["temperature"]:
-        acc = t2i_accuracy(model, pairs, tokenizer, temperature=temp, seed=cfg.seed)
-        table[f"t2i temperature={temp:g}"] = acc
-        if acc > best_acc + 1e-9:
-            best, best_acc = temp, acc
-    cfg.temperature = best
-    precision = i2t_figures(model, pairs, candidates=1, seed=cfg.seed)["precision"]
-    table["i2t grammar precision"] = precision
-    um.tune_caption_candidates(model, cfg, pairs, table, precision)
-    model.decoding.update(um.decoding_of(cfg, DECODING_DEFAULTS))
-    return table
-
-
-def evaluate(model: UnifiedAR, cfg: Config, tokenizer=None) -> dict[str, float]:
-    """The same figures as the masked model's (:func:`.scoring.figures`), ``stage2.unified_ar.*``."""
-    tokenizer = tokenizer if tokenizer is not None else um.tokenizer_of(cfg)
-    model.decoding.update(um.decoding_of(cfg, DECODING_DEFAULTS))
-    return figures(model, cfg, tokenizer, "stage2.unified_ar")

@@ -9,8 +9,8 @@ The model (:mod:`.masked_model`) is one bidirectional transformer over [caption 
 This module is the recipe that :mod:`hitchhiker.zoo` runs (Config with presets, build, fit,
 evaluate). After training, a small sweep on the VAL split picks the decoding settings (steps,
 guidance scale s, temperatures, how captions are decoded) and stores them in the config, so the
-TEST figures (:mod:`.scoring`) are measured with choices made on other data. The AR baseline
-(:mod:`.autoregressive`) reuses this Config, its presets and its helpers: same data, same size,
+TEST figures (:mod:`.scoring`) are measured with choices made on other data. The AR baseline's
+recipe (:mod:`.autoregressive_recipe`) reuses this Config, its presets and its helpers: same data, same size,
 same steps and batch.
 
 Shapes: B batch, L = 64 caption tokens, h x w view codes, N = L + h * w, V = T + K shared ids.
@@ -23,7 +23,10 @@ from typing import Any, ClassVar
 
 import torch
 
+from hitchhiker.checkpoint import file_sha256
 from hitchhiker.masks.core import CoreConfig
+from hitchhiker.tokens import token_grid, tokenizer_for
+from hitchhiker.train import train, train_config_of
 from hitchhiker.unified.masked_model import DECODING_DEFAULTS, UnifiedModel
 from hitchhiker.unified.objective import TASKS, unified_loss
 from hitchhiker.unified.scoring import figures, i2t_figures, t2i_accuracy, tuning_pairs
@@ -227,8 +230,6 @@ def core_config(cfg, seq_len: int | None = None) -> CoreConfig:
 def bind(cfg, tokenizer) -> None:
     """Fill the config's codebook size, grid and tokenizer fingerprint (in place)."""
     from hitchhiker import zoo
-    from hitchhiker.checkpoint import file_sha256
-    from hitchhiker.tokens import token_grid
 
     cfg.image_vocab = int(tokenizer.codebook_size)
     cfg.grid_h, cfg.grid_w = token_grid(tokenizer)
@@ -237,15 +238,11 @@ def bind(cfg, tokenizer) -> None:
 
 
 def tokenizer_of(cfg):
-    from hitchhiker.tokens import tokenizer_for
-
     return tokenizer_for(cfg)
 
 
 def train_config(cfg):
     """The trainer's settings from a Stage II config."""
-    from hitchhiker.train import train_config_of
-
     return train_config_of(cfg)
 
 
@@ -270,11 +267,9 @@ def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> Uni
 
 
 def fit_on_pairs(cfg, build_fn, loss_fn, tune_fn, run_dir, progress, tokenizer):
-    """What both Stage II recipes do (this one and :mod:`.autoregressive`): caption and tokenize
+    """What both Stage II recipes do (this one and :mod:`.autoregressive_recipe`): caption and tokenize
     the same training views, build the model, train it with the one trainer, then, if
     ``cfg.tune_decoding``, pick its decoding settings on val (``model.sweep`` keeps the table)."""
-    from hitchhiker.train import train
-
     tokenizer = tokenizer if tokenizer is not None else tokenizer_of(cfg)
     bind(cfg, tokenizer)
     pairs, _ = record_pairs("train", cfg.episodes, cfg.episode_steps, tokenizer, cfg.policy)

@@ -1,6 +1,6 @@
 """Measuring a Stage II model: the same held-out pairs, fact scores and clock for both recipes.
 
-The masked unified model (:mod:`.unified`) and its autoregressive baseline (:mod:`.autoregressive`)
+The masked unified model (:mod:`.masked_model`) and its autoregressive baseline (:mod:`.autoregressive`)
 are compared on exactly the same terms, so everything that measures them lives here, once:
 
 * held-out pairs: ``eval_samples`` (caption, view) pairs spread evenly over the episodes of a

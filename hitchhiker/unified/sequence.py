@@ -29,7 +29,9 @@ import torch
 from torch.utils.data import Dataset
 
 from hitchhiker.masks import text
+from hitchhiker.tokens import encode_frames
 from hitchhiker.world.captions import Facts, describe, view_facts
+from hitchhiker.world.dataset import LEARNING_WORLD, record
 
 CAPTION_LEN = 64
 """Caption tokens per sequence (with padding); the longest caption the world writes has 61."""
@@ -206,8 +208,6 @@ def facts_of(rec) -> list[Facts]:
 
 def pairs_of(rec, tokenizer, caption_len: int = CAPTION_LEN) -> Pairs:
     """Caption every view of ``rec`` (from its ground truth) and tokenize every frame."""
-    from hitchhiker.tokens import encode_frames
-
     facts = facts_of(rec)
     captions = text.encode_batch([describe(f) for f in facts], caption_len)
     views = encode_frames(tokenizer, rec.frames.reshape(-1, *rec.frames.shape[2:]))
@@ -216,8 +216,6 @@ def pairs_of(rec, tokenizer, caption_len: int = CAPTION_LEN) -> Pairs:
 
 def record_pairs(split: str, episodes: int, steps: int, tokenizer, policy: str = "random"):
     """(Pairs, Recording) of ``episodes`` x (``steps`` + 1) views of a split of the learning world."""
-    from hitchhiker.world.dataset import LEARNING_WORLD, record
-
     rec = record(split, episodes, steps, policy, world=LEARNING_WORLD, progress=False)
     return pairs_of(rec, tokenizer), rec
 

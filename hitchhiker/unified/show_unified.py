@@ -13,10 +13,22 @@ from __future__ import annotations
 import textwrap
 import time
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from ipywidgets import (
+    Dropdown,
+    FloatSlider,
+    GridBox,
+    HBox,
+    IntSlider,
+    Layout,
+    SelectMultiple,
+    VBox,
+    interactive_output,
+)
 
-from hitchhiker.tokens import decode_tokens
+from hitchhiker.tokens import decode_tokens, encode_frames
 from hitchhiker.unified import facts as fx
 from hitchhiker.world import (
     HEADING_NAMES,
@@ -37,8 +49,6 @@ def wrap(caption: str, width: int = 34) -> str:
 
 def show_views(frames: np.ndarray, titles=None, captions=None, cols: int = 4, size: float = 2.2):
     """A grid of views, each with an optional title and a wrapped caption underneath."""
-    import matplotlib.pyplot as plt
-
     n = len(frames)
     rows = -(-n // cols)
     extra = 1.6 if captions is not None else 0.3
@@ -90,18 +100,6 @@ def compose_facts(facing, ground, kinds: dict[str, str], sheep=()) -> Facts:
 def caption_composer(model, tokenizer, start: Facts | None = None):
     """Dropdowns for facing, ground and the kind of each region, sheep regions, samples, steps,
     guidance: each change writes the caption and draws the views the model makes of it."""
-    import matplotlib.pyplot as plt
-    from ipywidgets import (
-        Dropdown,
-        FloatSlider,
-        GridBox,
-        IntSlider,
-        Layout,
-        SelectMultiple,
-        VBox,
-        interactive_output,
-    )
-
     start = start or Facts("north", "grass", dict.fromkeys(REGIONS, "grass"))
     walk = [TILE_NAMES[k] for k in WALKABLE_KINDS]
     w = {
@@ -138,10 +136,6 @@ def view_reader(model, tokenizer, frames: np.ndarray, truths: list[Facts]):
     """A slider over held-out views: the caption the model reads off each one, every stated fact
     ticked or crossed against the ground truth; a second slider sets how many captions it writes
     and checks (:func:`.self_check.best_caption_of`)."""
-    import matplotlib.pyplot as plt
-    from ipywidgets import HBox, IntSlider, VBox, interactive_output
-
-    from hitchhiker.tokens import encode_frames
 
     codes = encode_frames(tokenizer, frames)
     index = IntSlider(value=0, min=0, max=len(frames) - 1, description="view")
@@ -169,8 +163,6 @@ def view_reader(model, tokenizer, frames: np.ndarray, truths: list[Facts]):
 
 def show_infill(before: np.ndarray, holes: np.ndarray, after: np.ndarray, captions=None):
     """Rows of (given, with holes, infilled) views; ``captions``: (given, holed, filled) strings."""
-    import matplotlib.pyplot as plt
-
     n = len(before)
     fig, axes = plt.subplots(n, 3, figsize=(9.6, 4.4 * n if captions else 3.0 * n), squeeze=False)
     names = ("given", "holes ([MASK] grey)", "infilled")
@@ -203,8 +195,6 @@ def time_per_sample(fn, n: int, repeats: int = 1) -> float:
 def plot_race(rows: dict[str, dict[str, float]]):
     """Side-by-side bars of the figures of each model ({model: {figure: value}}): the fact scores
     on one axis (shares), the times (per view drawn or caption written) on another."""
-    import matplotlib.pyplot as plt
-
     models = list(rows)
     shares = [k for k in next(iter(rows.values())) if not k.startswith("ms")]
     times = [k for k in next(iter(rows.values())) if k.startswith("ms")]
@@ -242,8 +232,6 @@ def plot_kind_reading(rows: dict[str, np.ndarray]):
 
 def plot_reading(rows: dict[str, np.ndarray], labels, xlabel: str, ylabel: str):
     """Grouped bars, one group per label and one bar per row, on a 0..1 scale."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(8, 3))
     width = 0.8 / len(rows)
     for i, (name, acc) in enumerate(rows.items()):

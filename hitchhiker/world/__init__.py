@@ -5,6 +5,9 @@
 - :mod:`.env`      the Gymnasium environment: an explorer, sheep, day and night
 - :mod:`.reader`   exact ground truth read back from any frame, real or generated
 - :mod:`.captions` short English descriptions of a view, and their exact inverse
+- :mod:`.policies` behaviour policies that walk the explorer while data is recorded
+- :mod:`.dataset`  recorded play with exact ground truth, cached, as torch datasets
+- :mod:`.show`     pictures of the world for the notebooks: frames, the tile atlas, maps, readings
 
 Quick start::
 

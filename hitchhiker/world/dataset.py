@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+from tqdm.auto import tqdm
 
 from hitchhiker.world.env import HitchhikerWorld, WorldConfig
 from hitchhiker.world.policies import make_policy
@@ -181,8 +182,6 @@ def record(
         with np.load(path, allow_pickle=False) as z:
             return Recording(**{k: z[k] for k in FIELDS})
 
-    from tqdm.auto import tqdm
-
     eps = [
         record_episode(episode_seed(split, i), steps, policy, world, policy_kwargs)
         for i in tqdm(range(episodes), desc=f"recording {split}/{policy}", disable=not progress)
@@ -199,6 +198,12 @@ def record(
 def frames_to_tensor(frames: np.ndarray) -> torch.Tensor:
     """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [0, 1], the layout every model takes."""
     return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3).float().div_(255.0)
+
+
+def views(rec) -> tuple[torch.Tensor, np.ndarray]:
+    """(frames (M, 3, H, W) float, tiles (M, R, C)) of every view of a recording."""
+    frames = frames_to_tensor(rec.frames.reshape(-1, *rec.frames.shape[2:]))
+    return frames, rec.tiles.reshape(-1, *rec.tiles.shape[2:])
 
 
 class FrameDataset(Dataset):
