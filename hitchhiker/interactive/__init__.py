@@ -2,17 +2,18 @@
 
 A world model p(o[t+1] | o[<=t], a[t]) answers each action with the next frame. Every engine of this
 stage — the simulator itself, the masked dynamics model, the diffusion engine — speaks the same
-interface (``reset(seed)``, ``step(action)``, batched ``rollout(...)``), so one evaluation and one
-live widget serve them all.
+contract (``reset(seed)``, ``step(action)``, batched ``rollout(...)``: :mod:`hitchhiker.engine`), so
+one evaluation and one live widget serve them all.
 
 - :mod:`.latent_actions`  Genie's latent action model: discrete actions discovered from unlabelled
   video through a small quantised bottleneck; :mod:`.action_agreement` scores its codes against
   the true actions (NMI, purity, consistency)
-- :mod:`.masked_dynamics_model`, :mod:`.dynamics`, :mod:`.masked_dynamics_engine`  masked dynamics (Genie,
-  MineWorld): a spatio-temporal transformer over Stage I tokens (the model; its recipe), MaskGIT
+- :mod:`.masked_dynamics_model`, :mod:`.masked_dynamics_recipe`, :mod:`.masked_dynamics_engine`
+  masked dynamics (Genie, MineWorld): a spatio-temporal transformer over Stage I tokens (the model; its recipe), MaskGIT
   decoding, cached for play
-- :mod:`.edm`, :mod:`.unet`, :mod:`.diffusion`  the diffusion engine (GameNGen, DIAMOND): an EDM
-  denoiser in pixel space conditioned on past frames and actions, with context-noise augmentation
+- :mod:`.edm`, :mod:`.unet`, :mod:`.diffusion_recipe`, :mod:`.diffusion_engine`  the diffusion
+  engine (GameNGen, DIAMOND): an EDM denoiser in pixel space conditioned on past frames and
+  actions, with context-noise augmentation (the model and its recipe; the engine that plays it)
 - :mod:`.truth`           held-out ground truth, and the reference engines (the simulator itself,
   and a frozen world that copies the last frame)
 - :mod:`.rollout`         evaluation against the simulator: teacher-forced accuracy, action
@@ -36,6 +37,7 @@ SUBMODULES = (
     "edm",
     "unet",
     "diffusion_recipe",
+    "diffusion_engine",
     "truth",
     "rollout",
     "dream_play",

@@ -42,12 +42,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
 from hitchhiker.interactive.masked_dynamics_model import (  # noqa: F401  (importable from here too)
     DynamicsModel,
     block_causal_mask,
     grid_sincos,
     teacher_forcing_mask,
 )
+from hitchhiker.interactive.rollout import evaluate_engine, teacher_forced_frames
+from hitchhiker.interactive.truth import truth_set
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import random_mask
 from hitchhiker.tokens import (
@@ -56,7 +59,7 @@ from hitchhiker.tokens import (
     encode_frames,
     tokenizer_for,
 )
-from hitchhiker.world import ACTION_NAMES, Action
+from hitchhiker.world import ACTION_NAMES, Action, read_tiles
 from hitchhiker.world.dataset import LEARNING_WORLD, record
 
 ACTION_SOURCES = ("true", "latent")
@@ -391,10 +394,6 @@ def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> Dyn
 
 def evaluate(model: DynamicsModel, cfg: Config, tokenizer=None) -> dict[str, float]:
     """Every Stage III figure of the engine on held-out episodes, plus the decoding-steps sweep."""
-    from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
-    from hitchhiker.interactive.rollout import evaluate_engine, teacher_forced_frames, truth_set
-    from hitchhiker.world import read_tiles
-
     tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
     model.eval()
     prefix = f"stage3.{cfg.name}"
