@@ -1,13 +1,10 @@
 """Play a world live in the notebook: buttons, keys and a clock that step an engine.
 
-The idea: an *engine* is anything with two methods,
-
-    reset(seed) -> frame        start a world (the same seed gives the same world)
-    step(action) -> frame       advance it by one action
-
-and optionally ``actions``, the list of action names (else :data:`ACTION_NAMES`). The simulator
+The idea: an *engine* is anything with ``reset(seed) -> frame`` and ``step(action) -> frame`` (and
+optionally ``actions``, the list of action names); the whole contract, its argument checks and the
+frame forms engines may return live in :mod:`hitchhiker.engine`. The simulator
 (:class:`hitchhiker.world.SimulatorEngine`) is one; every learned world model of the course (Stage III
-on: p(o[t+1] | o[<=t], a[t]) sampled one frame at a time) exposes the same two methods, so the same
+on: p(o[t+1] | o[<=t], a[t]) sampled one frame at a time) speaks the same contract, so the same
 widget plays the real world now and the imagined ones later, and the learner can feel the difference.
 
 Two layers, so that everything except the pixels on screen is testable without a browser:
@@ -20,15 +17,9 @@ Two layers, so that everything except the pixels on screen is testable without a
   common to ipywidgets 7.7 and 8 (Colab ships 7.7). Buttons are the contract; keys (via ``ipyevents``,
   if installed) are a convenience, because Colab does not reliably deliver key events.
 
-Frames. Engines may return any of
-
-    uint8  numpy (H, W, 3)  in [0, 255]     the simulator
-    float  numpy (H, W, 3)  in [0, 1]       a decoder output
-    torch  (3, H, W) or (H, W, 3), any dtype/device, float in [0, 1]
-
-and :func:`as_frame` turns each into uint8 numpy (H, W, 3) (one channel is repeated to three). The
-view is that frame upscaled ``scale`` times by nearest neighbour (a 64x64 world at scale 6 shows as
-384x384 with hard tile edges, no blur) and PNG-encoded.
+Frames: :func:`hitchhiker.engine.as_frame` turns whatever an engine returns into uint8 numpy
+(H, W, 3). The view is that frame upscaled ``scale`` times by nearest neighbour (a 64x64 world at
+scale 6 shows as 384x384 with hard tile edges, no blur) and PNG-encoded.
 
 Shapes: H, W frame height and width in pixels; C = 3 colour channels; s = scale.
 """
@@ -48,7 +39,7 @@ from typing import Any
 import ipywidgets as w
 import numpy as np
 
-from hitchhiker.world import ACTION_NAMES  # the default when an engine names no actions
+from hitchhiker.engine import action_index, action_names, as_frame, check_engine
 
 KEYMAP: dict[str, str] = {
     "arrowup": "up",
@@ -67,57 +58,6 @@ KEYMAP: dict[str, str] = {
     ".": "noop",
 }
 """Browser ``KeyboardEvent.key`` (lower-cased) -> action name. Keys not listed are ignored."""
-
-_FLOAT_SLACK = 0.5
-"""Float frames may overshoot [0, 1] a little (a decoder's output); beyond this they are
-probably in [0, 255] by mistake, which would render as a white screen, so we refuse them."""
-
-
-def as_frame(frame: Any) -> np.ndarray:
-    """Convert an engine's frame to a fresh uint8 numpy array (H, W, 3).
-
-    Accepts numpy or torch, channel-last (H, W, C) or channel-first (C, H, W) with C in {1, 3};
-    integers must lie in [0, 255], floats in [0, 1] (clipped; small overshoot allowed). A torch
-    tensor is assumed channel-first when both ends could be channels (learned models emit CHW).
-    Always returns a copy, so an engine that reuses its output buffer cannot change a stored frame.
-    """
-    is_torch = type(frame).__module__.startswith("torch")
-    if is_torch:
-        frame = frame.detach().to("cpu").numpy()
-    if not isinstance(frame, np.ndarray):
-        raise TypeError(f"frame must be a numpy array or torch tensor, got {type(frame).__name__}")
-    if frame.ndim != 3:
-        raise ValueError(
-            f"frame must have 3 dims, (H, W, 3) or (3, H, W), got shape {tuple(frame.shape)}"
-        )
-    first, last = frame.shape[0] in (1, 3), frame.shape[-1] in (1, 3)
-    if first and (is_torch or not last):
-        frame = np.moveaxis(frame, 0, -1)
-    elif not last:
-        raise ValueError(
-            f"frame must have 1 or 3 channels first or last, got shape {tuple(frame.shape)}"
-        )
-    if frame.dtype == np.uint8:
-        out = np.array(frame, dtype=np.uint8, copy=True)
-    elif np.issubdtype(frame.dtype, np.floating):
-        if not np.all(np.isfinite(frame)):
-            raise ValueError("float frame contains NaN or inf")
-        lo, hi = float(frame.min()), float(frame.max())
-        if lo < -_FLOAT_SLACK or hi > 1 + _FLOAT_SLACK:
-            raise ValueError(f"float frame must lie in [0, 1], got values in [{lo:.3g}, {hi:.3g}]")
-        out = np.rint(np.clip(frame, 0.0, 1.0) * 255.0).astype(np.uint8)
-    elif np.issubdtype(frame.dtype, np.integer) or frame.dtype == np.bool_:
-        if frame.dtype == np.bool_:
-            frame = frame.astype(np.uint8) * 255
-        lo, hi = int(frame.min()), int(frame.max())
-        if lo < 0 or hi > 255:
-            raise ValueError(f"integer frame must lie in [0, 255], got values in [{lo}, {hi}]")
-        out = frame.astype(np.uint8)
-    else:
-        raise TypeError(f"frame dtype must be uint8, integer or float, got {frame.dtype}")
-    if out.shape[-1] == 1:
-        out = np.repeat(out, 3, axis=-1)
-    return np.ascontiguousarray(out)
 
 
 def upscale(frame: np.ndarray, scale: int) -> np.ndarray:
@@ -169,17 +109,11 @@ class PlayController:
         auto_action: int | str = "noop",
         history: int = 30,
     ) -> None:
-        for method in ("reset", "step"):
-            if not callable(getattr(engine, method, None)):
-                raise TypeError(
-                    f"engine must have reset(seed) and step(action) methods; "
-                    f"{type(engine).__name__} has no callable {method!r}"
-                )
+        check_engine(engine)
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
             raise ValueError(f"history must be a positive integer, got {history!r}")
         self.engine = engine
-        names = getattr(engine, "actions", None)
-        self.actions: list[str] = [str(a) for a in names] if names else list(ACTION_NAMES)
+        self.actions: list[str] = action_names(engine)
         self.history = history
         self.auto_action: str = self.actions[self.action_index(auto_action)]
         self.seed = int(seed)
@@ -196,14 +130,7 @@ class PlayController:
 
     def action_index(self, action: int | str) -> int:
         """Index of ``action`` (a name or an index) in ``self.actions``; ValueError if unknown."""
-        if isinstance(action, (int, np.integer)) and not isinstance(action, bool):
-            if 0 <= action < len(self.actions):
-                return int(action)
-        elif isinstance(action, str) and action in self.actions:
-            return self.actions.index(action)
-        raise ValueError(
-            f"unknown action {action!r}; valid: {self.actions} or an index 0..{len(self.actions) - 1}"
-        )
+        return action_index(action, self.actions)
 
     def press(self, action: int | str) -> np.ndarray:
         """Step the engine with ``action`` (name or index) and return the current frame."""

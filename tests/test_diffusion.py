@@ -10,6 +10,7 @@ import torch
 
 from hitchhiker.config import make_config
 from hitchhiker.interactive import diffusion_recipe as diffusion
+from hitchhiker.interactive.diffusion_engine import DiffusionEngine
 from hitchhiker.interactive.edm import EDM
 from hitchhiker.interactive.unet import DenoiserUNet
 from hitchhiker.play import PlayController
@@ -210,7 +211,7 @@ def tiny():
 
 def test_engine_interface_and_consistency(tiny):
     model, cfg, _ = tiny
-    engine = diffusion.DiffusionEngine(model, decode_steps=2, seed=3)
+    engine = DiffusionEngine(model, decode_steps=2, seed=3)
     assert engine.actions == SimulatorEngine().actions and engine.context == cfg.context
     assert engine.name == "diffusion" and engine.decode_steps == 2
     first = engine.reset(2_000_001)
@@ -241,7 +242,7 @@ def test_engine_interface_and_consistency(tiny):
 
 def test_engine_drives_the_play_controller(tiny):
     model, _, _ = tiny
-    ctrl = PlayController(diffusion.DiffusionEngine(model), seed=2_000_002)
+    ctrl = PlayController(DiffusionEngine(model), seed=2_000_002)
     start = ctrl.frame.copy()
     for name in ("right", "right", "down"):
         ctrl.press(name)

@@ -12,7 +12,8 @@ from hitchhiker.config import make_config
 from hitchhiker.interactive import masked_dynamics_recipe as dyn
 from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
 from hitchhiker.interactive.masked_dynamics_model import DynamicsModel, block_causal_mask
-from hitchhiker.interactive.rollout import teacher_forced_frames, truth_set
+from hitchhiker.interactive.rollout import teacher_forced_frames
+from hitchhiker.interactive.truth import truth_set
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.play import PlayController
 from hitchhiker.tokens import OracleTokenizer

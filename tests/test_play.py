@@ -11,17 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from hitchhiker.play import (
-    ACTION_NAMES,
-    KEYMAP,
-    PlayController,
-    PlayWidget,
-    as_frame,
-    play,
-    to_png,
-    upscale,
-)
-from hitchhiker.world import SimulatorEngine
+from hitchhiker.engine import as_frame
+from hitchhiker.play import KEYMAP, PlayController, PlayWidget, play, to_png, upscale
+from hitchhiker.world import ACTION_NAMES, SimulatorEngine
 
 MOVES = {"up": (-1, 0), "down": (1, 0), "left": (0, -1), "right": (0, 1)}
 

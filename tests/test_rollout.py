@@ -6,21 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hitchhiker.engine import pad_context
 from hitchhiker.interactive.rollout import (
     SHIFTS,
-    CopyLastFrame,
-    SimulatorRollout,
     estimate_shift,
     evaluate_engine,
     free_rollout,
     horizon_curve,
-    pad_context,
     plot_rollouts,
     run_rollout,
     seen_masks,
     true_shift,
-    truth_set,
 )
+from hitchhiker.interactive.truth import CopyLastFrame, SimulatorRollout, truth_set
 
 HORIZONS = (8, 16, 16)
 

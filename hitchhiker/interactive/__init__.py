@@ -2,8 +2,8 @@
 
 A world model p(o[t+1] | o[<=t], a[t]) answers each action with the next frame. Every engine of this
 stage — the simulator itself, the masked dynamics model, the diffusion engine — speaks the same
-interface (``reset(seed)``, ``step(action)``, batched ``rollout(...)``), so one evaluation and one
-live widget serve them all. Each model lives in its own module; its zoo recipe (Config with
+contract (``reset(seed)``, ``step(action)``, batched ``rollout(...)``: :mod:`hitchhiker.engine`), so
+one evaluation and one live widget serve them all. Each model lives in its own module; its zoo recipe (Config with
 presets, VARIANTS, build, fit, evaluate) in the ``*_recipe`` module next to it.
 
 - :mod:`.latent_action_model`     Genie's latent action model: discrete actions discovered from
@@ -18,7 +18,9 @@ presets, VARIANTS, build, fit, evaluate) in the ``*_recipe`` module next to it.
   cached for play
 - :mod:`.edm`                     EDM: the denoiser's preconditioning, training noise, few-step sampler
 - :mod:`.unet`                    a small U-Net denoiser, conditioned on past frames and actions
-- :mod:`.diffusion_recipe`        the diffusion engine (GameNGen, DIAMOND) and its recipe "diffusion"
+- :mod:`.diffusion_engine`        the diffusion engine (GameNGen, DIAMOND): the EDM denoiser played
+  frame by frame
+- :mod:`.diffusion_recipe`        recipe "diffusion" (and "diffusion_noaug"): train it, score the engine
 - :mod:`.truth`                   held-out ground truth, and the reference engines (the simulator
   itself, and a frozen world that copies the last frame)
 - :mod:`.rollout`                 evaluation against the simulator: teacher-forced accuracy, action

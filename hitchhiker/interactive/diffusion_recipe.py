@@ -1,5 +1,7 @@
-"""The diffusion engine (GameNGen, DIAMOND): the next frame denoised from pure noise, in 1-4 steps,
-conditioned on the last W frames and actions.
+"""The diffusion world model's recipe (GameNGen, DIAMOND): the next frame denoised from pure noise,
+in 1-4 steps, conditioned on the last W frames and actions. Config, build, fit and evaluate live
+here; the engine that plays it, :class:`~.diffusion_engine.DiffusionEngine`, in
+:mod:`.diffusion_engine`.
 
 Valevski et al. 2024, "Diffusion Models Are Real-Time Game Engines" (GameNGen,
 https://arxiv.org/abs/2408.14837); Alonso et al. 2024, "Diffusion for World Modeling: Visual
@@ -48,15 +50,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
+from hitchhiker.interactive.diffusion_engine import DiffusionEngine, to_model_space
 from hitchhiker.interactive.edm import EDM
+from hitchhiker.interactive.rollout import evaluate_engine
+from hitchhiker.interactive.truth import truth_set
 from hitchhiker.interactive.unet import DenoiserUNet
-from hitchhiker.world import ACTION_NAMES, Action, parse_action
+from hitchhiker.train import train, train_config_of
+from hitchhiker.world import ACTION_NAMES, Action
 from hitchhiker.world.dataset import LEARNING_WORLD, TrajectoryDataset, record
-from hitchhiker.world.env import HitchhikerWorld
 
 
 @dataclass
@@ -194,18 +198,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 """Config overrides of the zoo's variant "diffusion_noaug" (the drift experiment's control)."""
 
 
-def to_model_space(frames: torch.Tensor) -> torch.Tensor:
-    """uint8 (..., H, W, 3) or float [0, 1] (..., 3, H, W) -> float (..., 3, H, W) in [-1, 1]."""
-    if frames.dtype == torch.uint8:
-        frames = frames.movedim(-1, -3).float() / 255.0
-    return frames * 2 - 1
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """float (..., 3, H, W) in [-1, 1] -> uint8 (..., H, W, 3), rounded."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).movedim(-3, -1)
-
-
 class DiffusionModel(nn.Module):
     """The EDM-wrapped U-Net: ``forward`` is the raw network F, ``next_frame`` samples D's chain."""
 
@@ -322,15 +314,11 @@ def build(cfg: Config) -> DiffusionModel:
 
 def train_config(cfg: Config):
     """The trainer's settings from a diffusion config."""
-    from hitchhiker.train import train_config_of
-
     return train_config_of(cfg)
 
 
 def fit(cfg: Config, run_dir=None, progress: bool = True) -> DiffusionModel:
     """Record training episodes and train the denoiser on windows of W + 1 frames."""
-    from hitchhiker.train import train
-
     rec = record(
         "train",
         cfg.episodes,
@@ -347,101 +335,8 @@ def fit(cfg: Config, run_dir=None, progress: bool = True) -> DiffusionModel:
     return result.model.eval()
 
 
-# ----------------------------------------------------------------------------- the engine
-
-
-class DiffusionEngine:
-    """The diffusion model behind the engine interface (``reset`` / ``step`` / ``rollout``).
-
-    ``reset(seed)`` renders the first real frame of world ``seed`` with the simulator and fills the
-    context with it (noop actions); each ``step`` samples the next frame in ``decode_steps`` denoising
-    steps. Sampling noise comes from a generator seeded by ``seed`` at every reset and rollout, so a
-    rollout is a pure function of its inputs and ``seed``.
-    """
-
-    actions = ACTION_NAMES
-
-    def __init__(
-        self,
-        model: DiffusionModel,
-        decode_steps: int | None = None,
-        seed: int = 0,
-        context_level: float | None = None,
-    ):
-        self.model = model.eval()
-        self.cfg = model.cfg
-        self.name = self.cfg.name
-        self.context = self.cfg.context
-        self.decode_steps = self.cfg.decode_steps if decode_steps is None else int(decode_steps)
-        self.seed = int(seed)
-        self.context_level = context_level  # None: the config's play_context_noise
-        self.world = HitchhikerWorld(LEARNING_WORLD, max_steps=0)
-        self._frames: torch.Tensor | None = None  # (1, W, 3, H, W) in [-1, 1]
-        self._actions: torch.Tensor | None = None  # (1, W - 1)
-        self._gen = torch.Generator()
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def _check_steps(self) -> int:
-        steps = self.decode_steps
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise ValueError(f"decode_steps must be a positive integer; got {steps!r}")
-        return int(steps)
-
-    def _advance(self, frames, past, action, generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """One imagined step for a batch: (next frame uint8 (B, H, W, 3), its [-1, 1] form)."""
-        acts = torch.cat([past, action[:, None]], dim=1)
-        x = self.model.next_frame(frames, acts, self._check_steps(), generator, self.context_level)
-        frame = to_uint8(x)
-        return frame, to_model_space(frame.to(self.device))
-
-    def reset(self, seed: int) -> np.ndarray:
-        frame, _ = self.world.reset(seed=int(seed))
-        start = to_model_space(torch.from_numpy(frame).to(self.device))
-        self._frames = start[None, None].repeat(1, self.context, 1, 1, 1)
-        self._actions = torch.full((1, self.context - 1), int(Action.NOOP), device=self.device)
-        self._gen = torch.Generator().manual_seed(self.seed)
-        return frame.copy()
-
-    def step(self, action) -> np.ndarray:
-        a = int(parse_action(action))
-        if self._frames is None:
-            raise RuntimeError("call reset(seed) before step(action)")
-        act = torch.tensor([a], device=self.device)
-        frame, x = self._advance(self._frames, self._actions, act, self._gen)
-        self._frames = torch.cat([self._frames[:, 1:], x[:, None]], dim=1)
-        self._actions = torch.cat([self._actions, act[:, None]], dim=1)[:, 1:]  # the last W - 1
-        return frame[0].cpu().numpy()
-
-    @torch.no_grad()
-    def rollout(self, context_frames, context_actions, actions) -> np.ndarray:
-        """uint8 (B, T, H, W, 3) imagined under ``actions`` (B, T) after the real context."""
-        from hitchhiker.interactive.rollout import check_rollout_args, pad_context
-
-        _, _, future = check_rollout_args(context_frames, context_actions, actions)
-        frames, past = pad_context(context_frames, context_actions, self.context)
-        dev = self.device
-        x = to_model_space(torch.from_numpy(frames).to(dev))
-        past = torch.from_numpy(past).to(dev)
-        future = torch.from_numpy(future).to(dev)
-        gen = torch.Generator().manual_seed(self.seed)
-        out = []
-        for t in range(future.shape[1]):
-            frame, nxt = self._advance(x, past, future[:, t], gen)
-            out.append(frame.cpu())
-            x = torch.cat([x[:, 1:], nxt[:, None]], dim=1)
-            past = torch.cat([past, future[:, t : t + 1]], dim=1)[:, 1:]
-        if not out:
-            return np.zeros((len(frames), 0, *frames.shape[2:]), dtype=np.uint8)
-        return torch.stack(out, dim=1).numpy()
-
-
 def evaluate(model: DiffusionModel, cfg: Config) -> dict[str, float]:
     """Every Stage III figure of the engine on held-out episodes ("stage3.<name>.<figure>")."""
-    from hitchhiker.interactive.rollout import evaluate_engine, truth_set
-
     h = cfg.eval_horizon
     truth = truth_set("test", cfg.eval_episodes, cfg.eval_context, h)
     engine = DiffusionEngine(model, cfg.decode_steps, cfg.seed)

@@ -1,7 +1,7 @@
 """Play a dreamed world live, with the real one beside it.
 
-Every Stage III engine speaks the live widget's language (``reset(seed)`` -> frame,
-``step(action)`` -> frame), so :func:`hitchhiker.play.play` plays a network's dream exactly as it
+Every Stage III engine speaks the engine contract of :mod:`hitchhiker.engine` (``reset(seed)`` ->
+frame, ``step(action)`` -> frame, ...), so :func:`hitchhiker.play.play` plays a network's dream exactly as it
 plays the simulator. This module adds what makes the comparison tangible:
 
 - :class:`SideBySide` is itself an engine. It resets a *dream* (a learned engine) and the *real*
@@ -30,21 +30,13 @@ from typing import Any
 import ipywidgets as w
 import numpy as np
 
-from hitchhiker.play import PlayController, PlayWidget, as_frame
-from hitchhiker.world import ACTION_NAMES, SimulatorEngine
+from hitchhiker.engine import action_index, action_names, as_frame, check_engine, decode_steps_of
+from hitchhiker.play import PlayController, PlayWidget
+from hitchhiker.world import SimulatorEngine
 from hitchhiker.world.dataset import LEARNING_WORLD
 
 STEPS_MAX = 16
 """Largest value of the decoding-steps slider (raised to an engine's own default if higher)."""
-
-
-def _check_engine(engine: Any, what: str) -> None:
-    for method in ("reset", "step"):
-        if not callable(getattr(engine, method, None)):
-            raise TypeError(
-                f"{what} must have reset(seed) and step(action) methods; "
-                f"{type(engine).__name__} has no callable {method!r}"
-            )
 
 
 class SideBySide:
@@ -56,14 +48,13 @@ class SideBySide:
     """
 
     def __init__(self, dream: Any, real: Any | None = None, gap: int = 4):
-        _check_engine(dream, "dream")
+        check_engine(dream, "dream")
         real = SimulatorEngine(LEARNING_WORLD) if real is None else real
-        _check_engine(real, "real")
+        check_engine(real, "real")
         if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 0:
             raise ValueError(f"gap must be a non-negative integer (pixels), got {gap!r}")
         self.dream, self.real, self.gap = dream, real, int(gap)
-        names = getattr(dream, "actions", None)
-        self.actions: list[str] = [str(a) for a in names] if names else list(ACTION_NAMES)
+        self.actions: list[str] = action_names(dream)
 
     @property
     def name(self) -> str:
@@ -91,12 +82,7 @@ class SideBySide:
         return self._join(self.dream.reset(seed), self.real.reset(seed))
 
     def step(self, action: int | str) -> np.ndarray:
-        if isinstance(action, (int, np.integer)) and not isinstance(action, bool):
-            if not 0 <= action < len(self.actions):
-                raise ValueError(f"unknown action {action!r}; valid: 0..{len(self.actions) - 1}")
-            name = self.actions[int(action)]
-        else:
-            name = action
+        name = self.actions[action_index(action, self.actions)]
         return self._join(self.dream.step(action), self.real.step(name))
 
 
@@ -123,10 +109,10 @@ class DreamPlay(w.VBox):
         if not isinstance(engines, dict) or not engines:
             raise ValueError(f"engines must be a non-empty dict name -> engine; got {engines!r}")
         for name, engine in engines.items():
-            _check_engine(engine, f"engine {name!r}")
+            check_engine(engine, f"engine {name!r}")
         self.engines = dict(engines)
         self.real = SimulatorEngine(LEARNING_WORLD) if real is None else real
-        _check_engine(self.real, "real")
+        check_engine(self.real, "real")
         self.scale, self.fps, self.gap, self.keyboard = scale, fps, gap, keyboard
         self.seed = int(seed)
 
@@ -167,14 +153,13 @@ class DreamPlay(w.VBox):
         if self.player is not None:
             self.seed = int(self.player.seed.value)  # what the learner sees in the seed box
         engine = self.engine
-        steps = getattr(engine, "decode_steps", None)
-        has_steps = isinstance(steps, (int, np.integer)) and not isinstance(steps, bool)
-        self.steps.disabled = not has_steps
-        if has_steps:
-            self.steps.max = max(STEPS_MAX, int(steps))
+        steps = decode_steps_of(engine)
+        self.steps.disabled = steps is None
+        if steps is not None:
+            self.steps.max = max(STEPS_MAX, steps)
             self._syncing = True  # showing the engine's value is not a request to change it
             try:
-                self.steps.value = max(1, int(steps))
+                self.steps.value = max(1, steps)
             finally:
                 self._syncing = False
         shown = SideBySide(engine, self.real, self.gap) if self.beside.value else engine

@@ -17,8 +17,9 @@ What is computed once, and reused:
   the window (its frame-time embedding changes) and the oldest frame drops out of what the others
   attend to, so the context is recomputed once per frame.
 
-The interface is the one every Stage III engine speaks (``reset``, ``step``, batched ``rollout``,
-``decode_steps``, ``name``, ``actions``); the live widget and :mod:`.rollout`'s evaluation drive it.
+The interface is the engine contract of :mod:`hitchhiker.engine` (``reset``, ``step``, batched
+``rollout``, ``decode_steps``, ``name``, ``actions``, ``context``); the live widget and
+:mod:`.rollout`'s evaluation drive it.
 
 Shapes: B batch, W context frames, T imagined steps, h x w token grid, N = h * w, V codebook size.
 """
@@ -28,11 +29,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from hitchhiker import zoo
 from hitchhiker.config import device_of
+from hitchhiker.engine import action_index, check_rollout_args, check_seed
 from hitchhiker.masks.core import KVCache
 from hitchhiker.masks.maskgit import iterative_decode
-from hitchhiker.tokens import decode_tokens, encode_frames
-from hitchhiker.world import ACTION_NAMES, SimulatorEngine, parse_action
+from hitchhiker.tokens import decode_tokens, encode_frames, tokenizer_for
+from hitchhiker.world import ACTION_NAMES, SimulatorEngine
 from hitchhiker.world.dataset import LEARNING_WORLD
 
 
@@ -74,9 +77,6 @@ class DynamicsEngine:
     def load(cls, name: str = "dynamics", preset: str | None = None, **kwargs) -> DynamicsEngine:
         """The engine of a zoo model ("dynamics", "dynamics_noaug", "dynamics_latent"): shipped
         weights, or a fresh training in smoke mode (``zoo.load_or_fit``), with its tokenizer."""
-        from hitchhiker import zoo
-        from hitchhiker.tokens import tokenizer_for
-
         model, cfg = zoo.load_or_fit(name, preset)
         return cls(model, tokenizer_for(cfg), cfg=cfg, **kwargs)
 
@@ -158,16 +158,17 @@ class DynamicsEngine:
 
     def reset(self, seed: int) -> np.ndarray:
         """The first frame of world ``seed`` (rendered by the simulator); the context repeats it."""
+        seed = check_seed(seed)
         frame = self.world.reset(seed)
         self._tokens, self._actions = self.window(self.encode(frame[None, None]), torch.zeros(1, 0))
-        self._gen = self._generator(int(seed))
+        self._gen = self._generator(seed)
         return frame
 
     def step(self, action) -> np.ndarray:
         """The next imagined frame, uint8 (64, 64, 3), after ``action`` (an int or a name)."""
         if self._tokens is None:
             raise RuntimeError("call reset(seed) before step(action)")
-        a = self.model_actions([int(parse_action(action))])
+        a = self.model_actions([action_index(action, self.actions)])
         nxt = self.predict(self._tokens, self._actions, a, self._gen)
         self._slide(nxt, a)
         return self.decode(nxt[0])
@@ -183,8 +184,6 @@ class DynamicsEngine:
     def rollout(self, context_frames, context_actions, actions) -> np.ndarray:
         """Imagine T frames (B, T, 64, 64, 3) uint8 after real context frames (B, N, 64, 64, 3),
         the actions between them (B, N-1) and the actions to imagine (B, T)."""
-        from hitchhiker.interactive.rollout import check_rollout_args
-
         frames, context_actions, actions = check_rollout_args(
             context_frames, context_actions, actions
         )

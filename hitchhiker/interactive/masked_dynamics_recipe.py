@@ -47,7 +47,8 @@ from hitchhiker.interactive.latent_action_model import infer_tokens
 from hitchhiker.interactive.latent_action_recipe import code_for_action
 from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
 from hitchhiker.interactive.masked_dynamics_model import DynamicsModel
-from hitchhiker.interactive.rollout import evaluate_engine, teacher_forced_frames, truth_set
+from hitchhiker.interactive.rollout import evaluate_engine, teacher_forced_frames
+from hitchhiker.interactive.truth import truth_set
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import random_mask
 from hitchhiker.recipe import Deps, Need, tokenizer_need
@@ -381,7 +382,6 @@ def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> Dynamic
 
 def evaluate(model: DynamicsModel, cfg: Config, deps: Deps) -> dict[str, float]:
     """Every Stage III figure of the engine on held-out episodes, plus the decoding-steps sweep."""
-
     tokenizer = deps["tokenizer"]
     cfg.tokens.check(tokenizer, "the dynamics model")
     model.eval()

@@ -1,6 +1,6 @@
 """Judge an interactive world model against the simulator: every Stage III figure, exactly.
 
-An *engine* answers actions with frames (see :mod:`hitchhiker.interactive`). Because the course owns
+An *engine* answers actions with frames (the contract: :mod:`hitchhiker.engine`). Because the course owns
 its simulator, we need no human raters and no learned judge: record held-out episodes with their
 exact ground truth (a :class:`Truth`), let the engine imagine the same episodes from the same real
 start under the same actions, and read every generated frame back with the tile reader
@@ -24,9 +24,10 @@ start under the same actions, and read every generated frame back with the tile 
   averaged over 16 steps: an engine that ignores its actions scores 0;
 - **frames per second** at batch 1 (``reset`` + 64 ``step`` calls, median of 3 runs).
 
-The ground truth and two reference engines live in :mod:`.truth` (re-exported here):
-:class:`SimulatorRollout` (the simulator itself: perfect everywhere) and :class:`CopyLastFrame` (the world freezes: a fair score on short horizons, no
-action following, zero delta-PSNR). A simulator cannot infer a world from pixels, so the truth
+The ground truth (:func:`~.truth.truth_set`) and two reference engines live in :mod:`.truth`:
+:class:`~.truth.SimulatorRollout` (the simulator itself: perfect everywhere) and
+:class:`~.truth.CopyLastFrame` (the world freezes: a fair score on short horizons, no action
+following, zero delta-PSNR). A simulator cannot infer a world from pixels, so the truth
 carries each episode's world seed, and an engine whose ``rollout`` has a ``seeds`` keyword (only
 the simulator) gets ``seeds=`` and the whole real prefix as context; learned engines get neither.
 
@@ -43,14 +44,8 @@ import time
 import numpy as np
 import torch
 
-from hitchhiker.interactive.truth import (  # noqa: F401  (re-exported: the evaluation API)
-    CopyLastFrame,
-    SimulatorRollout,
-    Truth,
-    check_rollout_args,
-    pad_context,
-    truth_set,
-)
+from hitchhiker.engine import as_rollout_frames, check_rollout_args, context_window
+from hitchhiker.interactive.truth import Truth
 from hitchhiker.metrics import HorizonCurve, psnr
 from hitchhiker.metrics import horizon_curve as _curve
 from hitchhiker.world import VALID_DISTANCE, Action, read_tiles
@@ -81,16 +76,8 @@ def run_rollout(engine, frames, past, future, seeds=None, batch_size: int = 64) 
         kw = {"seeds": np.asarray(seeds)[sl]} if extra else {}
         # writable copies: the truth is read-only and shared, torch.from_numpy warns on it
         out = engine.rollout(np.array(frames[sl]), np.array(past[sl]), np.array(future[sl]), **kw)
-        if hasattr(out, "detach"):  # a torch tensor
-            out = out.detach().cpu().numpy()
-        out = np.asarray(out)
         want = (len(frames[sl]), future.shape[1], *frames.shape[2:])
-        if out.dtype != np.uint8 or out.shape != want:
-            raise ValueError(
-                f"{type(engine).__name__}.rollout must return uint8 frames {want}; "
-                f"got {out.dtype} {out.shape}"
-            )
-        parts.append(out)
+        parts.append(as_rollout_frames(out, want, type(engine).__name__))
     return np.concatenate(parts)
 
 
@@ -101,12 +88,6 @@ def free_rollout(engine, truth: Truth, horizon: int | None = None, actions=None)
     future = truth.future_actions(horizon) if actions is None else np.asarray(actions)
     frames, past = truth.context_frames(), truth.context_actions()
     return run_rollout(engine, frames, past, future, seeds=truth.seeds)
-
-
-def context_window(engine) -> int:
-    """W: how many past frames ``engine`` conditions on (``engine.context``; 1 if it says not)."""
-    w = getattr(engine, "context", None)
-    return int(w) if isinstance(w, (int, np.integer)) and w >= 1 else 1
 
 
 # ----------------------------------------------------------------------------- measurements
@@ -342,7 +323,7 @@ def plot_rollouts(truth: Truth, rollouts: dict, episode: int = 0, steps=None, sc
     """A filmstrip: the real future on top, each engine's imagined one below, at ``steps``
     (1-based, default 8 evenly spaced); ``rollouts`` maps a name to frames (E, T, H, W, 3).
     Returns the matplotlib Figure."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: heavy, and only the notebooks draw
 
     horizon = min([truth.horizon] + [np.shape(f)[1] for f in rollouts.values()])
     if steps is None:

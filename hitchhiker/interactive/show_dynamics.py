@@ -110,7 +110,7 @@ def decoding_history(engine, context_frames, context_actions, action, steps: int
 
 
 def pick_transition(truth, first: int | None = None) -> tuple[int, int]:
-    """(episode e, frame index t) of a telling example in a :class:`~.rollout.Truth`: a move (not
+    """(episode e, frame index t) of a telling example in a :class:`~.truth.Truth`: a move (not
     noop or interact) at t >= ``first`` (default: the context length) whose next frame shows the
     most different tile kinds. The engine then gets frames up to t and imagines frame t+1."""
     first = truth.context - 1 if first is None else int(first)

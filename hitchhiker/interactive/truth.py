@@ -10,8 +10,8 @@ Two reference engines bound every score:
 - :class:`SimulatorRollout`: the simulator itself behind the engine interface (perfect);
 - :class:`CopyLastFrame`: the world freezes on the last real frame (the baseline to beat).
 
-Also here: the argument checks every engine's ``rollout`` shares (:func:`check_rollout_args`) and
-the padding of a context shorter than an engine's window (:func:`pad_context`).
+Both speak the engine contract of :mod:`hitchhiker.engine` (which holds the argument checks and
+the context padding every engine shares).
 
 Shapes: E episodes, K context frames, T horizon, B batch, N context length, W window,
 H x W pixels, R x C view tiles.
@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hitchhiker.world import ACTION_NAMES, Action, HitchhikerWorld
+from hitchhiker.engine import action_index, check_rollout_args, check_seed, check_seeds
+from hitchhiker.world import ACTION_NAMES, HitchhikerWorld
 from hitchhiker.world.dataset import LEARNING_WORLD, episode_seed, record
 from hitchhiker.world.env import WorldConfig
 
@@ -115,41 +116,6 @@ def truth_set(
 
 
 # ----------------------------------------------------------------------------- engines
-def check_rollout_args(context_frames, context_actions, actions):
-    """Validate the arguments of ``engine.rollout``; returns them as numpy arrays.
-
-    context_frames uint8 (B, N, H, W, 3), context_actions int (B, N-1), actions int (B, T).
-    """
-    frames = np.asarray(context_frames)
-    if frames.dtype != np.uint8 or frames.ndim != 5 or frames.shape[-1] != 3 or frames.shape[1] < 1:
-        raise ValueError(
-            f"context_frames must be uint8 (B, N>=1, H, W, 3); got {frames.dtype} {frames.shape}"
-        )
-    b, n = frames.shape[:2]
-    past, future = np.asarray(context_actions), np.asarray(actions)
-    for name, a, shape in (("context_actions", past, (b, n - 1)), ("actions", future, None)):
-        if not np.issubdtype(a.dtype, np.integer) or a.ndim != 2 or a.shape[0] != b:
-            raise ValueError(f"{name} must be integer (B={b}, ...); got {a.dtype} {a.shape}")
-        if shape is not None and a.shape != shape:
-            raise ValueError(f"{name} must have shape {shape}; got {a.shape}")
-        if a.size and (a.min() < 0 or a.max() >= len(Action)):
-            raise ValueError(f"{name} must lie in [0, {len(Action) - 1}]; got {a.min()}..{a.max()}")
-    return frames, past.astype(np.int64), future.astype(np.int64)
-
-
-def pad_context(context_frames, context_actions, window: int):
-    """The last ``window`` frames (and actions between them) of a context; a shorter context is
-    padded in front by repeating its first frame with noop actions, as every engine must."""
-    no_future = np.zeros((len(context_frames), 0), dtype=np.int64)
-    frames, past, _ = check_rollout_args(context_frames, context_actions, no_future)
-    frames, past = frames[:, -window:], past[:, max(0, past.shape[1] - window + 1) :]
-    missing = window - frames.shape[1]
-    if missing > 0:
-        frames = np.concatenate([np.repeat(frames[:, :1], missing, axis=1), frames], axis=1)
-        past = np.concatenate([np.full((len(past), missing), int(Action.NOOP)), past], axis=1)
-    return frames, past
-
-
 class SimulatorRollout:
     """The simulator behind the engine interface: every figure is perfect (the upper bound).
 
@@ -162,27 +128,31 @@ class SimulatorRollout:
 
     name = "simulator"
     actions = ACTION_NAMES
+    context = 1
+    """It conditions on the world's state, not on past frames; the evaluation has always read its
+    window as 1 (the default of :func:`hitchhiker.engine.context_window`)."""
 
     def __init__(self, world: WorldConfig | None = None):
         self.world = world or LEARNING_WORLD
         self.env = HitchhikerWorld(self.world, max_steps=0)
 
     def reset(self, seed: int) -> np.ndarray:
-        return self.env.reset(seed=int(seed))[0]
+        return self.env.reset(seed=check_seed(seed))[0]
 
     def step(self, action) -> np.ndarray:
         return self.env.step(action)[0]
 
     def rollout(self, context_frames, context_actions, actions, seeds=None) -> np.ndarray:
         frames, past, future = check_rollout_args(context_frames, context_actions, actions)
-        if seeds is None or np.shape(seeds) != (len(frames),):
+        if seeds is None:
             raise ValueError(
                 f"SimulatorRollout replays worlds by seed: pass seeds=(B={len(frames)},) ints "
                 f"with a context that starts at the episode's first frame; got seeds={seeds!r}"
             )
+        seeds = check_seeds(seeds, len(frames))
         out = np.empty((len(frames), future.shape[1], *frames.shape[2:]), dtype=np.uint8)
         env = HitchhikerWorld(self.world, max_steps=0)
-        for b, seed in enumerate(np.asarray(seeds)):
+        for b, seed in enumerate(seeds):
             replay = [env.reset(seed=int(seed))[0]]
             replay += [env.step(int(a))[0] for a in past[b]]
             if not np.array_equal(np.stack(replay), frames[b]):
@@ -207,13 +177,11 @@ class CopyLastFrame:
         self.frame = np.zeros((64, 64, 3), dtype=np.uint8)
 
     def reset(self, seed: int) -> np.ndarray:
-        self.frame = self.env.reset(seed=int(seed))[0]
+        self.frame = self.env.reset(seed=check_seed(seed))[0]
         return self.frame.copy()
 
     def step(self, action) -> np.ndarray:
-        from hitchhiker.world import parse_action
-
-        parse_action(action)  # unknown actions are still an error
+        action_index(action, self.actions)  # unknown actions are still an error
         return self.frame.copy()
 
     def rollout(self, context_frames, context_actions, actions) -> np.ndarray:

@@ -453,7 +453,10 @@ if ENV_ID not in gym.registry:  # so that gymnasium.make(ENV_ID, **overrides) wo
 
 
 class SimulatorEngine:
-    """The tiny engine interface the live notebook widget drives: frames in, actions out."""
+    """The simulator as a playable engine (:class:`hitchhiker.engine.Playable`): ``reset(seed)`` and
+    ``step(action)`` return frames; ``info`` holds the last step's facts. Its batched ``rollout``
+    (the whole :class:`hitchhiker.engine.Engine` contract) is
+    :class:`hitchhiker.interactive.truth.SimulatorRollout`."""
 
     actions = ACTION_NAMES
 
