@@ -34,7 +34,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -121,24 +121,6 @@ class TrainConfig:
                 f"invalid TrainConfig values: {', '.join(bad)} (see the field docstrings; "
                 f"precision must be one of {PRECISIONS} or None)"
             )
-
-
-def train_config_of(recipe_cfg: Any, **overrides: Any) -> TrainConfig:
-    """The trainer's settings of a recipe's config (every model the zoo ships has one).
-
-    Takes each TrainConfig field the recipe config also has, by name (its optimizer step count may
-    be called ``train_steps`` where ``steps`` means something else), keeps the warmup shorter than
-    the run, logs every quarter of the run (at most every 50 steps), then applies ``overrides``.
-    """
-    steps = getattr(recipe_cfg, "train_steps", None) or recipe_cfg.steps
-    shared = {f.name for f in fields(TrainConfig)} - {"steps"}
-    kw = {name: getattr(recipe_cfg, name) for name in shared if hasattr(recipe_cfg, name)}
-    kw.update(
-        steps=steps,
-        warmup_steps=min(recipe_cfg.warmup_steps, max(0, steps - 1)),
-        log_every=max(1, min(50, steps // 4)),
-    )
-    return TrainConfig(**{**kw, **overrides})
 
 
 @dataclass

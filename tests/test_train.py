@@ -483,15 +483,13 @@ def test_ddp_two_cpu_ranks_match_single_process(tmp_path):
     assert np.allclose(single.losses, losses, rtol=1e-4)
 
 
-def test_train_config_of_takes_the_recipes_fields_by_name():
-    from types import SimpleNamespace
-
-    from hitchhiker.train import train_config_of
-
-    recipe = SimpleNamespace(steps=8, train_steps=40, batch_size=5, lr=0.01, warmup_steps=100,
-                             seed=3, checkpoint_every=7, policy="random")  # fmt: skip
-    tcfg = train_config_of(recipe, checkpoint_every=0)
-    assert (tcfg.steps, tcfg.batch_size, tcfg.lr, tcfg.seed) == (40, 5, 0.01, 3)  # train_steps wins
-    assert tcfg.warmup_steps == 39 and tcfg.log_every == 10  # warmup inside the run; 4 log lines
-    assert tcfg.checkpoint_every == 0  # overrides come last
-    assert train_config_of(SimpleNamespace(steps=400, warmup_steps=10)).log_every == 50
+def test_a_warmup_longer_than_the_run_ends_inside_it_and_log_every_0_logs_each_quarter(tmp_path):
+    cfg = TrainConfig(steps=8, batch_size=4, lr=0.01, warmup_steps=100, log_every=0, device="cpu")
+    assert [lr_at(s, cfg) for s in range(7)] == pytest.approx(
+        [0.01 * (s + 1) / 7 for s in range(7)]
+    )
+    assert lr_at(7, cfg) == pytest.approx(0.01)  # the warmup is cut to steps - 1: one decay step
+    model = nn.Linear(2, 1)
+    data = [{"x": torch.randn(2)} for _ in range(16)]
+    result = train(model, data, lambda m, b: m(b["x"]).pow(2).mean(), cfg, progress=False)
+    assert [e["step"] for e in result.log] == [2, 4, 6, 8]  # 0: every quarter of the run
