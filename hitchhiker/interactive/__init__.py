@@ -17,7 +17,10 @@ live widget serve them all.
   and a frozen world that copies the last frame)
 - :mod:`.rollout`         evaluation against the simulator: teacher-forced accuracy, action
   following, seen-land accuracy, error versus horizon, Genie's delta-PSNR, frames per second
+- :mod:`.revisit`         walk away and come back: how much of the land seen before an engine
+  redraws right (the seed of Stage IV's memory benchmark)
 - :mod:`.dream_play`      play a dreamed world live, side by side with the real one
+- :mod:`.benchmark`       Stage III's rows of the course benchmark (:mod:`hitchhiker.bench`)
 
 Imports are lazy on purpose: ``import hitchhiker.interactive`` loads no model code (and no torch
 model definitions); import the submodule you need.
@@ -39,6 +42,8 @@ SUBMODULES = (
     "truth",
     "rollout",
     "dream_play",
+    "revisit",
+    "benchmark",
 )
 """The Stage III modules, importable as attributes on first use (``interactive.rollout``)."""
 
