@@ -4,8 +4,10 @@
 
 prints a markdown table of figures grouped by stage and (with ``--json``) writes them as one flat
 JSON object from dotted figure names (``world.steps_per_s``) to numbers, plus ``preset`` and
-``hardware``. Each stage of the road registers its own rows with :func:`figures`; nothing is typed
-in by hand, so the README can only quote what this file measured.
+``hardware``. Each stage of the road owns its rows: its package's ``benchmark`` module
+(:data:`STAGE_MODULES`) registers them with :func:`figures`, next to the function that measures
+them. Nothing is typed in by hand, so the README can only quote what those functions measured.
+This module keeps the registry, running, merging, the markdown table and the command line.
 
 Speed goals live here, not in the unit tests: a timed unit test fails on a busy CI machine and
 passes on a fast one, and says little either way.
@@ -14,13 +16,11 @@ passes on a fast one, and says little either way.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import numpy as np
 
 from hitchhiker.config import hardware_name, resolve_preset
 
@@ -39,310 +39,44 @@ class Figure:
     """The target from the issue, e.g. ">= 2000"; empty when the figure is only reported."""
 
 
-_STAGES: list[tuple[str, Callable[[str], dict[str, float]], tuple[Figure, ...]]] = []
+Producer = Callable[[str], dict[str, float]]
+"""``fn(preset) -> {figure name: value}``: measures one stage's rows."""
+
+STAGE_MODULES: dict[str, str] = {
+    "world": "hitchhiker.world.benchmark",
+    "stage1": "hitchhiker.masks.benchmark",
+    "stage2": "hitchhiker.unified.benchmark",
+    "stage3": "hitchhiker.interactive.benchmark",
+}
+"""Stage -> the module that registers its rows, in the order the table shows them."""
+
+# No import cycle: the stage modules import this one (for Figure and figures) at their top, and this
+# module never imports them at its top. :func:`stages` loads them by name when a run, a table or a
+# test asks, by which time this module is complete, so either may be imported first, alone. The
+# registry is keyed by stage and read in STAGE_MODULES order, so the table's order does not depend
+# on which stage module happened to be imported first (a notebook may import one on its own).
+_REGISTRY: dict[str, tuple[Producer, tuple[Figure, ...]]] = {}
 
 
 def figures(stage: str, *rows: Figure):
     """Register ``fn(preset) -> {name: value}`` as the producer of ``rows`` for ``stage``."""
 
-    def register(fn: Callable[[str], dict[str, float]]):
-        _STAGES.append((stage, fn, rows))
+    def register(fn: Producer):
+        if stage in _REGISTRY:
+            raise ValueError(f"stage {stage!r} registers its benchmark rows twice")
+        _REGISTRY[stage] = (fn, rows)
         return fn
 
     return register
 
 
-# --------------------------------------------------------------------------- the world
-
-
-@figures(
-    "world",
-    Figure(
-        "world.steps_per_s",
-        "simulator steps per second, one world, one core, 64x64 view",
-        "steps/s",
-        ">= 2000",
-    ),
-    Figure(
-        "world.reader_accuracy",
-        "ground-truth reader: tile accuracy on real frames (day and night, animals)",
-        "",
-        "= 1.0",
-    ),
-    Figure(
-        "world.reader_heading_accuracy",
-        "ground-truth reader: explorer heading read from real frames",
-        "",
-        "= 1.0",
-    ),
-    Figure("world.reader_validity_real", "frame validity of real frames", "", "= 1.0"),
-    Figure("world.reader_validity_noise", "frame validity of uniform-noise frames", "", "~ 0"),
-    Figure(
-        "world.reader_frames_per_s",
-        "ground-truth reader throughput, one batch of all those frames",
-        "frames/s",
-    ),
-)
-def world_figures(preset: str) -> dict[str, float]:
-    import torch
-
-    from hitchhiker.world import HitchhikerWorld, read_tiles
-    from hitchhiker.world.reader import frame_validity
-
-    torch.set_num_threads(1)  # "one core": keep torch (and what it drives) from fanning out
-    n_steps = 500 if preset == "smoke" else 5000
-    env = HitchhikerWorld()
-    env.reset(seed=0)
-    actions = np.random.default_rng(0).integers(0, env.action_space.n, size=n_steps)
-    t0 = time.perf_counter()
-    for a in actions:
-        _, _, _, truncated, _ = env.step(int(a))
-        if truncated:
-            env.reset()
-    steps_per_s = n_steps / (time.perf_counter() - t0)
-
-    # Real frames across seeds, times of day and with animals about.
-    frames, tiles, headings = [], [], []
-    n_seeds = 2 if preset == "smoke" else 8
-    for seed in range(n_seeds):
-        env = HitchhikerWorld(day_length=64)
-        obs, info = env.reset(seed=1000 + seed)
-        rng = np.random.default_rng(seed)
-        for _ in range(64):
-            obs, _, _, _, info = env.step(int(rng.integers(0, 6)))
-            frames.append(obs)
-            tiles.append(info["tiles"])
-            headings.append(info["heading"])
-    frames, tiles, headings = np.stack(frames), np.stack(tiles), np.array(headings)
-    t0 = time.perf_counter()
-    reading = read_tiles(frames)
-    reader_fps = len(frames) / (time.perf_counter() - t0)
-    noise = np.random.default_rng(1).integers(0, 256, size=frames[:64].shape, dtype=np.uint8)
-    return {
-        "world.steps_per_s": steps_per_s,
-        "world.reader_accuracy": float(np.mean(reading.kinds == tiles)),
-        "world.reader_heading_accuracy": float(np.mean(reading.heading == headings)),
-        "world.reader_validity_real": float(np.mean(frame_validity(frames))),
-        "world.reader_validity_noise": float(np.mean(frame_validity(noise))),
-        "world.reader_frames_per_s": reader_fps,
-    }
-
-
-# --------------------------------------------------------------------------- stage I: masks
-
-
-@figures(
-    "stage1",
-    Figure("stage1.mae.masked_psnr_75", "MAE: PSNR of masked patches at 75% masking", "dB"),
-    Figure(
-        "stage1.mae.probe_acc",
-        "linear probe on MAE features: tile kind of each caption region",
-        "",
-        "> random",
-    ),
-    Figure("stage1.mae.probe_acc_random", "same probe on a randomly initialised encoder"),
-    Figure(
-        "stage1.mae.probe_center_acc", "linear probe on MAE features: tile the explorer stands on"
-    ),
-    Figure("stage1.mae.probe_center_acc_random", "same probe on a randomly initialised encoder"),
-    Figure("stage1.text.masked_acc_15", "masked text: accuracy on 15% masked caption words"),
-    Figure("stage1.text.parse_rate", "masked diffusion: generated captions that parse"),
-    Figure(
-        "stage1.tokenizer.tile_accuracy",
-        "tokenizer: tile accuracy of reconstructions",
-        "",
-        ">= 0.98",
-    ),
-    Figure("stage1.tokenizer.psnr", "tokenizer: reconstruction PSNR", "dB", ">= 26"),
-    Figure(
-        "stage1.tokenizer.heading_accuracy",
-        "tokenizer: explorer heading read from reconstructions",
-    ),
-    Figure(
-        "stage1.tokenizer.codebook_usage",
-        "tokenizer: share of codes in use on test views",
-        "",
-        ">= 0.8",
-    ),
-    Figure(
-        "stage1.maskgit.confident_share", "MaskGIT samples: tiles read confidently", "", ">= 0.9"
-    ),
-    Figure(
-        "stage1.maskgit.kind_tv", "MaskGIT samples: tile-kind frequency distance to real views (TV)"
-    ),
-    Figure("stage1.ar.confident_share", "AR samples: tiles read confidently"),
-    Figure("stage1.ar.kind_tv", "AR samples: tile-kind frequency distance to real views (TV)"),
-    Figure(
-        "stage1.maskgit.ms_per_image_b1", "MaskGIT (8 steps) sampling time per image, batch 1", "ms"
-    ),
-    Figure("stage1.ar.ms_per_image_b1", "AR (KV cache) sampling time per image, batch 1", "ms"),
-    Figure("stage1.ar.maskgit_speedup_b1", "MaskGIT speed-up over AR, batch 1", "x", ">= 10"),
-    Figure(
-        "stage1.maskgit.ms_per_image_b16",
-        "MaskGIT (8 steps) sampling time per image, batch 16",
-        "ms",
-    ),
-    Figure("stage1.ar.ms_per_image_b16", "AR (KV cache) sampling time per image, batch 16", "ms"),
-    Figure("stage1.ar.maskgit_speedup_b16", "MaskGIT speed-up over AR, batch 16", "x", ">= 10"),
-)
-def stage1_figures(preset: str) -> dict[str, float]:
-    """Evaluate the shipped Stage I models (fresh smoke-sized ones under the smoke preset)."""
-    from hitchhiker import zoo
-
-    out: dict[str, float] = {}
-    for name in ("mae", "text", "tokenizer", "maskgit", "ar"):
-        model, cfg = zoo.load_or_fit(name, preset)
-        out.update(zoo.recipe(name).evaluate(model, cfg))
-    for b in (1, 16):  # the speed-up from the two rows the table shows, so the three agree
-        out[f"stage1.ar.maskgit_speedup_b{b}"] = (
-            out[f"stage1.ar.ms_per_image_b{b}"] / out[f"stage1.maskgit.ms_per_image_b{b}"]
-        )
-    out.pop("stage1.ar.maskgit_ms_per_image_b1", None)  # AR's own race timings: not table rows
-    out.pop("stage1.ar.maskgit_ms_per_image_b16", None)
-    return out
-
-
-# --------------------------------------------------------------------------- Stage II
-
-
-def _unified_rows(name: str, label: str, goals: bool) -> tuple[Figure, ...]:
-    g = (lambda goal: goal) if goals else (lambda goal: "")
-    return (
-        Figure(
-            f"stage2.{name}.t2i_fact_accuracy",
-            f"{label} text-to-image: requested facts that hold in the view",
-            "",
-            g(">= 0.80"),
-        ),
-        Figure(
-            f"stage2.{name}.i2t_precision",
-            f"{label} image-to-text: stated facts true of the view",
-            "",
-            g(">= 0.90"),
-        ),
-        Figure(f"stage2.{name}.i2t_recall", f"{label} image-to-text: view facts stated"),
-        Figure(f"stage2.{name}.i2t_parse_rate", f"{label} image-to-text: captions that parse"),
-        Figure(
-            f"stage2.{name}.ms_per_t2i_sample_b1",
-            f"{label} text-to-image time per sample, batch 1",
-            "ms",
-        ),
-        Figure(
-            f"stage2.{name}.ms_per_t2i_sample_b16",
-            f"{label} text-to-image time per sample, batch 16",
-            "ms",
-        ),
-        Figure(
-            f"stage2.{name}.ms_per_i2t_caption_b16",
-            f"{label} image-to-text time per caption, batch 16",
-            "ms",
-        ),
-    )
-
-
-@figures(
-    "stage2",
-    *_unified_rows("unified", "masked:", True),
-    *_unified_rows("unified_ar", "AR:", False),
-)
-def stage2_figures(preset: str) -> dict[str, float]:
-    """Evaluate the shipped Stage II models (fresh smoke-sized ones under the smoke preset)."""
-    from hitchhiker import zoo
-
-    out: dict[str, float] = {}
-    for name in ("unified", "unified_ar"):
-        model, cfg = zoo.load_or_fit(name, preset)
-        out.update(zoo.recipe(name).evaluate(model, cfg))
-    return out
-
-
-# --------------------------------------------------------------------------- Stage III
-
-
-def _engine_rows(name: str, label: str, fps_goal: str, main: bool) -> tuple[Figure, ...]:
-    g = (lambda goal: goal) if main else (lambda goal: "")
-    return (
-        Figure(
-            f"stage3.{name}.teacher_forced_tile_accuracy",
-            f"{label}: next-frame tile accuracy, teacher-forced, on land the inputs showed",
-            "",
-            g(">= 0.98"),
-        ),
-        Figure(
-            f"stage3.{name}.teacher_forced_tile_accuracy_all",
-            f"{label}: the same on every tile, incl. the row a move reveals",
-        ),
-        Figure(
-            f"stage3.{name}.action_following_16",
-            f"{label}: action following over 16-step rollouts",
-            "",
-            g(">= 0.95"),
-        ),
-        Figure(
-            f"stage3.{name}.seen_land_accuracy_32",
-            f"{label}: 32-step rollouts, tile accuracy on land shown and kept in the window",
-            "",
-            g(">= 0.90 (better engine)"),
-        ),
-        Figure(
-            f"stage3.{name}.seen_land_accuracy_ever_32",
-            f"{label}: same on land shown at any earlier time (needs memory: Stage IV)",
-        ),
-        Figure(
-            f"stage3.{name}.new_land_validity_32",
-            f"{label}: reader validity of land never shown (invented)",
-        ),
-        *(
-            Figure(f"stage3.{name}.tile_error_h{h}", f"{label}: tile error at step {h}")
-            for h in (1, 8, 16, 32, 64)
-        ),
-        Figure(
-            f"stage3.{name}.delta_psnr_16",
-            f"{label}: controllability ΔPSNR (recorded minus random actions)",
-            "dB",
-            g("> 0"),
-        ),
-        Figure(f"stage3.{name}.fps_b1", f"{label}: frames per second, batch 1", "fps", fps_goal),
-    )
-
-
-STAGE3_ENGINES = {
-    "dynamics": ("masked dynamics, true actions", ">= 25", True),
-    "dynamics_noaug": ("masked dynamics, no context noise", "", False),
-    "dynamics_latent": ("masked dynamics, latent actions", "", False),
-    "diffusion": ("diffusion engine, 2 steps", ">= 10", True),
-    "diffusion_noaug": ("diffusion engine, no context noise", "", False),
-}
-
-
-@figures(
-    "stage3",
-    Figure("stage3.lam.nmi", "latent actions: NMI with the true actions", "", ">= 0.8"),
-    Figure("stage3.lam.purity", "latent actions: purity (code -> majority action)"),
-    Figure("stage3.lam.nmi_effective", "the same on transitions that changed the frame"),
-    Figure(
-        "stage3.lam_leaky.nmi",
-        "a leaky (too wide) bottleneck: NMI with the true actions",
-        "",
-        "low",
-    ),
-    Figure("stage3.lam_leaky.next_frame_loss", "its next-frame loss (the leak's gain)"),
-    Figure("stage3.lam.next_frame_loss", "next-frame loss of the narrow bottleneck"),
-    *(
-        r
-        for name, (label, fps, main) in STAGE3_ENGINES.items()
-        for r in _engine_rows(name, label, fps, main)
-    ),
-)
-def stage3_figures(preset: str) -> dict[str, float]:
-    """Evaluate the shipped Stage III models (fresh smoke-sized ones under the smoke preset)."""
-    from hitchhiker import zoo
-
-    out: dict[str, float] = {}
-    for name in ("lam", "lam_leaky", *STAGE3_ENGINES):
-        model, cfg = zoo.load_or_fit(name, preset)
-        out.update(zoo.recipe(name).evaluate(model, cfg))
-    return out
+def stages() -> list[tuple[str, Producer, tuple[Figure, ...]]]:
+    """(stage, producer, rows) of every stage, in table order: imports the stage modules."""
+    for stage, module in STAGE_MODULES.items():
+        importlib.import_module(module)
+        if stage not in _REGISTRY:
+            raise RuntimeError(f"{module} registered no rows for stage {stage!r}")
+    return [(stage, *_REGISTRY[stage]) for stage in STAGE_MODULES]
 
 
 # --------------------------------------------------------------------------- running
@@ -351,12 +85,13 @@ def stage3_figures(preset: str) -> dict[str, float]:
 def run(preset: str | None = None, only: list[str] | None = None) -> dict:
     """Measure every registered figure (or the stages in ``only``); returns the flat dict."""
     preset = resolve_preset(preset)
-    known = [s for s, _, _ in _STAGES]
+    registered = stages()
+    known = [s for s, _, _ in registered]
     for s in only or []:
         if s not in known:
             raise ValueError(f"unknown stage {s!r}; expected one of {', '.join(known)}")
     out: dict = {}
-    for stage, fn, _ in _STAGES:
+    for stage, fn, _ in registered:
         if only and stage not in only:
             continue
         out.update({k: float(v) for k, v in fn(preset).items()})
@@ -385,7 +120,7 @@ def merge(paths: list[str]) -> dict:
 def markdown(results: dict) -> str:
     """The table the README quotes, grouped by stage."""
     lines = [f"Hardware: {results['hardware']} · preset `{results['preset']}`", ""]
-    for stage, _, rows in _STAGES:
+    for stage, _, rows in stages():
         present = [r for r in rows if r.name in results]
         if not present:
             continue
@@ -439,4 +174,8 @@ def write_readme(table: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m hitchhiker.bench` runs this file as __main__, a second copy of the module: the
+    # stage modules register into hitchhiker.bench's registry, not this copy's. Run that one.
+    from hitchhiker.bench import main as _main
+
+    sys.exit(_main())

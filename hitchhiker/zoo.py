@@ -332,6 +332,16 @@ def migrate() -> list[str]:
     return done
 
 
+def shipped_or_fit(name: str, preset: str | None = None):
+    """(model, cfg): the shipped model whenever there is one, *in smoke mode too* (where
+    :func:`load_or_fit` would train a tiny one: a notebook that only shortens its measurements in
+    smoke mode can still show real pictures), else a fresh fit at ``preset``."""
+    if path_of(name).is_file():
+        model = load(name)
+        return model, model.shipped_config
+    return load_or_fit(name, preset)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m hitchhiker.zoo", description=__doc__.split("\n")[0]

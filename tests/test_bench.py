@@ -30,7 +30,7 @@ def test_unknown_stage_is_refused():
 def test_every_registered_stage1_row_is_measured():
     """Each row the README table promises is produced (smoke-sized models, fresh in CI)."""
     results = bench.run("smoke", only=["stage1"])
-    rows = next(rows for stage, _, rows in bench._STAGES if stage == "stage1")
+    rows = next(rows for stage, _, rows in bench.stages() if stage == "stage1")
     missing = [r.name for r in rows if r.name not in results]
     assert not missing, f"registered but not measured: {missing}"
     assert 0.0 <= results["stage1.tokenizer.codebook_usage"] <= 1.0
@@ -53,8 +53,45 @@ def test_runs_of_one_machine_merge_and_others_are_refused(tmp_path, capsys):
 def test_every_registered_row_of_the_later_stages_is_measured(stage):
     """Smoke-sized models, fresh in CI: the README rows and the recipes' figure names agree."""
     results = bench.run("smoke", only=[stage])
-    rows = next(rows for s, _, rows in bench._STAGES if s == stage)
+    rows = next(rows for s, _, rows in bench.stages() if s == stage)
     # smoke rollouts are 16 steps long: longer-horizon rows exist from the cpu preset on
     names = [r.name.replace("_32", "_16") for r in rows if not r.name.endswith(("_h32", "_h64"))]
     missing = [name for name in names if name not in results]
     assert not missing, f"registered but not measured: {missing}"
+
+
+def test_each_stage_package_owns_its_rows_in_table_order():
+    """The rows live in the stage packages' benchmark modules; the table order is fixed by
+    STAGE_MODULES, whichever stage module was imported first."""
+    import hitchhiker.unified.benchmark  # noqa: F401  (imported first on purpose)
+
+    registered = bench.stages()
+    assert [s for s, _, _ in registered] == ["world", "stage1", "stage2", "stage3"]
+    for stage, fn, rows in registered:
+        assert fn.__module__ == bench.STAGE_MODULES[stage]
+        assert rows and all(r.name.startswith(f"{stage}.") for r in rows)
+    names = [r.name for _, _, rows in registered for r in rows]
+    assert len(names) == len(set(names)), "a figure name is registered twice"
+
+
+def test_a_stage_cannot_register_twice():
+    bench.stages()
+    with pytest.raises(ValueError, match="twice"):
+        bench.figures("world", bench.Figure("world.x", "x"))(lambda preset: {})
+
+
+def test_the_command_line_module_uses_the_one_registry(tmp_path):
+    """`python -m hitchhiker.bench` runs the file as __main__, a second copy of the module; the
+    stage modules register into hitchhiker.bench, and the table must still show their rows."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "a.json"
+    data.write_text(json.dumps({"preset": "cpu", "hardware": "X", "world.steps_per_s": 5000.0}))
+    out = subprocess.run(
+        [sys.executable, "-m", "hitchhiker.bench", "--from-json", str(data)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "**world**" in out and "`world.steps_per_s`" in out and "5,000" in out

@@ -25,8 +25,11 @@ presets, VARIANTS, build, fit, evaluate) in the ``*_recipe`` module next to it.
   itself, and a frozen world that copies the last frame)
 - :mod:`.rollout`                 evaluation against the simulator: teacher-forced accuracy, action
   following, seen-land accuracy, error versus horizon, Genie's delta-PSNR, frames per second
+- :mod:`.revisit`                 walk away and come back: how much of the land seen before an
+  engine redraws right (the seed of Stage IV's memory benchmark)
 - :mod:`.dream_play`              play a dreamed world live, side by side with the real one
 - :mod:`.show_dynamics`           pictures of Stage III's token models for notebook 04
+- :mod:`.benchmark`               Stage III's rows of the course benchmark (:mod:`hitchhiker.bench`)
 """
 
 from .latent_action_model import LatentActionModel

@@ -130,3 +130,49 @@ def effective_transitions(rec: Recording) -> np.ndarray:
     turned = rec.headings[:, 1:] != rec.headings[:, :-1]
     changed = (rec.tiles[:, 1:] != rec.tiles[:, :-1]).any((-2, -1)) & ~moved
     return moved | turned | changed
+
+
+# ----------------------------------------------------------------------------- the leak's table
+BOTTLENECK_FIGURES = ("next_frame_loss", "nmi", "consistency", "codes_used")
+"""The figures (last part of the dotted name) that tell a narrow bottleneck from a leaking one."""
+
+
+def bottleneck_figures(figures: dict[str, float]) -> dict[str, float]:
+    """The :data:`BOTTLENECK_FIGURES` among one model's evaluation figures (dotted names kept)."""
+    return {k: v for k, v in figures.items() if k.rsplit(".", 1)[-1] in BOTTLENECK_FIGURES}
+
+
+def bottleneck_rows(scores: dict[str, tuple[dict, dict]]) -> list[dict]:
+    """The narrow-versus-leaky table, one row per model.
+
+    ``scores`` maps a model name (its figures are ``stage3.<name>.*``, as
+    :func:`hitchhiker.interactive.latent_action_recipe.evaluate` names them) to its figures on held-out
+    play and on play it trained on. Each row: ``model``, ``held_out_loss`` and ``training_loss``
+    (next-frame loss: a leak lowers the training one most), and on held-out play ``nmi``,
+    ``consistency`` and ``codes_used``.
+    """
+    rows = []
+    for name, (held_out, training) in scores.items():
+        p = f"stage3.{name}."
+        missing = [
+            f"{which}: {p}{f}"
+            for which, figures, names in (
+                ("held out", held_out, BOTTLENECK_FIGURES),
+                ("training", training, ("next_frame_loss",)),
+            )
+            for f in names
+            if p + f not in figures
+        ]
+        if missing:
+            raise KeyError(f"figures missing for {name!r}: {', '.join(missing)}")
+        rows.append(
+            {
+                "model": name,
+                "held_out_loss": float(held_out[p + "next_frame_loss"]),
+                "training_loss": float(training[p + "next_frame_loss"]),
+                "nmi": float(held_out[p + "nmi"]),
+                "consistency": float(held_out[p + "consistency"]),
+                "codes_used": float(held_out[p + "codes_used"]),
+            }
+        )
+    return rows

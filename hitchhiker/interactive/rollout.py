@@ -350,3 +350,38 @@ def plot_rollouts(truth: Truth, rollouts: dict, episode: int = 0, steps=None, sc
                 ax.set_ylabel(name, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+@torch.no_grad()
+def decoding_steps_sweep(
+    engine, truth: Truth, steps=(1, 2, 3, 4), fps_repeats: int = 1
+) -> dict[str, np.ndarray]:
+    """Quality and speed of ``engine`` at each number of decoding steps (``engine.decode_steps``).
+
+    For each entry of ``steps``: teacher-forced frames (:func:`teacher_forced_frames`, every frame
+    predicted from the real past) scored on every cell by the tile reader and by PSNR against the
+    real frames, and :func:`frames_per_second` at batch 1 on the first episode's actions (median
+    of ``fps_repeats``). The engine's own ``decode_steps`` is restored afterwards.
+
+    Returns columns of one row per entry, each (S,): ``steps`` (int), ``tile_accuracy``, ``psnr``
+    (dB), ``fps``.
+    """
+    if not hasattr(engine, "decode_steps"):
+        raise ValueError(f"{type(engine).__name__} has no decode_steps to sweep")
+    steps = [int(s) for s in steps]
+    if not steps or min(steps) < 1:
+        raise ValueError(f"steps must be >= 1 decoding steps each; got {steps}")
+    kept = engine.decode_steps
+    rows = []
+    try:
+        for s in steps:
+            engine.decode_steps = s
+            tf = teacher_forced_frames(engine, truth)
+            acc = float((read_tiles(tf).kinds == truth.tiles[:, 1:]).mean())
+            db = psnr(tf, np.array(truth.frames[:, 1:]))
+            fps = frames_per_second(engine, int(truth.seeds[0]), truth.actions[0], fps_repeats)
+            rows.append((s, acc, db, fps))
+    finally:
+        engine.decode_steps = kept
+    names = ("steps", "tile_accuracy", "psnr", "fps")
+    return {name: np.array(column) for name, column in zip(names, zip(*rows))}
