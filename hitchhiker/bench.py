@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hitchhiker.config import hardware_name, resolve_preset
+from hitchhiker.course import README
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def write_readme(table: str) -> None:
     """Put ``table`` between the README's ``<!-- bench:begin/end -->`` markers."""
-    from hitchhiker.course import README
-
     text = README.read_text()
     begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
     if begin not in text or end not in text:
