@@ -270,9 +270,17 @@ def _expand_dotted(values: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(
             inner, dict
         ):  # "train" given whole and "train.lr" too: the dotted one wins
-            inner = out[head] = config_to_dict(inner) if dataclasses.is_dataclass(inner) else {}
+            inner = out[head] = _as_tree(inner) if dataclasses.is_dataclass(inner) else {}
         inner.update(_expand_dotted({rest: value}))
     return out
+
+
+def _as_tree(cfg: Any) -> dict[str, Any]:
+    """A config instance as a tree of dicts, its values as they are (tuples stay tuples)."""
+    return {
+        f.name: _as_tree(v) if dataclasses.is_dataclass(v := getattr(cfg, f.name)) else v
+        for f in _init_fields(type(cfg))
+    }
 
 
 def _default_tree(cls: type) -> dict[str, Any]:
@@ -285,7 +293,7 @@ def _default_tree(cls: type) -> dict[str, Any]:
             value = f.default_factory()
         else:
             continue  # a required field: it must come from a preset row or an override
-        tree[f.name] = config_to_dict(value) if dataclasses.is_dataclass(value) else value
+        tree[f.name] = _as_tree(value) if dataclasses.is_dataclass(value) else value
     return tree
 
 
@@ -315,7 +323,7 @@ def _merge(cls: type, tree: dict[str, Any], values: dict[str, Any], source: str)
                     f"{cls.__name__}.{key} ({source}) expects a {nested[key].__name__} or a dict of "
                     f"its fields, got {value!r}"
                 )
-            out[key] = None if value is None else config_to_dict(value)
+            out[key] = None if value is None else _as_tree(value)
         else:
             out[key] = _coerce(hints.get(key, Any), value, f"{cls.__name__}.{key} ({source})")
     return out

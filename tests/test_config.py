@@ -298,3 +298,17 @@ def test_a_flat_stored_config_migrates_into_the_nested_shape(clean_env):
     assert config_from_dict(Recipe, config_to_dict(cfg)) == cfg  # today's shape: unchanged
     with pytest.raises(ValueError, match="stored Recipe field 'colour' has no place"):
         config_from_dict(Recipe, {"width": 8, "colour": "red"})
+
+
+def test_nested_defaults_keep_their_types(clean_env):
+    from hitchhiker.train import TrainConfig
+
+    @dataclass
+    class WithTrainer:
+        PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+        train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+        """How it trains."""
+
+    cfg = make_config(WithTrainer, "cpu", **{"train.lr": 1e-2})
+    assert cfg.train.betas == (0.9, 0.95) and isinstance(cfg.train.betas, tuple)
+    assert config_from_dict(WithTrainer, config_to_dict(cfg)) == cfg
