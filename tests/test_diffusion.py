@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hitchhiker.config import make_config
+from hitchhiker.config import config_from_dict, make_config
 from hitchhiker.interactive import diffusion_recipe as diffusion
 from hitchhiker.interactive.diffusion_engine import DiffusionEngine
 from hitchhiker.interactive.edm import EDM
@@ -194,18 +194,15 @@ def tiny():
     cfg = smoke_cfg(
         channels=(24, 32),
         emb_dim=32,
-        episodes=4,
-        episode_steps=24,
-        steps=300,
-        batch_size=16,
-        lr=2e-3,
-        warmup_steps=10,
+        data={"episodes": 4, "episode_steps": 24},
+        train={"steps": 300, "batch_size": 16, "lr": 2e-3, "warmup_steps": 10},
         context_noise=0.0,
         pad_prob=0.0,
         decode_steps=1,
     )
-    model = diffusion.fit(cfg, progress=False)
-    rec = record("train", cfg.episodes, cfg.episode_steps, cfg.policy, world=LEARNING_WORLD)
+    model = diffusion.fit(cfg, {}, progress=False)
+    d = cfg.data
+    rec = record("train", d.episodes, d.episode_steps, d.policy, world=LEARNING_WORLD)
     return model, cfg, rec
 
 
@@ -279,9 +276,11 @@ def test_tiny_model_learns_and_follows_actions(tiny):
 
 
 def test_smoke_fit_and_evaluate_names_the_figures():
-    cfg = smoke_cfg(steps=2, eval_episodes=1, eval_horizon=4, name="diffusion_noaug")
-    model = diffusion.fit(cfg, progress=False)
-    figures = diffusion.evaluate(model, cfg)
+    cfg = smoke_cfg(
+        eval_horizon=4, name="diffusion_noaug", train={"steps": 2}, data={"eval_episodes": 1}
+    )
+    model = diffusion.fit(cfg, {}, progress=False)
+    figures = diffusion.evaluate(model, cfg, {})
     for name in (
         "teacher_forced_tile_accuracy",
         "action_following_4",
@@ -292,3 +291,14 @@ def test_smoke_fit_and_evaluate_names_the_figures():
     ):
         assert f"stage3.diffusion_noaug.{name}" in figures
     assert all(np.isfinite(v) or np.isnan(v) for v in figures.values())
+
+
+def test_a_flat_stored_config_migrates_into_the_nested_shape():
+    # Files shipped before the configs were nested store one flat dict, device and precision too.
+    flat = {"name": "diffusion", "channels": [80, 112], "episodes": 384, "episode_steps": 48,
+            "policy": "random", "steps": 3000, "batch_size": 32, "lr": 2e-3, "weight_decay": 0.01,
+            "warmup_steps": 100, "checkpoint_every": 500, "seed": 0, "device": None,
+            "precision": None, "eval_episodes": 16}  # fmt: skip
+    cfg = config_from_dict(diffusion.Config, flat)
+    assert cfg.channels == (80, 112) and cfg.data.episodes == 384 and cfg.data.eval_episodes == 16
+    assert (cfg.train.steps, cfg.train.weight_decay, cfg.train.device) == (3000, 0.01, None)

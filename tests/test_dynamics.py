@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from hitchhiker import zoo
 from hitchhiker.config import make_config
 from hitchhiker.interactive import masked_dynamics_recipe as dyn
 from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
@@ -16,7 +17,7 @@ from hitchhiker.interactive.rollout import teacher_forced_frames
 from hitchhiker.interactive.truth import truth_set
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.play import PlayController
-from hitchhiker.tokens import OracleTokenizer
+from hitchhiker.tokens import OracleTokenizer, TokenGrid
 from hitchhiker.world import ACTION_NAMES, SimulatorEngine, read_tiles
 from hitchhiker.world.dataset import LEARNING_WORLD, record
 
@@ -30,8 +31,12 @@ def tiny(vocab=9, tokens=64, context=3, actions=6, seed=0) -> DynamicsModel:
 
 
 def tiny_cfg(**over):
-    base = {"tokenizer": "oracle", "vocab_size": 9, "grid_h": 8, "grid_w": 8, "actions": 6}
-    return make_config(dyn.Config, "smoke", action_codes=tuple(range(6)), **{**base, **over})
+    base = {
+        "tokens": TokenGrid.of(OracleTokenizer()),
+        "actions": 6,
+        "action_codes": tuple(range(6)),
+    }
+    return make_config(dyn.Config, "smoke", **{**base, **over})
 
 
 def truth_of(split="val", episodes=2, steps=12):
@@ -50,20 +55,17 @@ def trained():
     """A small model trained on oracle tokens (tile kinds): shared by the learning tests."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    cfg = make_config(
-        dyn.Config,
+    cfg, deps = zoo.prepare(
+        "dynamics",
         "smoke",
         context=1,
         dim=64,
         heads=4,
         depth=2,
-        episodes=24,
-        steps=300,
-        batch_size=32,
-        lr=3e-3,
-        warmup_steps=20,
+        data={"episodes": 24},
+        train={"steps": 300, "batch_size": 32, "lr": 3e-3, "warmup_steps": 20},
     )
-    model = dyn.fit(cfg, progress=False)
+    model = dyn.fit(cfg, deps, progress=False)
     torch.set_num_threads(threads)
     return model, cfg
 
@@ -126,9 +128,11 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="actions must lie"):
         model(tokens, actions + 7)
     with pytest.raises(ValueError, match="action_source"):
-        dyn.build(tiny_cfg(action_source="mind reading"))
-    with pytest.raises(ValueError, match="call fit"):
-        dyn.build(make_config(dyn.Config, "smoke"))
+        tiny_cfg(action_source="mind reading")
+    with pytest.raises(ValueError, match="no tokenizer bound"):
+        make_config(dyn.Config, "smoke")  # a config is complete when built: tokens and actions
+    with pytest.raises(ValueError, match="no actions bound"):
+        tiny_cfg(actions=0, action_codes=())
 
 
 # ----------------------------------------------------------------------------- training data
@@ -258,10 +262,11 @@ def test_a_trained_model_moves_the_view_as_commanded(trained):
 
 
 def test_recipe_fits_and_evaluates_in_smoke_mode():
-    cfg = make_config(dyn.Config, "smoke", steps=10)
-    model = dyn.fit(cfg, progress=False)
-    assert (cfg.vocab_size, cfg.grid_h, cfg.actions, cfg.action_codes) == (9, 8, 6, tuple(range(6)))
-    figures = dyn.evaluate(model, cfg)
+    cfg, deps = zoo.prepare("dynamics", "smoke", **{"train.steps": 10})
+    model = dyn.fit(cfg, deps, progress=False)
+    assert (cfg.tokens.vocab_size, cfg.tokens.grid_h) == (9, 8)
+    assert (cfg.actions, cfg.action_codes) == (6, tuple(range(6)))
+    figures = dyn.evaluate(model, cfg, deps)
     for k in ("teacher_forced_tile_accuracy", "action_following_16", "delta_psnr_16", "fps_b1"):
         assert np.isfinite(figures[f"stage3.dynamics.{k}"]), k
     for s in (1, 2, 4, 8):
@@ -272,8 +277,10 @@ def test_recipe_fits_and_evaluates_in_smoke_mode():
 
 
 def test_the_latent_variant_trains_on_lam_codes_and_plays_with_true_actions():
-    cfg = make_config(dyn.Config, "smoke", steps=5, **dyn.VARIANTS["latent"])
-    model = dyn.fit(cfg, progress=False)  # with a smoke LAM on the same (oracle) tokens
+    cfg, deps = zoo.prepare("dynamics_latent", "smoke", train={"steps": 5})
+    assert set(deps) == {"tokenizer", "lam"}  # a smoke LAM fitted on the same (oracle) tokens
+    assert deps["lam"].cfg.tokens == cfg.tokens
+    model = dyn.fit(cfg, deps, progress=False)
     assert cfg.name == "dynamics_latent" and cfg.action_source == "latent"
     assert model.num_actions == cfg.actions >= 2 and len(cfg.action_codes) == len(ACTION_NAMES)
     assert all(0 <= c < cfg.actions for c in (*cfg.action_codes, cfg.pad_action))

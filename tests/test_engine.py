@@ -33,7 +33,7 @@ from hitchhiker.interactive.dream_play import SideBySide
 from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
 from hitchhiker.interactive.truth import CopyLastFrame, SimulatorRollout
 from hitchhiker.masks.core import CoreConfig
-from hitchhiker.tokens import OracleTokenizer
+from hitchhiker.tokens import OracleTokenizer, TokenGrid
 from hitchhiker.world import ACTION_NAMES, Action, SimulatorEngine
 from hitchhiker.world.dataset import LEARNING_WORLD
 
@@ -45,8 +45,8 @@ def masked_engine() -> DynamicsEngine:
     torch.manual_seed(0)
     core = CoreConfig(9, 64, dim=32, depth=2, heads=2, modalities=4)
     model = dyn.DynamicsModel(core, 6, 3, (8, 8)).eval()
-    base = {"tokenizer": "oracle", "vocab_size": 9, "grid_h": 8, "grid_w": 8, "actions": 6}
-    cfg = make_config(dyn.Config, "smoke", action_codes=tuple(range(6)), **base)
+    tokens = TokenGrid.of(OracleTokenizer())
+    cfg = make_config(dyn.Config, "smoke", tokens=tokens, actions=6, action_codes=tuple(range(6)))
     return DynamicsEngine(model, OracleTokenizer(), cfg=cfg)
 
 

@@ -7,26 +7,29 @@ import numpy as np
 import pytest
 import torch
 
-from hitchhiker.config import make_config
+from hitchhiker.config import config_from_dict, make_config
 from hitchhiker.interactive import action_agreement as agree
 from hitchhiker.interactive import latent_action_model as lam_model
 from hitchhiker.interactive import latent_action_recipe as lam
-from hitchhiker.tokens import OracleTokenizer, bind_tokenizer
+from hitchhiker.tokens import OracleTokenizer, TokenGrid
 from hitchhiker.world import ACTION_NAMES
 from hitchhiker.world.dataset import LEARNING_WORLD, record
 
 matplotlib.use("Agg")
 
 
+ORACLE = {"tokenizer": OracleTokenizer()}
+"""The dependencies of a smoke LAM: the oracle tokenizer its smoke preset names."""
+
+
 def tiny_config(**overrides) -> lam.Config:
-    cfg = make_config(lam.Config, "smoke", **overrides)
-    bind_tokenizer(cfg, OracleTokenizer())
-    return cfg
+    return make_config(lam.Config, "smoke", tokens=TokenGrid.of(OracleTokenizer()), **overrides)
 
 
 def random_tokens(cfg, n, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, cfg.vocab_size, (n, cfg.grid_h, cfg.grid_w), generator=g)
+    t = cfg.tokens
+    return torch.randint(0, t.vocab_size, (n, t.grid_h, t.grid_w), generator=g)
 
 
 # ----------------------------------------------------------------------------- shapes and API
@@ -37,7 +40,7 @@ def test_shapes_and_code_range():
     model = lam.build(cfg).eval()
     a, b = random_tokens(cfg, 6), random_tokens(cfg, 6, seed=1)
     logits, codes, _ = model(a, b)
-    assert logits.shape == (6, cfg.grid_h * cfg.grid_w, cfg.vocab_size)
+    assert logits.shape == (6, cfg.tokens.grid_h * cfg.tokens.grid_w, cfg.tokens.vocab_size)
     assert codes.shape == (6, 2) and codes.min() >= 0 and codes.max() < 5
     ids = model.infer(a, b)
     assert ids.shape == (6,) and model.num_codes == 25
@@ -57,15 +60,17 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="tokens_t1"):
         model.infer(a, a[:, :4])
     with pytest.raises(ValueError, match="ids must lie"):
-        model.infer(a, torch.full_like(a, cfg.vocab_size))
+        model.infer(a, torch.full_like(a, cfg.tokens.vocab_size))
     with pytest.raises(ValueError, match="integer"):
         model.infer(a.float(), a)
     with pytest.raises(ValueError, match="latent action ids"):
         model.predict(a, torch.tensor([cfg.codes, 0]))
-    with pytest.raises(ValueError, match="tokenizer"):
-        lam.build(make_config(lam.Config, "smoke"))  # not bound to a tokenizer yet
+    with pytest.raises(ValueError, match="no tokenizer bound"):
+        make_config(lam.Config, "smoke")  # a config is complete when built: tokens and all
+    with pytest.raises(ValueError, match="codes >= 2"):
+        tiny_config(codes=1)
     with pytest.raises(ValueError, match="E, T\\+1"):
-        lam_model.latent_actions_of(model, cfg, np.zeros((2, 64, 64, 3), np.uint8))
+        lam_model.latent_actions_of(model, np.zeros((2, 64, 64, 3), np.uint8), OracleTokenizer())
 
 
 def test_bottleneck_limits_what_reaches_the_decoder():
@@ -158,13 +163,13 @@ def test_tiny_model_learns_codes_that_mean_actions(one_thread):
     from hitchhiker.train import train
 
     cfg = make_config(
-        lam.Config, "smoke", vocab_size=8, grid_h=4, grid_w=4, steps=150, bypass_steps=50,
-        dead_after=10, lr=3e-3,
+        lam.Config, "smoke", tokens=TokenGrid(8, 4, 4), bypass_steps=50, dead_after=10,
+        train={"steps": 150, "lr": 3e-3},
     )  # fmt: skip
     tokens, _ = recolour_episodes(64, 16, seed=0)  # the labels are not even handed over
     model = lam.build(cfg)
     loss = lambda m, b: lam_model.lam_loss(m, b["tokens_t"], b["tokens_t1"])  # noqa: E731
-    train(model, lam.TransitionDataset(tokens), loss, lam.train_config(cfg), progress=False)
+    train(model, lam.TransitionDataset(tokens), loss, cfg.train, progress=False)
     held_out, actions = recolour_episodes(16, 16, seed=1)
     ids = lam_model.infer_tokens(model, held_out)
     # chance: NMI ~0.03 for 256 random codes of 8 against 5 actions; purity ~0.25
@@ -177,9 +182,9 @@ def test_tiny_model_learns_codes_that_mean_actions(one_thread):
 def tiny_run():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    cfg = make_config(lam.Config, "smoke")
-    model = lam.fit(cfg, progress=False)
-    figures = lam.evaluate(model, cfg)
+    cfg = tiny_config()
+    model = lam.fit(cfg, ORACLE, progress=False)
+    figures = lam.evaluate(model, cfg, ORACLE)
     torch.set_num_threads(threads)
     return cfg, model, figures
 
@@ -200,10 +205,10 @@ def test_recipe_figures(tiny_run):
 
 def test_confusion_and_action_map(tiny_run):
     cfg, model, _ = tiny_run
-    counts = lam.confusion(model, cfg, "test")
+    counts = lam.confusion(model, cfg, "test", OracleTokenizer())
     assert counts.shape == (cfg.codes, len(ACTION_NAMES))
-    assert counts.sum() == cfg.eval_episodes * cfg.episode_steps
-    mapping = lam.code_for_action(model, cfg)
+    assert counts.sum() == cfg.data.eval_episodes * cfg.data.episode_steps
+    mapping = lam.code_for_action(model, cfg, OracleTokenizer())
     assert sorted(mapping) == list(range(len(ACTION_NAMES)))
     assert all(0 <= c < cfg.codes for c in mapping.values())
     ax = agree.plot_confusion(counts)
@@ -212,8 +217,8 @@ def test_confusion_and_action_map(tiny_run):
 
 def test_fit_is_deterministic(tiny_run, one_thread):  # same threads as tiny_run: same sums
     cfg, model, figures = tiny_run
-    again = lam.fit(dataclasses.replace(cfg), progress=False)
-    tokens, _ = lam.split_tokens(cfg, "test")
+    again = lam.fit(dataclasses.replace(cfg), ORACLE, progress=False)
+    tokens, _ = lam.split_tokens(cfg, "test", OracleTokenizer())
     assert np.array_equal(
         lam_model.infer_tokens(model, tokens), lam_model.infer_tokens(again, tokens)
     )
@@ -222,17 +227,31 @@ def test_fit_is_deterministic(tiny_run, one_thread):  # same threads as tiny_run
 
 
 def test_leaky_variant_widens_the_bottleneck(one_thread):
-    cfg = make_config(lam.Config, "smoke")
+    cfg = tiny_config()
     leaky = lam.leaky_config(cfg)
     assert leaky.name == "lam_leaky" and cfg.name == "lam"
     assert leaky.codes**leaky.action_tokens > 100 * cfg.codes**cfg.action_tokens
     assert leaky.dim == cfg.dim  # only the bottleneck differs
     # too many ids for a dense table: confusion counts the ids that occur, the action map still works
-    bind_tokenizer(leaky, OracleTokenizer())
     model = lam.build(leaky).eval()
-    counts = lam.confusion(model, leaky, "test")
+    counts = lam.confusion(model, leaky, "test", OracleTokenizer())
     assert counts.shape[1] == len(ACTION_NAMES) and counts.sum(1).min() >= 1
-    assert counts.sum() == leaky.eval_episodes * leaky.episode_steps
-    assert all(0 <= c < model.num_codes for c in lam.code_for_action(model, leaky).values())
+    assert counts.sum() == leaky.data.eval_episodes * leaky.data.episode_steps
+    mapping = lam.code_for_action(model, leaky, OracleTokenizer())
+    assert all(0 <= c < model.num_codes for c in mapping.values())
     with pytest.raises(ValueError, match="int64"):
         lam.build(dataclasses.replace(leaky, codes=256, action_tokens=8))
+
+
+def test_a_flat_stored_config_migrates_into_the_nested_shape():
+    # Files shipped before the configs were nested store one flat dict: each key finds its place.
+    flat = {
+        "name": "lam", "tokenizer": "shipped", "vocab_size": 128, "grid_h": 8, "grid_w": 8,
+        "tokenizer_sha256": "abc", "codes": 8, "episodes": 256, "episode_steps": 32,
+        "policy": "random", "eval_episodes": 32, "steps": 1200, "batch_size": 32, "lr": 3e-3,
+        "weight_decay": 0.05, "warmup_steps": 100, "checkpoint_every": 500, "seed": 0,
+    }  # fmt: skip
+    cfg = config_from_dict(lam.Config, flat)
+    assert cfg.tokens == TokenGrid(128, 8, 8, "abc")
+    assert (cfg.data.episodes, cfg.data.episode_steps, cfg.data.eval_episodes) == (256, 32, 32)
+    assert (cfg.train.steps, cfg.train.lr, cfg.train.seed) == (1200, 3e-3, 0)

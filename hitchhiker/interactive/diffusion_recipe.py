@@ -47,7 +47,7 @@ Shapes: B batch, W context frames, T imagined steps, H = W_px = 64 pixels, A = 6
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -58,9 +58,10 @@ from hitchhiker.interactive.edm import EDM
 from hitchhiker.interactive.rollout import evaluate_engine
 from hitchhiker.interactive.truth import truth_set
 from hitchhiker.interactive.unet import DenoiserUNet
-from hitchhiker.train import train, train_config_of
+from hitchhiker.recipe import Deps
+from hitchhiker.train import TrainConfig, train
 from hitchhiker.world import ACTION_NAMES, Action
-from hitchhiker.world.dataset import LEARNING_WORLD, TrajectoryDataset, record
+from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, TrajectoryDataset, record
 
 
 @dataclass
@@ -71,29 +72,22 @@ class Config:
         "smoke": {
             "channels": (16, 32),
             "emb_dim": 32,
-            "episodes": 4,
-            "episode_steps": 24,
-            "steps": 12,
-            "batch_size": 8,
-            "warmup_steps": 2,
-            "checkpoint_every": 0,
-            "eval_episodes": 2,
             "eval_horizon": 16,
+            "data": {"episodes": 4, "episode_steps": 24, "eval_episodes": 2},
+            "train": {"steps": 12, "batch_size": 8, "warmup_steps": 2, "checkpoint_every": 0},
         },
         "cpu": {},
         "gpu": {
             "channels": (128, 192, 256),
             "blocks": 2,
-            "episodes": 1024,
-            "steps": 20000,
-            "batch_size": 64,
+            "data": {"episodes": 1024},
+            "train": {"steps": 20000, "batch_size": 64},
         },
         "large": {
             "channels": (192, 256, 384),
             "blocks": 2,
-            "episodes": 2048,
-            "steps": 40000,
-            "batch_size": 128,
+            "data": {"episodes": 2048},
+            "train": {"steps": 40000, "batch_size": 128},
         },
     }
 
@@ -139,32 +133,23 @@ class Config:
     of the 64 tiles and the whole of action following (the tokenizer and masked dynamics do alike)."""
     pad_prob: float = 0.15
     """Share of training windows whose context is padded (first frame repeated, noop actions)."""
-    episodes: int = 384
-    """Training episodes recorded (train split)."""
-    episode_steps: int = 48
-    """Steps per training episode."""
-    policy: str = "random"
-    """Behaviour policy that records the training episodes."""
-    steps: int = 3000
-    """Optimizer steps."""
-    batch_size: int = 32
-    """Windows per step."""
-    lr: float = 2e-3
-    """Peak learning rate (AdamW, warmup then cosine decay)."""
-    weight_decay: float = 0.01
-    """AdamW weight decay on matrices and kernels."""
-    warmup_steps: int = 100
-    """Linear warmup steps."""
-    checkpoint_every: int = 500
-    """Save a resumable trainer checkpoint every this many steps (0: only at the end)."""
-    seed: int = 0
-    """Seed of the weights, the data order and the training noise."""
-    device: str | None = None
-    """Device name, or None for the best available."""
-    precision: str | None = None
-    """"fp32", "bf16", "fp16", or None to pick from the device."""
-    eval_episodes: int = 16
-    """Held-out episodes (test split) for the figures."""
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(episodes=384, episode_steps=48, eval_episodes=16)
+    )
+    """Recorded play: training episodes, and the held-out (test) episodes of the figures."""
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=3000,
+            batch_size=32,
+            lr=2e-3,
+            weight_decay=0.01,
+            warmup_steps=100,
+            checkpoint_every=500,
+            log_every=0,
+        )
+    )
+    """Optimisation: windows per step, learning rate, device and precision, and the seed of the
+    weights, the data order and the training noise."""
     eval_context: int = 4
     """Real frames the engine gets before each evaluated rollout."""
     eval_horizon: int = 64
@@ -307,38 +292,35 @@ def diffusion_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
 
 
 def build(cfg: Config) -> DiffusionModel:
-    """The untrained diffusion model of ``cfg`` (seeded by ``cfg.seed``)."""
-    torch.manual_seed(cfg.seed)
+    """The untrained diffusion model of ``cfg`` (seeded by ``cfg.train.seed``)."""
+    torch.manual_seed(cfg.train.seed)
     return DiffusionModel(cfg)
 
 
-def train_config(cfg: Config):
-    """The trainer's settings from a diffusion config."""
-    return train_config_of(cfg)
-
-
-def fit(cfg: Config, run_dir=None, progress: bool = True) -> DiffusionModel:
-    """Record training episodes and train the denoiser on windows of W + 1 frames."""
+def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> DiffusionModel:
+    """Record training episodes and train the denoiser on windows of W + 1 frames (a pixel model:
+    it depends on no other model, ``deps`` is ignored)."""
     rec = record(
         "train",
-        cfg.episodes,
-        cfg.episode_steps,
-        cfg.policy,
+        cfg.data.episodes,
+        cfg.data.episode_steps,
+        cfg.data.policy,
         world=LEARNING_WORLD,
         progress=progress,
     )
     model = build(cfg)
     data = TrajectoryDataset(rec, cfg.context + 1)
-    result = train(model, data, diffusion_loss, train_config(cfg), run_dir, progress=progress)
+    result = train(model, data, diffusion_loss, cfg.train, run_dir, progress=progress)
     model.losses = result.losses
     model.train_seconds = result.seconds
     return result.model.eval()
 
 
-def evaluate(model: DiffusionModel, cfg: Config) -> dict[str, float]:
-    """Every Stage III figure of the engine on held-out episodes ("stage3.<name>.<figure>")."""
-    h = cfg.eval_horizon
-    truth = truth_set("test", cfg.eval_episodes, cfg.eval_context, h)
-    engine = DiffusionEngine(model, cfg.decode_steps, cfg.seed)
+def evaluate(model: DiffusionModel, cfg: Config, deps: Deps) -> dict[str, float]:
+    """Every Stage III figure of the engine on held-out episodes ("stage3.<name>.<figure>");
+    ``deps`` is ignored (no dependencies)."""
+    h, seed = cfg.eval_horizon, cfg.train.seed
+    truth = truth_set("test", cfg.data.eval_episodes, cfg.eval_context, h)
+    engine = DiffusionEngine(model, cfg.decode_steps, seed)
     horizons = (min(16, h), min(32, h), h)
-    return evaluate_engine(engine, truth, f"stage3.{cfg.name}", horizons=horizons, seed=cfg.seed)
+    return evaluate_engine(engine, truth, f"stage3.{cfg.name}", horizons=horizons, seed=seed)

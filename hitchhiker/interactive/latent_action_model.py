@@ -44,7 +44,7 @@ from torch import nn
 from hitchhiker.config import device_of
 from hitchhiker.masks.core import TransformerCore, init_weights
 from hitchhiker.masks.quantizers import EMAVectorQuantizer
-from hitchhiker.tokens import encode_frames, tokenizer_for
+from hitchhiker.tokens import encode_frames
 
 # ----------------------------------------------------------------------------- the model
 
@@ -71,31 +71,19 @@ class LatentActionModel(nn.Module):
     """Encoder (z_t, z_t+1) -> k latent codes of K; decoder (z_t + codes) -> logits of z_t+1."""
 
     def __init__(self, cfg):
-        """``cfg``: the recipe's :class:`~.latent_action_recipe.Config`, bound to its tokenizer."""
+        """``cfg``: the recipe's :class:`~.latent_action_recipe.Config` (it checks the codebook
+        and is bound to its tokenizer when built)."""
         super().__init__()
-        if cfg.vocab_size < 1 or cfg.grid_h < 1 or cfg.grid_w < 1:
-            raise ValueError(
-                "the config does not know its tokenizer yet (vocab_size/grid_h/grid_w are 0): "
-                "call fit(), or bind_tokenizer(cfg, tokenizer) first"
-            )
-        if cfg.codes < 2 or cfg.action_tokens < 1 or cfg.code_dim < 1:
-            raise ValueError(
-                f"need codes >= 2, action_tokens >= 1, code_dim >= 1; got {cfg.codes}, "
-                f"{cfg.action_tokens}, {cfg.code_dim}"
-            )
-        if cfg.codes**cfg.action_tokens >= 2**62:
-            raise ValueError(
-                f"codes ** action_tokens = {cfg.codes}^{cfg.action_tokens} transition ids do not "
-                "fit in int64; use fewer codes or fewer action_tokens"
-            )
+        cfg.tokens.require("the latent action model")
         self.cfg = cfg
-        self.grid = (cfg.grid_h, cfg.grid_w)
+        vocab, h, w = cfg.tokens.vocab_size, cfg.tokens.grid_h, cfg.tokens.grid_w
+        self.grid = (h, w)
         k, d = cfg.action_tokens, cfg.dim
-        self.frame_tokens, self.num_codes = cfg.grid_h * cfg.grid_w, cfg.codes**k
+        self.frame_tokens, self.num_codes = h * w, cfg.codes**k
         # Encoder: [k queries | one token per cell: z_t and z_t+1 of that cell, embedded and added].
-        self.enc_tok = nn.Embedding(cfg.vocab_size, d)
-        self.enc_next = nn.Embedding(cfg.vocab_size, d)
-        self.enc_pos = GridPosition(1, cfg.grid_h, cfg.grid_w, d)
+        self.enc_tok = nn.Embedding(vocab, d)
+        self.enc_next = nn.Embedding(vocab, d)
+        self.enc_pos = GridPosition(1, h, w, d)
         self.queries = nn.Parameter(torch.randn(1, k, d) * 0.02)
         self.encoder = TransformerCore(d, cfg.depth, cfg.heads, dropout=cfg.dropout)
         self.to_latent = nn.Linear(d, cfg.code_dim)
@@ -105,11 +93,11 @@ class LatentActionModel(nn.Module):
         # Training forwards so far (a buffer: saved with the weights and in trainer checkpoints).
         self.register_buffer("trained_steps", torch.zeros((), dtype=torch.int64))
         # Decoder: z_t with the k latent actions added at every position -> logits of z_t+1.
-        self.dec_tok = nn.Embedding(cfg.vocab_size, d)
-        self.dec_pos = GridPosition(1, cfg.grid_h, cfg.grid_w, d)
+        self.dec_tok = nn.Embedding(vocab, d)
+        self.dec_pos = GridPosition(1, h, w, d)
         self.from_latent = nn.Linear(k * cfg.code_dim, d)
         self.decoder = TransformerCore(d, cfg.decoder_depth, cfg.heads, dropout=cfg.dropout)
-        self.head = nn.Linear(d, cfg.vocab_size)
+        self.head = nn.Linear(d, vocab)
         for m in (
             self.enc_tok,
             self.enc_next,
@@ -122,7 +110,7 @@ class LatentActionModel(nn.Module):
 
     def _flat(self, tokens: torch.Tensor, what: str) -> torch.Tensor:
         """Token grids (B, h, w) or flat (B, N) -> (B, N) int64, checked."""
-        n, v = self.frame_tokens, self.cfg.vocab_size
+        n, v = self.frame_tokens, self.cfg.tokens.vocab_size
         if tokens.dtype not in (torch.int64, torch.int32) or tokens.ndim not in (2, 3):
             raise ValueError(
                 f"{what} must be integer token ids shaped (B, {self.grid[0]}, {self.grid[1]}) or "
@@ -233,13 +221,13 @@ def infer_tokens(model: LatentActionModel, tokens: torch.Tensor, batch: int = 51
     return torch.cat(ids).view(tokens.shape[0], -1).numpy()
 
 
-def latent_actions_of(model, cfg, frames: np.ndarray, tokenizer=None) -> np.ndarray:
-    """Latent action ids (E, T) of uint8 episodes (E, T+1, 64, 64, 3), tokenised as the LAM was."""
+def latent_actions_of(model, frames: np.ndarray, tokenizer) -> np.ndarray:
+    """Latent action ids (E, T) of uint8 episodes (E, T+1, 64, 64, 3), tokenised by ``tokenizer``
+    (the one the LAM was trained on)."""
     frames = np.asarray(frames)
     if frames.ndim != 5 or frames.shape[1] < 2 or frames.dtype != np.uint8:
         raise ValueError(
             f"expected uint8 episodes (E, T+1, H, W, 3); got {frames.dtype} {frames.shape}"
         )
-    tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
     tokens = encode_frames(tokenizer, frames.reshape(-1, *frames.shape[2:]))
     return infer_tokens(model, tokens.view(*frames.shape[:2], *tokens.shape[1:]))

@@ -22,7 +22,7 @@ Shapes: B batch, h x w token grid, N = h * w tokens per frame, K codes, k codes 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -39,10 +39,11 @@ from hitchhiker.interactive.action_agreement import (
     revealed_cells,
 )
 from hitchhiker.interactive.latent_action_model import LatentActionModel, infer_tokens, lam_loss
-from hitchhiker.tokens import bind_tokenizer, check_tokenizer, encode_frames, tokenizer_for
-from hitchhiker.train import train, train_config_of
+from hitchhiker.recipe import Deps, Need, tokenizer_need
+from hitchhiker.tokens import TokenGrid, check_tokenizer, encode_frames
+from hitchhiker.train import TrainConfig, train
 from hitchhiker.world import ACTION_NAMES
-from hitchhiker.world.dataset import LEARNING_WORLD, Recording, record
+from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, Recording, record
 
 # ----------------------------------------------------------------------------- the config
 
@@ -56,13 +57,9 @@ class Config:
             "tokenizer": "oracle",
             "dim": 32,
             "decoder_depth": 1,
-            "episodes": 8,
-            "episode_steps": 16,
-            "eval_episodes": 4,
-            "steps": 40,
-            "batch_size": 32,
-            "warmup_steps": 4,
             "bypass_steps": 10,
+            "data": {"episodes": 8, "episode_steps": 16, "eval_episodes": 4},
+            "train": {"steps": 40, "batch_size": 32, "warmup_steps": 4},
         },
         "cpu": {},
         "gpu": {
@@ -70,35 +67,27 @@ class Config:
             "depth": 4,
             "decoder_depth": 4,
             "heads": 8,
-            "episodes": 1024,
-            "steps": 6000,
-            "batch_size": 128,
-            "lr": 1e-3,
+            "data": {"episodes": 1024},
+            "train": {"steps": 6000, "batch_size": 128, "lr": 1e-3},
         },
         "large": {
             "dim": 384,
             "depth": 6,
             "decoder_depth": 6,
             "heads": 8,
-            "episodes": 2048,
-            "steps": 10000,
-            "batch_size": 256,
-            "lr": 1e-3,
+            "data": {"episodes": 2048},
+            "train": {"steps": 10000, "batch_size": 256, "lr": 1e-3},
         },
     }
+    RENAMED: ClassVar[dict[str, str | None]] = {"tokenizer_sha256": "tokens.sha256"}
+    """Where the fields of files stored before the configs were nested went (``migrate_flat``)."""
 
     name: str = "lam"
     """Model name in the figures: "stage3.<name>.<figure>" (the leaky variant says "lam_leaky")."""
     tokenizer: str = "shipped"
     """Which tokenizer: "shipped", "oracle" (ground-truth stand-in) or a preset to train one at."""
-    vocab_size: int = 0
-    """Codebook size V of the tokenizer; 0 until fit() reads it from the tokenizer."""
-    grid_h: int = 0
-    """Token rows h; 0 until fit() reads it from the tokenizer."""
-    grid_w: int = 0
-    """Token columns w; 0 until fit() reads it from the tokenizer."""
-    tokenizer_sha256: str = ""
-    """Fingerprint of the shipped tokenizer this model was trained on (warns when it changes)."""
+    tokens: TokenGrid = field(default_factory=TokenGrid)
+    """The tokenizer's vocabulary and grid, bound by the zoo from the tokenizer it hands in."""
     codes: int = 8
     """Latent action codebook size K: the bottleneck (the world has 6 actions)."""
     action_tokens: int = 1
@@ -123,28 +112,36 @@ class Config:
     """Attention heads (at least 4: one per direction of scroll the model must look for)."""
     dropout: float = 0.0
     """Dropout in attention and MLP while training."""
-    episodes: int = 256
-    """Training episodes recorded (train split); their action labels are never read in training."""
-    episode_steps: int = 32
-    """Steps per recorded episode (each gives that many transitions)."""
-    policy: str = "random"
-    """Behaviour policy that plays the recordings."""
-    steps: int = 1200
-    """Optimizer steps."""
-    batch_size: int = 32
-    """Transitions per step."""
-    lr: float = 3e-3
-    """Peak learning rate."""
-    weight_decay: float = 0.05
-    """AdamW weight decay."""
-    warmup_steps: int = 100
-    """Linear warmup steps."""
-    checkpoint_every: int = 500
-    """Trainer checkpoint cadence (with a run_dir, an interrupted training resumes exactly)."""
-    seed: int = 0
-    """Seed of initialisation and data order."""
-    eval_episodes: int = 32
-    """Held-out episodes of the val split (code_for_action) and of the test split (figures)."""
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(episodes=256, episode_steps=32, eval_episodes=32)
+    )
+    """Recorded play: training episodes (their action labels are never read in training), and
+    the held-out episodes of the val split (code_for_action) and of the test split (figures)."""
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=1200,
+            batch_size=32,
+            lr=3e-3,
+            weight_decay=0.05,
+            warmup_steps=100,
+            checkpoint_every=500,
+            log_every=0,
+        )
+    )
+    """Optimisation: transitions per step, learning rate, seed of initialisation and data order."""
+
+    def __post_init__(self):
+        if self.codes < 2 or self.action_tokens < 1 or self.code_dim < 1:
+            raise ValueError(
+                f"need codes >= 2, action_tokens >= 1, code_dim >= 1; got {self.codes}, "
+                f"{self.action_tokens}, {self.code_dim}"
+            )
+        if self.codes**self.action_tokens >= 2**62:
+            raise ValueError(
+                f"codes ** action_tokens = {self.codes}^{self.action_tokens} transition ids do "
+                "not fit in int64; use fewer codes or fewer action_tokens"
+            )
+        self.tokens.require("the latent action model config")
 
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -156,6 +153,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def leaky_config(cfg: Config) -> Config:
     """A copy of ``cfg`` with the bottleneck widened (:data:`VARIANTS` ``"leaky"``)."""
     return dataclasses.replace(cfg, **VARIANTS["leaky"])
+
+
+def needs(values: dict[str, Any]) -> dict[str, Need]:
+    """The tokenizer the config names."""
+    return {"tokenizer": tokenizer_need(values["tokenizer"])}
+
+
+def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    """The tokenizer's vocabulary and grid."""
+    return {"tokens": TokenGrid.of(deps["tokenizer"])}
 
 
 # ----------------------------------------------------------------------------- data
@@ -181,11 +188,15 @@ class TransitionDataset(Dataset):
         return {"tokens_t": self.tokens[e, t], "tokens_t1": self.tokens[e, t + 1]}
 
 
-def split_tokens(cfg: Config, split: str, tokenizer=None) -> tuple[torch.Tensor, Recording]:
-    """(token grids (E, T+1, h, w), the recording with its labels) of a split, encoded once."""
-    tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
-    episodes = cfg.episodes if split == "train" else cfg.eval_episodes
-    rec = record(split, episodes, cfg.episode_steps, cfg.policy, world=LEARNING_WORLD)
+def split_tokens(cfg: Config, split: str, tokenizer) -> tuple[torch.Tensor, Recording]:
+    """(token grids (E, T+1, h, w), the recording with its labels) of a split, encoded once:
+    ``cfg.data.episodes`` of the train split, ``cfg.data.eval_episodes`` of val or test."""
+    data = cfg.data
+    if split == "train":
+        episodes, steps = data.episodes, data.episode_steps
+    else:
+        episodes, steps = data.eval_episodes, data.held_out_steps
+    rec = record(split, episodes, steps, data.policy, world=LEARNING_WORLD)
     e, t1 = rec.frames.shape[:2]
     tokens = encode_frames(tokenizer, rec.frames.reshape(-1, *rec.frames.shape[2:]))
     return tokens.view(e, t1, *tokens.shape[1:]), rec
@@ -194,7 +205,7 @@ def split_tokens(cfg: Config, split: str, tokenizer=None) -> tuple[torch.Tensor,
 # ----------------------------------------------------------------------------- agreement figures
 
 
-def confusion(model, cfg: Config, split: str = "test", tokenizer=None) -> np.ndarray:
+def confusion(model, cfg: Config, split: str, tokenizer) -> np.ndarray:
     """Counts (codes, A): how often each latent action id was inferred for each true action.
 
     Rows are all ``model.num_codes`` ids when there are at most 65536 of them; a wider bottleneck
@@ -210,7 +221,7 @@ def confusion(model, cfg: Config, split: str = "test", tokenizer=None) -> np.nda
     return counts
 
 
-def code_for_action(model, cfg: Config, tokenizer=None) -> dict[int, int]:
+def code_for_action(model, cfg: Config, tokenizer) -> dict[int, int]:
     """{action index: latent action id}: each true action's most frequent code on the val split.
 
     How a model trained on latent actions ("dynamics_latent") is played with the real buttons. An
@@ -229,21 +240,16 @@ def code_for_action(model, cfg: Config, tokenizer=None) -> dict[int, int]:
 # ----------------------------------------------------------------------------- the recipe
 
 
-def train_config(cfg: Config):
-    """The trainer's settings from the LAM config."""
-    return train_config_of(cfg)
-
-
 def build(cfg: Config) -> LatentActionModel:
     """The untrained LAM of a (tokenizer-bound) config."""
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.train.seed)
     return LatentActionModel(cfg)
 
 
-def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> LatentActionModel:
+def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> LatentActionModel:
     """Encode the training episodes once, then train the LAM on their transitions (no labels)."""
-    tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
-    bind_tokenizer(cfg, tokenizer)
+    tokenizer = deps["tokenizer"]
+    cfg.tokens.check(tokenizer, "the latent action model")
     tokens, rec = split_tokens(cfg, "train", tokenizer)
     if cfg.tokenizer not in ("oracle", "smoke"):  # a smoke tokenizer is expected to lose tiles
         frames = tokens.reshape(-1, *tokens.shape[2:])[:256]
@@ -253,7 +259,7 @@ def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> Lat
         model,
         TransitionDataset(tokens),
         lambda m, batch: lam_loss(m, batch["tokens_t"], batch["tokens_t1"]),
-        train_config(cfg),
+        cfg.train,
         run_dir,
         progress=progress,
     )
@@ -264,11 +270,13 @@ def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> Lat
 
 @torch.no_grad()
 def evaluate(
-    model: LatentActionModel, cfg: Config, tokenizer=None, split: str = "test"
+    model: LatentActionModel, cfg: Config, deps: Deps, split: str = "test"
 ) -> dict[str, float]:
     """Agreement of the codes with the true actions, and next-frame prediction, on held-out play
     (``split="train"`` shows what the model memorised: a leaking bottleneck predicts new land
     there)."""
+    tokenizer = deps["tokenizer"]
+    cfg.tokens.check(tokenizer, "the latent action model")
     model.eval()
     tokens, rec = split_tokens(cfg, split, tokenizer)
     ids = infer_tokens(model, tokens)

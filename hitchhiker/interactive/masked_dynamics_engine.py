@@ -34,7 +34,7 @@ from hitchhiker.config import device_of
 from hitchhiker.engine import action_index, check_rollout_args, check_seed
 from hitchhiker.masks.core import KVCache
 from hitchhiker.masks.maskgit import iterative_decode
-from hitchhiker.tokens import decode_tokens, encode_frames, tokenizer_for
+from hitchhiker.tokens import decode_tokens, encode_frames
 from hitchhiker.world import ACTION_NAMES, SimulatorEngine
 from hitchhiker.world.dataset import LEARNING_WORLD
 
@@ -76,9 +76,10 @@ class DynamicsEngine:
     @classmethod
     def load(cls, name: str = "dynamics", preset: str | None = None, **kwargs) -> DynamicsEngine:
         """The engine of a zoo model ("dynamics", "dynamics_noaug", "dynamics_latent"): shipped
-        weights, or a fresh training in smoke mode (``zoo.load_or_fit``), with its tokenizer."""
+        weights, or a fresh training in smoke mode (``zoo.load_or_fit``), with the tokenizer the zoo
+        resolves for it."""
         model, cfg = zoo.load_or_fit(name, preset)
-        return cls(model, tokenizer_for(cfg), cfg=cfg, **kwargs)
+        return cls(model, zoo.dependencies(name, cfg)["tokenizer"], cfg=cfg, **kwargs)
 
     # -- tokens <-> frames -------------------------------------------------------------------
 
@@ -90,7 +91,7 @@ class DynamicsEngine:
 
     def decode(self, tokens: torch.Tensor) -> np.ndarray:
         """Token ids (..., N) -> uint8 frames (..., 64, 64, 3)."""
-        h, w = self.cfg.grid_h, self.cfg.grid_w
+        h, w = self.cfg.tokens.grid_h, self.cfg.tokens.grid_w
         frames = decode_tokens(self.tokenizer, tokens.reshape(-1, h, w))
         return frames.reshape(*tokens.shape[:-1], *frames.shape[1:])
 

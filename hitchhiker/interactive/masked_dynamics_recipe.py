@@ -303,7 +303,7 @@ def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
         )
         return bound
     lam = deps["lam"]
-    lam_cfg = lam.shipped_config
+    lam_cfg = lam.cfg  # shipped or fitted on the fly, the LAM keeps the config it was built from
     if lam_cfg.tokens.vocab_size != bound["tokens"].vocab_size:
         raise ValueError(
             f"the LAM reads {lam_cfg.tokens.vocab_size}-code tokens but this model's tokenizer "

@@ -101,7 +101,7 @@ def decoding_history(engine, context_frames, context_actions, action, steps: int
     seq = torch.cat(history)  # (S, N)
     hidden = seq == mask_id
     images = engine.decode(torch.where(hidden, 0, seq))
-    h, w = engine.cfg.grid_h, engine.cfg.grid_w
+    h, w = engine.cfg.tokens.grid_h, engine.cfg.tokens.grid_w
     hid = hidden.view(-1, h, w).cpu().numpy()
     ph, pw = images.shape[1] // h, images.shape[2] // w
     big = hid.repeat(ph, 1).repeat(pw, 2)
