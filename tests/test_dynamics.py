@@ -272,7 +272,8 @@ def test_recipe_fits_and_evaluates_in_smoke_mode():
     for s in (1, 2, 4, 8):
         assert 0 <= figures[f"stage3.dynamics.val_tile_accuracy_s{s}"] <= 1
     assert dyn.VARIANTS["no_context_noise"] == {"context_noise": 0.0, "name": "dynamics_noaug"}
-    engine = DynamicsEngine.load("dynamics", "smoke", decode_steps=1)  # through the zoo
+    tokenizer = zoo.dependencies("dynamics", cfg)["tokenizer"]  # what the zoo hands the recipe
+    engine = DynamicsEngine(model, tokenizer, decode_steps=1, cfg=cfg)
     assert engine.decode_steps == 1 and engine.reset(0).shape == (64, 64, 3)
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hitchhiker import zoo
 from hitchhiker.config import device_of
 from hitchhiker.engine import action_index, check_rollout_args, check_seed
 from hitchhiker.masks.core import KVCache
@@ -72,14 +71,6 @@ class DynamicsEngine:
         self.codes = torch.tensor(cfg.action_codes, dtype=torch.long, device=self.device)
         self.world = SimulatorEngine(LEARNING_WORLD)
         self._tokens = self._actions = self._gen = None
-
-    @classmethod
-    def load(cls, name: str = "dynamics", preset: str | None = None, **kwargs) -> DynamicsEngine:
-        """The engine of a zoo model ("dynamics", "dynamics_noaug", "dynamics_latent"): shipped
-        weights, or a fresh training in smoke mode (``zoo.load_or_fit``), with the tokenizer the zoo
-        resolves for it."""
-        model, cfg = zoo.load_or_fit(name, preset)
-        return cls(model, zoo.dependencies(name, cfg)["tokenizer"], cfg=cfg, **kwargs)
 
     # -- tokens <-> frames -------------------------------------------------------------------
 
