@@ -2,6 +2,8 @@
 tasks, infilling that keeps given tokens in both modalities, guidance 0 = the unguided path, clear
 errors on bad captions, a tiny model that learns, and the recipe end to end (oracle tokens)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -12,7 +14,7 @@ from hitchhiker.config import config_from_dict, config_to_dict
 from hitchhiker.masks import text
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import iterative_decode
-from hitchhiker.tokens import OracleTokenizer
+from hitchhiker.tokens import OracleTokenizer, TokenGrid
 from hitchhiker.train import TrainConfig, train
 from hitchhiker.unified import masked_recipe as um
 from hitchhiker.unified import objective, scoring
@@ -262,10 +264,12 @@ def test_a_tiny_model_learns_to_caption_and_to_draw(pairs):
 
 
 def test_the_recipe_fits_and_reports_every_figure():
-    cfg = zoo.config_for("unified", "smoke")
-    model = um.fit(cfg, progress=False)
-    assert isinstance(model, um.UnifiedModel) and cfg.image_vocab == K
-    figures = um.evaluate(model, cfg)
+    cfg, deps = zoo.prepare("unified", "smoke")
+    assert isinstance(deps["tokenizer"], OracleTokenizer)
+    model = um.fit(cfg, deps, progress=False)
+    assert isinstance(model, um.UnifiedModel) and cfg.tokens.vocab_size == K
+    figures = um.evaluate(model, cfg, deps)
+    assert zoo.evaluate("unified", model, cfg).keys() == figures.keys()
     names = {
         f"stage2.unified.{n}"
         for n in (
@@ -287,10 +291,10 @@ def test_the_recipe_fits_and_reports_every_figure():
     # the val sweep that fit() runs at real presets picks its settings from its own table
     cfg.tune_samples = 4
     model.decoding.update(t2i_candidates=2, i2t_candidates=3)  # e.g. a shipped model's picks
-    table = um.tune_decoding(model, cfg, OracleTokenizer())
+    table = um.tune_decoding(model, cfg, deps)
     # every setting of the grid is measured with one candidate, whatever the model's default was
     val = scoring.tuning_pairs(cfg, OracleTokenizer())
-    one = scoring.i2t_figures(model, val, grammar=True, candidates=1, seed=cfg.seed)
+    one = scoring.i2t_figures(model, val, grammar=True, candidates=1, seed=cfg.train.seed)
     assert table["i2t grammar precision"] == one["precision"]
     t2i = {k: v for k, v in table.items() if k.startswith("t2i steps=")}
     n_i2t = len(um.SWEEP_I2T) + len(um.SWEEP_I2T_CANDIDATES)
@@ -316,9 +320,13 @@ def test_the_recipe_fits_and_reports_every_figure():
 def test_bad_configs_and_inputs_raise():
     with pytest.raises(ValueError, match="task probabilities"):
         um.Config(p_t2i=-1)
-    with pytest.raises(ValueError, match="does not know its tokenizer"):
-        um.build(um.Config())
+    with pytest.raises(ValueError, match="the unified config has no tokenizer bound"):
+        um.Config()  # complete when built: the zoo binds the tokenizer's grid
+    # a model reads the tokenizer it was trained on: another codebook is refused, not decoded
+    other = dataclasses.replace(zoo.config_for("unified", "smoke"), tokens=TokenGrid(4, 8, 8))
     model = tiny()
+    with pytest.raises(ValueError, match="4-code"):
+        um.evaluate(model, other, {"tokenizer": OracleTokenizer()})
     with pytest.raises(ValueError, match=r"\(B, 8, 8\)"):
         model.image_to_text(torch.zeros(2, 4, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="shaped"):
@@ -335,13 +343,38 @@ def test_every_preset_turns_half_of_each_head_and_older_files_load_as_trained():
             assert zoo.config_for(name, preset).rotary == 0.5
     # a config stored before the field existed has no "rotary": it must rebuild without RoPE
     stored = config_to_dict(zoo.config_for("unified", "smoke"))
-    stored.update(image_vocab=8, grid_h=8, grid_w=8)
     new = config_from_dict(um.Config, stored)
     del stored["rotary"]
     old = config_from_dict(um.Config, stored)
     assert old.rotary == 0.0
     assert um.build(old).core.rotary_dims == 0
     assert um.build(new).core.rotary_dims == (new.dim // new.heads) // 2
+
+
+def flat_file_config(cfg) -> dict:
+    """The config as files stored it before the configs were nested: one flat dict."""
+    stored = config_to_dict(cfg)
+    flat = {k: v for k, v in stored.items() if k not in ("tokens", "data", "train")}
+    flat.update(stored["data"], **stored["train"], tokenizer_sha256="ab" * 32)
+    tok = stored["tokens"]
+    flat.update(image_vocab=tok["vocab_size"], grid_h=tok["grid_h"], grid_w=tok["grid_w"])
+    return flat
+
+
+def test_flat_files_load_nested_and_without_rope_when_they_lack_it():
+    over = {"train.steps": 77, "train.lr": 2e-3, "data.episodes": 5, "data.episode_steps": 9}
+    cfg = zoo.config_for("unified", "smoke", **over)
+    flat = flat_file_config(cfg)
+    migrated = config_from_dict(um.Config, flat)
+    assert migrated.tokens == TokenGrid(K, 8, 8, "ab" * 32)
+    assert (migrated.train.steps, migrated.train.lr) == (77, 2e-3)  # "steps": optimizer steps
+    assert (migrated.data.episodes, migrated.data.episode_steps) == (5, 9)
+    assert config_to_dict(migrated) == {
+        **config_to_dict(cfg),
+        "tokens": config_to_dict(migrated.tokens),
+    }
+    del flat["rotary"]  # written before RoPE came in
+    assert config_from_dict(um.Config, flat).rotary == 0.0
 
 
 class _Knower:

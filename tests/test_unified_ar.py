@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from hitchhiker import zoo
+from hitchhiker.config import config_from_dict, config_to_dict
 from hitchhiker.masks import text
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.tokens import OracleTokenizer
@@ -69,17 +70,18 @@ def test_a_tiny_ar_model_learns_the_pairs(pairs):
 
 
 def test_the_recipe_fits_and_reports_every_figure():
-    cfg = zoo.config_for("unified_ar", "smoke")
-    model = arr.fit(cfg, progress=False)
+    cfg, deps = zoo.prepare("unified_ar", "smoke")
+    assert isinstance(cfg, arr.Config) and cfg.train == zoo.config_for("unified", "smoke").train
+    model = arr.fit(cfg, deps, progress=False)
     assert isinstance(model, ar.UnifiedAR) and model.cfg.seq_len == 129
-    figures = arr.evaluate(model, cfg)
+    figures = arr.evaluate(model, cfg, deps)
     for name in ("t2i_fact_accuracy", "i2t_precision", "i2t_recall", "i2t_parse_rate"):
         assert 0.0 <= figures[f"stage2.unified_ar.{name}"] <= 1.0
     for b in (1, 16):
         assert figures[f"stage2.unified_ar.ms_per_t2i_sample_b{b}"] > 0
     assert figures["stage2.unified_ar.ms_per_i2t_caption_b16"] > 0
     cfg.tune_samples = 4  # the val sweep of real presets: the best temperature of its table
-    table = arr.tune_decoding(model, cfg, OracleTokenizer())
+    table = arr.tune_decoding(model, cfg, deps)
     t2i = {k: v for k, v in table.items() if k.startswith("t2i")}
     assert len(t2i) == len(arr.SWEEP_T2I["temperature"])
     assert table[f"t2i temperature={cfg.temperature:g}"] == max(t2i.values())
@@ -89,6 +91,18 @@ def test_the_recipe_fits_and_reports_every_figure():
     best_of_n = table[f"i2t best of {n} (self-check) precision"]
     gained = best_of_n >= table["i2t grammar precision"] + um.CANDIDATE_GAIN
     assert cfg.i2t_candidates == model.decoding["i2t_candidates"] == (n if gained else 1)
+
+
+def test_a_flat_file_loads_with_the_masked_models_renames_and_rope_default():
+    cfg = zoo.config_for("unified_ar", "smoke", p_view_first=0.25, **{"train.steps": 77})
+    stored = config_to_dict(cfg)  # as files stored it before the configs were nested: flat
+    flat = {k: v for k, v in stored.items() if k not in ("tokens", "data", "train", "rotary")}
+    flat.update(stored["data"], **stored["train"], tokenizer_sha256="ab" * 32)
+    flat.update(image_vocab=K, grid_h=8, grid_w=8)
+    old = config_from_dict(arr.Config, flat)
+    assert isinstance(old, arr.Config) and old.p_view_first == 0.25 and old.rotary == 0.0
+    assert old.tokens.vocab_size == K and old.tokens.sha256 == "ab" * 32
+    assert old.train.steps == 77 and old.data == cfg.data
 
 
 def test_bad_inputs_raise():

@@ -6,40 +6,44 @@ The model (:mod:`.masked_model`) is one bidirectional transformer over [caption 
 
     L = - E [ mean over hidden i of log p(x_i | x_visible) ].
 
-This module is the recipe that :mod:`hitchhiker.zoo` runs (Config with presets, build, fit,
-evaluate). After training, a small sweep on the VAL split picks the decoding settings (steps,
+This module is the recipe that :mod:`hitchhiker.zoo` runs (Config with presets, needs, bind,
+build, fit, tune_decoding, evaluate; the zoo hands in the tokenizer and binds its grid into
+``cfg.tokens``). After training, a small sweep on the VAL split picks the decoding settings (steps,
 guidance scale s, temperatures, how captions are decoded) and stores them in the config, so the
 TEST figures (:mod:`.scoring`) are measured with choices made on other data. The AR baseline's
-recipe (:mod:`.autoregressive_recipe`) reuses this Config, its presets and its helpers: same data, same size,
-same steps and batch.
+recipe (:mod:`.autoregressive_recipe`) reuses this Config, its presets and its helpers: same
+data, same size, same steps and batch.
 
 Shapes: B batch, L = 64 caption tokens, h x w view codes, N = L + h * w, V = T + K shared ids.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 
-from hitchhiker.checkpoint import file_sha256
 from hitchhiker.masks.core import CoreConfig
-from hitchhiker.tokens import token_grid, tokenizer_for
-from hitchhiker.train import train, train_config_of
+from hitchhiker.recipe import Deps, Need, tokenizer_need
+from hitchhiker.tokens import TokenGrid
+from hitchhiker.train import TrainConfig, train
 from hitchhiker.unified.masked_model import DECODING_DEFAULTS, UnifiedModel
 from hitchhiker.unified.objective import TASKS, unified_loss
 from hitchhiker.unified.scoring import figures, i2t_figures, t2i_accuracy, tuning_pairs
 from hitchhiker.unified.sequence import Layout, PairDataset, record_pairs
+from hitchhiker.world.dataset import DataConfig
 
 __all__ = [
     "DECODING_DEFAULTS",
     "TASKS",
     "Config",
     "UnifiedModel",
+    "bind",
     "build",
     "evaluate",
     "fit",
+    "needs",
     "tune_decoding",
     "unified_loss",
 ]
@@ -55,34 +59,45 @@ class Config:
             "dim": 32,
             "depth": 1,
             "heads": 2,
-            "episodes": 4,
-            "episode_steps": 16,
-            "steps": 30,
-            "batch_size": 16,
-            "warmup_steps": 3,
-            "eval_episodes": 2,
             "eval_samples": 8,
             "timing_repeats": 1,
             "tune_decoding": False,
+            "data": {"episodes": 4, "episode_steps": 16, "eval_episodes": 2},
+            "train": {"steps": 30, "batch_size": 16, "warmup_steps": 3},
         },
-        "cpu": {"episodes": 2048, "steps": 9000, "batch_size": 64, "lr": 2e-3},
-        "gpu": {"dim": 256, "depth": 8, "heads": 8, "episodes": 2048, "steps": 20000},
-        "large": {"dim": 384, "depth": 12, "heads": 8, "episodes": 4096, "steps": 40000},
+        "cpu": {"data": {"episodes": 2048}, "train": {"steps": 9000, "batch_size": 64, "lr": 2e-3}},
+        "gpu": {
+            "dim": 256,
+            "depth": 8,
+            "heads": 8,
+            "data": {"episodes": 2048},
+            "train": {"steps": 20000},
+        },
+        "large": {
+            "dim": 384,
+            "depth": 12,
+            "heads": 8,
+            "data": {"episodes": 4096},
+            "train": {"steps": 40000},
+        },
     }
+    RENAMED: ClassVar[dict[str, str | None]] = {
+        "image_vocab": "tokens.vocab_size",
+        "tokenizer_sha256": "tokens.sha256",
+    }
+    """Where the fields of files stored before the configs were nested went (``migrate_flat``);
+    the others (``grid_h``, ``episodes``, ``steps``, ``lr``, ...) find their nested config by name."""
+    MODEL: ClassVar[str] = "unified"
+    """The zoo name of the model, for messages (the AR baseline's Config says "unified_ar")."""
     STORED_BEFORE: ClassVar[dict[str, Any]] = {"rotary": 0.0}
     """What a stored config that lacks a field was trained with (see ``config_from_dict``):
     files written before RoPE came in rebuild without it."""
 
     tokenizer: str = "shipped"
     """Which image tokenizer: "shipped", "oracle" (ground-truth stand-in) or a preset to train."""
-    image_vocab: int = 0
-    """Codebook size K of the tokenizer; 0 until fit() reads it."""
-    grid_h: int = 0
-    """Token rows h of a view; 0 until fit() reads it from the tokenizer."""
-    grid_w: int = 0
-    """Token columns w of a view; 0 until fit() reads it from the tokenizer."""
-    tokenizer_sha256: str = ""
-    """Fingerprint of the shipped tokenizer this model was trained on (warns when it changes)."""
+    tokens: TokenGrid = field(default_factory=TokenGrid)
+    """The tokenizer's codebook size K, grid h x w and fingerprint, bound by the zoo from the
+    tokenizer it hands in (a changed shipped tokenizer warns)."""
     dim: int = 128
     """Transformer width D."""
     depth: int = 4
@@ -111,36 +126,35 @@ class Config:
     fact_weight: float = 1.0
     """Loss weight of hidden caption words that name a kind or the heading (1: like any token;
     5 measured no better, see :mod:`.objective`)."""
-    episodes: int = 256
-    """Training episodes recorded (train split); every view gives one (caption, view) pair. The
-    cpu preset records 2048 (67,584 pairs, each seen about 8.5 times in 9000 steps of 64).
-    At 512 episodes (each pair seen about 34 times) the AR baseline overfit: on val its views held
-    0.68 of the requested facts and its precision stayed near 0.91; at 2048 they are 0.958 and
-    0.962. The masked model went from 0.865 to 0.879 precision (best of 8: 0.900 to 0.921) and
-    from 0.962 to 0.987 text-to-image (notebook 03, section 7)."""
-    episode_steps: int = 32
-    """Steps per recorded episode (each gives steps + 1 views)."""
-    policy: str = "random"
-    """Behaviour policy that records the views."""
-    steps: int = 3000
-    """Optimizer steps. The cpu preset trains 9000: with 512 episodes, on val, the masked model's
-    caption precision went 0.79 -> 0.87 and its text-to-image facts 0.86 -> 0.96 from step 3000
-    to 9000, while the AR baseline's precision stayed near 0.91 and its text-to-image fell
-    0.81 -> 0.68 (notebook 03); see ``episodes`` for what more data changed."""
-    batch_size: int = 64
-    """Sequences per step."""
-    lr: float = 1e-3
-    """Peak learning rate."""
-    weight_decay: float = 0.05
-    """AdamW weight decay."""
-    warmup_steps: int = 100
-    """Linear warmup steps."""
-    checkpoint_every: int = 500
-    """Trainer checkpoint cadence (steps) when fit() gets a run_dir, so a cut run resumes."""
-    seed: int = 0
-    """Seed of initialisation, data order, masks and sampling."""
-    eval_episodes: int = 16
-    """Held-out episodes (test split for the figures, val split for tuning)."""
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(
+            episodes=256, episode_steps=32, policy="random", eval_episodes=16
+        )
+    )
+    """Recorded views: every view of the training episodes gives one (caption, view) pair; the
+    held-out episodes give the test pairs of the figures and the val pairs of the sweep. The cpu
+    preset records 2048 training episodes (67,584 pairs, each seen about 8.5 times in 9000 steps
+    of 64). At 512 episodes (each pair seen about 34 times) the AR baseline overfit: on val its
+    views held 0.68 of the requested facts and its precision stayed near 0.91; at 2048 they are
+    0.958 and 0.962. The masked model went from 0.865 to 0.879 precision (best of 8: 0.900 to
+    0.921) and from 0.962 to 0.987 text-to-image (notebook 03, section 7)."""
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=3000,
+            batch_size=64,
+            lr=1e-3,
+            weight_decay=0.05,
+            warmup_steps=100,
+            checkpoint_every=500,
+            seed=0,
+            log_every=0,
+        )
+    )
+    """Optimisation: sequences per step, learning rate, and the seed of initialisation, data
+    order, masks and sampling. The cpu preset trains 9000 steps: with 512 episodes, on val, the
+    masked model's caption precision went 0.79 -> 0.87 and its text-to-image facts 0.86 -> 0.96
+    from step 3000 to 9000, while the AR baseline's precision stayed near 0.91 and its
+    text-to-image fell 0.81 -> 0.68 (notebook 03); see ``data`` for what more data changed."""
     eval_samples: int = 128
     """Held-out (caption, view) pairs scored per figure."""
     tune_samples: int = 128
@@ -201,16 +215,22 @@ class Config:
             )
         if not 0 <= self.caption_dropout < 1:
             raise ValueError(f"caption_dropout must lie in [0, 1); got {self.caption_dropout}")
+        self.tokens.require(f"the {self.MODEL} config")
+
+
+def needs(values: dict[str, Any]) -> dict[str, Need]:
+    """The tokenizer the config names (both Stage II recipes)."""
+    return {"tokenizer": tokenizer_need(values["tokenizer"])}
+
+
+def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    """The tokenizer's codebook size, grid and fingerprint (both Stage II recipes)."""
+    return {"tokens": TokenGrid.of(deps["tokenizer"])}
 
 
 def layout_of(cfg) -> Layout:
     """The sequence layout of a (tokenizer-bound) config."""
-    if cfg.image_vocab < 1 or cfg.grid_h < 1 or cfg.grid_w < 1:
-        raise ValueError(
-            "the config does not know its tokenizer yet (image_vocab/grid_h/grid_w are 0): "
-            "call fit(), or bind(cfg, tokenizer) first"
-        )
-    return Layout(cfg.image_vocab, cfg.grid_h, cfg.grid_w)
+    return Layout(cfg.tokens.vocab_size, cfg.tokens.grid_h, cfg.tokens.grid_w)
 
 
 def core_config(cfg, seq_len: int | None = None) -> CoreConfig:
@@ -227,25 +247,6 @@ def core_config(cfg, seq_len: int | None = None) -> CoreConfig:
     )
 
 
-def bind(cfg, tokenizer) -> None:
-    """Fill the config's codebook size, grid and tokenizer fingerprint (in place)."""
-    from hitchhiker import zoo
-
-    cfg.image_vocab = int(tokenizer.codebook_size)
-    cfg.grid_h, cfg.grid_w = token_grid(tokenizer)
-    if cfg.tokenizer == "shipped":
-        cfg.tokenizer_sha256 = file_sha256(zoo.path_of("tokenizer"))
-
-
-def tokenizer_of(cfg):
-    return tokenizer_for(cfg)
-
-
-def train_config(cfg):
-    """The trainer's settings from a Stage II config."""
-    return train_config_of(cfg)
-
-
 def decoding_of(cfg, defaults: dict[str, Any] = DECODING_DEFAULTS) -> dict[str, Any]:
     """The decoding settings a model takes from its config: the config's value of every key of
     ``defaults`` (the masked model's; the AR baseline passes its own)."""
@@ -254,32 +255,33 @@ def decoding_of(cfg, defaults: dict[str, Any] = DECODING_DEFAULTS) -> dict[str, 
 
 def build(cfg: Config) -> UnifiedModel:
     """The untrained unified model of a (tokenizer-bound) config."""
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.train.seed)
     return UnifiedModel(core_config(cfg), layout_of(cfg), decoding_of(cfg))
 
 
-def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> UnifiedModel:
+def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> UnifiedModel:
     """Caption and tokenize the training views, train, then (optionally) tune decoding on val."""
     probs, drop = (cfg.p_t2i, cfg.p_i2t, cfg.p_joint), cfg.caption_dropout
     caption = (cfg.caption_schedule, cfg.caption_suffix, cfg.fact_weight)
     loss = lambda m, batch: unified_loss(m, batch, probs, drop, *caption)
-    return fit_on_pairs(cfg, build, loss, tune_decoding, run_dir, progress, tokenizer)
+    return fit_on_pairs(cfg, deps, build, loss, tune_decoding, run_dir, progress)
 
 
-def fit_on_pairs(cfg, build_fn, loss_fn, tune_fn, run_dir, progress, tokenizer):
-    """What both Stage II recipes do (this one and :mod:`.autoregressive_recipe`): caption and tokenize
-    the same training views, build the model, train it with the one trainer, then, if
+def fit_on_pairs(cfg, deps: Deps, build_fn, loss_fn, tune_fn, run_dir, progress):
+    """What both Stage II recipes do (this one and :mod:`.autoregressive_recipe`): caption and
+    tokenize the same training views, build the model, train it with the one trainer, then, if
     ``cfg.tune_decoding``, pick its decoding settings on val (``model.sweep`` keeps the table)."""
-    tokenizer = tokenizer if tokenizer is not None else tokenizer_of(cfg)
-    bind(cfg, tokenizer)
-    pairs, _ = record_pairs("train", cfg.episodes, cfg.episode_steps, tokenizer, cfg.policy)
+    tokenizer = deps["tokenizer"]
+    cfg.tokens.check(tokenizer, f"the {cfg.MODEL} model")
+    data = cfg.data
+    pairs, _ = record_pairs("train", data.episodes, data.episode_steps, tokenizer, data.policy)
     result = train(
-        build_fn(cfg), PairDataset(pairs), loss_fn, train_config(cfg), run_dir, progress=progress
+        build_fn(cfg), PairDataset(pairs), loss_fn, cfg.train, run_dir, progress=progress
     )
     model = result.model
     model.losses = result.losses
     if cfg.tune_decoding:
-        model.sweep = tune_fn(model, cfg, tokenizer)
+        model.sweep = tune_fn(model, cfg, deps)
     return model
 
 
@@ -304,18 +306,19 @@ inside the caption grammar; or MaskGIT's loop over all positions at once, over b
 right, or one word per step left to right (no grammar)."""
 
 
-def tune_decoding(model: UnifiedModel, cfg: Config, tokenizer=None) -> dict[str, float]:
+def tune_decoding(model: UnifiedModel, cfg: Config, deps: Deps) -> dict[str, float]:
     """Pick decoding steps, guidance and temperature, how captions are written and whether to
     write best-of-n on the VAL split; write them into cfg and the model. Ties go to the cheaper
     setting (fewer steps, no guidance, one candidate). Returns the table."""
-    tokenizer = tokenizer if tokenizer is not None else tokenizer_of(cfg)
+    tokenizer = deps["tokenizer"]
+    cfg.tokens.check(tokenizer, "the unified model")
     pairs = tuning_pairs(cfg, tokenizer)
     table: dict[str, float] = {}
     best, best_score = None, -1.0
     for steps in SWEEP_T2I["t2i_steps"]:
         for s in SWEEP_T2I["guidance"]:
             for temp in SWEEP_T2I["temperature"]:
-                kw = {"steps": steps, "guidance": s, "temperature": temp, "seed": cfg.seed}
+                kw = {"steps": steps, "guidance": s, "temperature": temp, "seed": cfg.train.seed}
                 kw["candidates"] = 1  # one draw each, whatever the model's default
                 acc = t2i_accuracy(model, pairs, tokenizer, **kw)
                 table[f"t2i steps={steps} guidance={s:g} temperature={temp:g}"] = acc
@@ -324,14 +327,14 @@ def tune_decoding(model: UnifiedModel, cfg: Config, tokenizer=None) -> dict[str,
     cfg.t2i_steps, cfg.guidance, cfg.temperature = best
     cfg.t2i_candidates = 1
     for n in SWEEP_CANDIDATES:
-        kw = {"steps": best[0], "guidance": best[1], "temperature": best[2], "seed": cfg.seed}
+        kw = {"steps": best[0], "guidance": best[1], "temperature": best[2], "seed": cfg.train.seed}
         acc = t2i_accuracy(model, pairs, tokenizer, candidates=n, **kw)
         table[f"t2i best of {n} (self-check)"] = acc
         if acc >= best_score + CANDIDATE_GAIN:
             cfg.t2i_candidates, best_score = n, acc
     best_i2t, best_p = None, -1.0
     for grammar, block, steps in SWEEP_I2T:
-        kw = {"grammar": grammar, "steps": steps, "block": block, "seed": cfg.seed}
+        kw = {"grammar": grammar, "steps": steps, "block": block, "seed": cfg.train.seed}
         kw["candidates"] = 1
         p = i2t_figures(model, pairs, **kw)["precision"]
         how = "grammar" if grammar else f"block={block} steps={steps}"
@@ -350,15 +353,16 @@ def tune_caption_candidates(model, cfg, pairs, table: dict, precision: float) ->
     ``table``. Shared by both Stage II recipes."""
     cfg.i2t_candidates = 1
     for n in SWEEP_I2T_CANDIDATES:
-        p = i2t_figures(model, pairs, candidates=n, seed=cfg.seed)["precision"]
+        p = i2t_figures(model, pairs, candidates=n, seed=cfg.train.seed)["precision"]
         table[f"i2t best of {n} (self-check) precision"] = p
         if p >= precision + CANDIDATE_GAIN:
             cfg.i2t_candidates, precision = n, p
     model.decoding["i2t_candidates"] = cfg.i2t_candidates
 
 
-def evaluate(model: UnifiedModel, cfg: Config, tokenizer=None) -> dict[str, float]:
+def evaluate(model: UnifiedModel, cfg: Config, deps: Deps) -> dict[str, float]:
     """The issue's figures on held-out TEST pairs, with the config's decoding settings."""
-    tokenizer = tokenizer if tokenizer is not None else tokenizer_of(cfg)
+    tokenizer = deps["tokenizer"]
+    cfg.tokens.check(tokenizer, "the unified model")
     model.decoding.update(decoding_of(cfg))
     return figures(model, cfg, tokenizer, "stage2.unified", unguided=cfg.guidance != 0)

@@ -39,11 +39,15 @@ KIND_SENTENCES = 4
 
 
 def held_out(cfg, split: str, tokenizer):
-    """``cfg.eval_samples`` (caption, view) pairs spread over the held-out episodes of ``split``.
+    """``cfg.eval_samples`` (caption, view) pairs spread over the ``cfg.data.eval_episodes``
+    held-out episodes of ``split``.
 
     Returns (pairs, recording, index of each pair among the recording's views).
     """
-    pairs, rec = record_pairs(split, cfg.eval_episodes, cfg.episode_steps, tokenizer, cfg.policy)
+    data = cfg.data
+    pairs, rec = record_pairs(
+        split, data.eval_episodes, data.held_out_steps, tokenizer, data.policy
+    )
     index = np.linspace(0, len(pairs) - 1, min(cfg.eval_samples, len(pairs))).round().astype(int)
     return pairs.subset(index), rec, index
 
@@ -125,11 +129,11 @@ def figures(model, cfg, tokenizer, prefix: str, unguided: bool = False) -> dict[
     ``.t2i_fact_accuracy_unguided`` if asked)."""
     model.eval()
     pairs, _, _ = held_out(cfg, "test", tokenizer)
-    drawn = samples(model, pairs, tokenizer, seed=cfg.seed)  # seeded: its own generator
+    drawn = samples(model, pairs, tokenizer, seed=cfg.train.seed)  # seeded: its own generator
     out = {f"{prefix}.t2i_fact_accuracy": float(drawn.t2i.mean())}
     if unguided:
         out[f"{prefix}.t2i_fact_accuracy_unguided"] = t2i_accuracy(
-            model, pairs, tokenizer, guidance=0.0, seed=cfg.seed
+            model, pairs, tokenizer, guidance=0.0, seed=cfg.train.seed
         )
     out.update({f"{prefix}.i2t_{k}": v for k, v in drawn.i2t.items()})
     out.update(speed_figures(model, pairs, cfg, prefix))
