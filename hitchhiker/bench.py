@@ -22,8 +22,9 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hitchhiker.config import hardware_name, resolve_preset
+from hitchhiker.config import resolve_preset
 from hitchhiker.course import README
+from hitchhiker.devices import hardware_name
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from hitchhiker.config import device_of
+from hitchhiker.devices import device_of
 from hitchhiker.world import NUM_KINDS, read_tiles, tile_textures
 from hitchhiker.world.dataset import LEARNING_WORLD, frames_to_tensor, record
 from hitchhiker.world.reader import CONFIDENT

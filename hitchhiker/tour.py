@@ -17,8 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from hitchhiker.config import hardware_name, resolve_preset
+from hitchhiker.config import resolve_preset
 from hitchhiker.course import NOTEBOOKS, ROOT
+from hitchhiker.devices import hardware_name
 
 
 def run_notebook(path: Path, out_dir: Path, preset: str, timeout: int = 3600) -> tuple[float, dict]:

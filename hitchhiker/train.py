@@ -13,7 +13,7 @@ The recipe is the standard one for transformers and friends:
       lr(s) = lr_min + (lr - lr_min) * (1 + cos(pi * p)) / 2          p = (s - warmup) / (steps - 1 - warmup)
 
 * Gradient clipping by global norm; mixed precision through ``torch.autocast`` (bf16, or fp16 with a
-  ``GradScaler``), chosen per device by :func:`hitchhiker.config.pick_precision`.
+  ``GradScaler``), chosen per device by :func:`hitchhiker.devices.pick_precision`.
 * Exact resume: checkpoints hold weights, optimizer, scaler, RNG states and the loss history, and the
   data order is a pure function of the step (:class:`StepBatchSampler`), so an interrupted run that
   resumes ends bit-identical (on CPU, ``num_workers=0``) to one that never stopped.
@@ -52,7 +52,8 @@ from hitchhiker.checkpoint import (
     remove_partial_checkpoints,
     save_checkpoint,
 )
-from hitchhiker.config import PRECISIONS, config_to_dict, pick_device, pick_precision
+from hitchhiker.config import config_to_dict
+from hitchhiker.devices import PRECISIONS, pick_device, pick_precision
 from hitchhiker.plots import LivePlot, in_notebook
 
 

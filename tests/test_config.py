@@ -8,20 +8,17 @@ from typing import Any, ClassVar, Literal
 import pytest
 import torch
 
-from hitchhiker import config
+from hitchhiker import devices
 from hitchhiker.config import (
     PRESETS,
-    Precision,
     config_from_dict,
     config_to_dict,
     describe_setup,
     env_flag,
-    hardware_name,
     make_config,
-    pick_device,
-    pick_precision,
     resolve_preset,
 )
+from hitchhiker.devices import Precision, hardware_name, pick_device, pick_precision
 
 
 @pytest.fixture
@@ -34,7 +31,7 @@ def clean_env(monkeypatch):
 @pytest.fixture
 def no_gpu(clean_env):
     clean_env.setattr(torch.cuda, "is_available", lambda: False)
-    clean_env.setattr(config, "_mps_available", lambda: False)
+    clean_env.setattr(devices, "mps_available", lambda: False)
     return clean_env
 
 
@@ -130,7 +127,7 @@ def test_resolve_preset_auto_by_hardware(clean_env):
     Props.total_memory = 42.5e9  # A100 40GB
     assert resolve_preset() == "large"
     clean_env.setattr(torch.cuda, "is_available", lambda: False)
-    clean_env.setattr(config, "_mps_available", lambda: True)
+    clean_env.setattr(devices, "mps_available", lambda: True)
     assert resolve_preset() == "gpu"
 
 

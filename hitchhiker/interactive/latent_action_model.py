@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hitchhiker.config import device_of
+from hitchhiker.devices import device_of
 from hitchhiker.masks.core import TransformerCore, init_weights
 from hitchhiker.masks.quantizers import EMAVectorQuantizer
 from hitchhiker.tokens import encode_frames

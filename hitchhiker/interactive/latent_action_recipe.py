@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from hitchhiker.config import device_of
+from hitchhiker.devices import device_of
 from hitchhiker.interactive.action_agreement import (
     consistency,
     effective_transitions,

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from hitchhiker.config import device_of
+from hitchhiker.devices import device_of
 from hitchhiker.engine import action_index, check_rollout_args, check_seed
 from hitchhiker.masks.core import KVCache
 from hitchhiker.masks.maskgit import iterative_decode

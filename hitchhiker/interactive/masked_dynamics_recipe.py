@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from hitchhiker.config import device_of
+from hitchhiker.devices import device_of
 from hitchhiker.interactive.latent_action_model import infer_tokens
 from hitchhiker.interactive.latent_action_recipe import code_for_action
 from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from hitchhiker.config import device_of
+from hitchhiker.devices import device_of
 from hitchhiker.masks.autoregressive import AutoregressiveModel, ar_loss, speed_comparison
 from hitchhiker.masks.maskgit import MaskGIT
 from hitchhiker.masks.maskgit_recipe import Config as MaskGITConfig

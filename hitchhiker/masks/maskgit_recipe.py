@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from hitchhiker.config import device_of
+from hitchhiker.devices import device_of
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import SCHEDULES, MaskGIT, maskgit_loss
 from hitchhiker.tokens import (

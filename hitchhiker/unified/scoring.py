@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hitchhiker.config import device_of
+from hitchhiker.devices import device_of
 from hitchhiker.masks.text import WORD_ID
 from hitchhiker.tokens import decode_tokens, seconds_per_image
 from hitchhiker.unified import facts as fx
