@@ -1,16 +1,19 @@
 """The autoregressive baseline: cached and uncached samplers agree token for token, the model is
 causal, its loss falls on a tiny task, bad input raises, and the recipe runs end to end."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from hitchhiker import tokens
+from hitchhiker import tokens, zoo
 from hitchhiker.config import make_config
 from hitchhiker.masks import autoregressive as ar
 from hitchhiker.masks import autoregressive_recipe as arr
 from hitchhiker.masks import maskgit_recipe as mgr
 from hitchhiker.masks.core import CoreConfig, KVCache
+from hitchhiker.recipe import Need
 from hitchhiker.train import TrainConfig, train
 
 
@@ -95,12 +98,23 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_recipe_fits_evaluates_and_races_maskgit():
-    cfg = make_config(arr.Config, "smoke", tokenizer="oracle")
-    model = arr.fit(cfg, progress=False)
+    cfg, deps = zoo.prepare("ar", "smoke", tokenizer="oracle")
+    assert set(deps) == {"tokenizer"}  # only the shipped tokenizer's MaskGIT is raced by default
+    model = arr.fit(cfg, deps, progress=False)
     assert model.losses[-1] < model.losses[0]
-    mcfg = make_config(mgr.Config, "smoke", tokenizer="oracle")
-    tokens.bind_tokenizer(mcfg, tokens.OracleTokenizer())
-    figures = arr.evaluate(model, cfg, maskgit=mgr.build(mcfg).eval())
+    maskgit = mgr.build(zoo.config_for("maskgit", "smoke", tokenizer="oracle")).eval()
+    figures = arr.evaluate(model, cfg, {**deps, "maskgit": maskgit})
     for k in ("confident_share", "kind_tv", "test_loss", "ms_per_image_b16", "maskgit_speedup_b1"):
         assert np.isfinite(figures[f"stage1.ar.{k}"]), k
     assert figures["stage1.ar.maskgit_speedup_b16"] > 0
+
+
+def test_the_ar_baseline_races_the_shipped_maskgit_of_its_own_tokenizer_only():
+    assert arr.needs({"tokenizer": "shipped"})["maskgit"] == Need("maskgit")
+    assert "maskgit" not in arr.needs({"tokenizer": "oracle"})
+    cfg = make_config(arr.Config, "smoke", tokens=tokens.TokenGrid(9, 8, 8, "abc"))
+    maskgit = mgr.build(make_config(mgr.Config, "smoke", tokens=cfg.tokens))
+    assert arr.maskgit_to_race(cfg, {"maskgit": maskgit}) is maskgit  # handed in: raced
+    maskgit.shipped_config = dataclasses.replace(cfg, tokens=tokens.TokenGrid(9, 8, 8, "other"))
+    assert arr.maskgit_to_race(cfg, {"maskgit": maskgit}) is None  # shipped on other tokens
+    assert arr.maskgit_to_race(cfg, {}) is None

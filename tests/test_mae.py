@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from hitchhiker.config import make_config
+from hitchhiker.config import config_from_dict, config_to_dict, make_config
 from hitchhiker.masks import mae, mae_recipe
 from hitchhiker.masks.probe import (
     kind_shares,
@@ -145,8 +145,8 @@ def test_probe_labels_are_exact_ground_truth():
 
 def test_recipe_smoke_fit_and_evaluate():
     cfg = make_config(mae_recipe.Config, "smoke")
-    model = mae_recipe.fit(cfg, progress=False)
-    figures = mae_recipe.evaluate(model, cfg)
+    model = mae_recipe.fit(cfg, {}, progress=False)
+    figures = mae_recipe.evaluate(model, cfg, {})
     expected = {"stage1.mae.masked_psnr_75"}
     for suffix in ("", "_random", "_majority"):
         expected |= {f"stage1.mae.probe_{k}{suffix}" for k in ("acc", "center_acc")}
@@ -164,3 +164,13 @@ def test_shipped_mae_rebuilds_hidden_patches_of_held_out_views():
     model = zoo.load("mae")
     images, _ = views(record("test", 2, 15, world=LEARNING_WORLD, progress=False))
     assert mae.masked_psnr(model, images, 0.75) > 16.0  # an untrained one scores ~10 dB
+
+
+def test_a_stored_flat_config_keeps_the_episode_length_apart_from_the_optimiser_steps():
+    """Files stored before the configs were nested say ``steps`` for the episode length."""
+    old = {"dim": 32, "steps": 48, "train_steps": 12, "eval_steps": 16, "episodes": 4, "seed": 3}
+    cfg = config_from_dict(mae_recipe.Config, {**old, "lr": 0.5, "probe_steps": 8})
+    assert (cfg.data.episode_steps, cfg.data.eval_steps, cfg.data.episodes) == (48, 16, 4)
+    assert (cfg.train.steps, cfg.train.lr, cfg.train.seed, cfg.probe_steps) == (12, 0.5, 3, 8)
+    stored = config_to_dict(cfg)  # today's shape comes back as it is
+    assert config_to_dict(config_from_dict(mae_recipe.Config, stored)) == stored

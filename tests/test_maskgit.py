@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from hitchhiker import tokens as tk
+from hitchhiker import zoo
 from hitchhiker.config import make_config
 from hitchhiker.masks import maskgit as mg
 from hitchhiker.masks import maskgit_recipe as mgr
@@ -158,8 +159,10 @@ def test_bad_inputs_raise_clear_errors():
         mg.MaskGIT(CoreConfig(vocab_size=4, seq_len=10, dim=8, depth=1, heads=2), (4, 4))
     with pytest.raises(ValueError, match="token ids"):
         model(torch.full((1, 16), 99, dtype=torch.long))
-    with pytest.raises(ValueError, match="tokenizer"):
-        mgr.build(make_config(mgr.Config, "smoke"))  # vocab and grid unknown before fit
+    with pytest.raises(ValueError, match="no tokenizer bound"):
+        make_config(mgr.Config, "smoke")  # vocab and grid come from the tokenizer the zoo binds
+    with pytest.raises(ValueError, match="mask_schedule"):
+        make_config(mgr.Config, "smoke", mask_schedule="zigzag", tokens=tk.TokenGrid(9, 8, 8))
 
 
 # ----------------------------------------------------------------------------- the recipe
@@ -182,11 +185,12 @@ def test_oracle_tokenizer_round_trips_tile_kinds():
 
 
 def test_recipe_fits_and_evaluates_in_smoke_mode():
-    cfg = make_config(mgr.Config, "smoke", tokenizer="oracle")
-    model = mgr.fit(cfg, progress=False)
-    assert (cfg.vocab_size, cfg.grid_h, cfg.grid_w) == (9, 8, 8)  # bound to the tokenizer
+    cfg, deps = zoo.prepare("maskgit", "smoke", tokenizer="oracle")
+    assert set(deps) == {"tokenizer"}
+    assert (cfg.tokens.vocab_size, cfg.tokens.grid_h, cfg.tokens.grid_w) == (9, 8, 8)  # bound
+    model = mgr.fit(cfg, deps, progress=False)
     assert model.losses[-1] < model.losses[0]
-    figures = mgr.evaluate(model, cfg)
+    figures = zoo.evaluate("maskgit", model, cfg)
     for k in ("confident_share", "kind_tv", "test_loss", "ms_per_image_b1", "ms_per_image_b16"):
         assert np.isfinite(figures[f"stage1.maskgit.{k}"]), k
     assert 0 <= figures["stage1.maskgit.confident_share"] <= 1

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from hitchhiker.config import make_config
+from hitchhiker.config import config_from_dict, make_config
 from hitchhiker.masks import text, text_recipe
 from hitchhiker.world.dataset import LEARNING_WORLD, record
 
@@ -133,7 +133,7 @@ def test_a_tiny_model_learns_to_fill_captions(captions):
 
 def test_recipe_smoke_fit_and_evaluate():
     cfg = make_config(text_recipe.Config, "smoke")
-    figures = text_recipe.evaluate(text_recipe.fit(cfg, progress=False), cfg)
+    figures = text_recipe.evaluate(text_recipe.fit(cfg, {}, progress=False), cfg, {})
     assert set(figures) == {
         "stage1.text.masked_acc_15",
         "stage1.text.infill_acc_50",
@@ -155,3 +155,10 @@ def test_shipped_text_model_fills_held_out_captions():
     assert text.masked_accuracy(model, tokens, 0.15) > 0.8
     samples = text.decode_batch(text.generate(model, 16, steps=32, seed=0))
     assert sum(map(text.parses, samples)) >= 8
+
+
+def test_a_stored_flat_config_keeps_the_episode_length_apart_from_the_optimiser_steps():
+    old = {"steps": 48, "train_steps": 12, "eval_steps": 16, "batch_size": 5, "eval_samples": 4}
+    cfg = config_from_dict(text_recipe.Config, old)
+    assert (cfg.data.episode_steps, cfg.data.eval_steps) == (48, 16)
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.eval_samples) == (12, 5, 4)

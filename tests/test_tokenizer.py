@@ -9,7 +9,7 @@ import torch
 
 from hitchhiker import zoo
 from hitchhiker.checkpoint import save_weights
-from hitchhiker.config import config_to_dict, make_config
+from hitchhiker.config import config_from_dict, config_to_dict, make_config
 from hitchhiker.masks import show_tokens
 from hitchhiker.masks import tokenizer as T
 from hitchhiker.masks import tokenizer_recipe as TR
@@ -26,20 +26,24 @@ def _two_threads():
     torch.set_num_threads(threads)
 
 
-def small_cfg(**overrides) -> TR.Config:
-    base = {"hidden": 64, "episodes": 4, "episode_steps": 32, "test_episodes": 2}
-    base.update({"test_steps": 32, "steps": 40, "batch_size": 16, "warmup_steps": 4})
-    base.update(overrides)
-    return make_config(TR.Config, "smoke", **base)
+def small_cfg(train: dict | None = None, **overrides) -> TR.Config:
+    """A smoke tokenizer on 4 + 4 short episodes per policy; ``train`` changes only the trainer
+    settings it names."""
+    data = {"episodes": 4, "episode_steps": 32, "eval_episodes": 2, "eval_steps": 32}
+    optim = {"steps": 40, "batch_size": 16, "warmup_steps": 4, **(train or {})}
+    return make_config(
+        TR.Config, "smoke", **{"hidden": 64, "data": data, **overrides, "train": optim}
+    )
 
 
 @lru_cache(maxsize=1)
 def trained() -> tuple[T.Tokenizer, TR.Config]:
     """A tokenizer trained for a few seconds on 4 + 4 short episodes (200 steps as a plain
     autoencoder, then 300 quantised)."""
-    cfg = small_cfg(hidden=128, steps=500, dead_after=25, vq_warmup=200, lr=3e-3, warmup_steps=20)
+    optim = {"steps": 500, "lr": 3e-3, "warmup_steps": 20}
+    cfg = small_cfg(hidden=128, dead_after=25, vq_warmup=200, train=optim)
     torch.manual_seed(0)
-    return TR.fit(cfg, progress=False), cfg
+    return TR.fit(cfg, {}, progress=False), cfg
 
 
 def test_shapes_and_dtypes_for_both_quantizers():
@@ -194,7 +198,7 @@ def test_brief_training_round_trips_real_views():
     tokens, recon = T.reconstruct(model, frames)
     assert tile_accuracy(recon, tiles) >= 0.9
     assert psnr(recon, frames_to_tensor(frames)) >= 20
-    figures = TR.evaluate(model, cfg)
+    figures = TR.evaluate(model, cfg, {})
     assert set(figures) == {
         f"stage1.tokenizer.{k}"
         for k in ("psnr", "tile_accuracy", "heading_accuracy", "codebook_usage", "perplexity")
@@ -213,13 +217,13 @@ def test_untrained_tokenizer_does_not_round_trip():
 
 
 def test_fsq_variant_learns_too():
-    cfg = small_cfg(quantizer="fsq", steps=150, lr=3e-3, warmup_steps=20)
+    cfg = small_cfg(quantizer="fsq", train={"steps": 150, "lr": 3e-3, "warmup_steps": 20})
     frames, _ = held_out(cfg)
     x = frames_to_tensor(frames)
     torch.manual_seed(0)
     before = (T.reconstruct(TR.build(cfg), frames)[1] - x).pow(2).mean()
     torch.manual_seed(0)
-    model = TR.fit(cfg, progress=False)
+    model = TR.fit(cfg, {}, progress=False)
     after = (T.reconstruct(model, frames)[1] - x).pow(2).mean()
     assert after < 0.25 * before  # held-out reconstruction error falls fourfold in 150 steps
     tokens = model.encode(x)
@@ -282,3 +286,12 @@ def test_the_shipped_tokenizer_keeps_the_explorers_heading():
     reading = read_tiles(decode_tokens(tok, encode_frames(tok, frames)))
     assert (reading.kinds == rec.tiles.reshape(-1, 8, 8)).mean() == 1.0
     assert (reading.heading == rec.headings.reshape(-1)).mean() >= 0.95
+
+
+def test_a_stored_flat_config_moves_policies_and_test_episodes_into_the_data():
+    old = {"policies": ["random", "explorer"], "test_episodes": 3, "test_steps": 20, "steps": 40}
+    cfg = config_from_dict(TR.Config, {**old, "episode_steps": 24, "hidden": 64})
+    assert TR.policies_of(cfg.data) == ("random", "explorer")
+    assert (cfg.data.eval_episodes, cfg.data.eval_steps, cfg.data.episode_steps) == (3, 20, 24)
+    assert (cfg.train.steps, cfg.train.weight_decay, cfg.hidden) == (40, 0.0, 64)
+    assert TR.policies_of(small_cfg(data={"policy": "random"}).data) == ("random",)

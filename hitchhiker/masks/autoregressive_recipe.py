@@ -21,15 +21,14 @@ from hitchhiker.devices import device_of
 from hitchhiker.masks.autoregressive import AutoregressiveModel, ar_loss, speed_comparison
 from hitchhiker.masks.maskgit import MaskGIT
 from hitchhiker.masks.maskgit_recipe import Config as MaskGITConfig
-from hitchhiker.masks.maskgit_recipe import core_config, train_config
+from hitchhiker.masks.maskgit_recipe import bind as maskgit_bind
+from hitchhiker.masks.maskgit_recipe import core_config, train_tokens
+from hitchhiker.recipe import Deps, Need, tokenizer_need
 from hitchhiker.tokens import (
     TokenDataset,
-    bind_tokenizer,
-    check_tokenizer,
     decode_tokens,
     sample_quality,
     seconds_per_image,
-    tokenizer_for,
     world_tokens,
 )
 from hitchhiker.train import train
@@ -40,31 +39,43 @@ class Config(MaskGITConfig):
     """The AR baseline (recipe "ar"): MaskGIT's data, size and training; causal, raster order.
 
     The MaskGIT-only fields (mask_schedule, choice_temperature) are unused; decode_steps is the
-    MaskGIT step count the speed comparison races against.
+    MaskGIT step count the speed comparison races against. PRESETS and RENAMED are MaskGIT's.
     """
 
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = MaskGITConfig.PRESETS
+    MODEL: ClassVar[str] = "AR baseline"
+
+
+def needs(values: dict[str, Any]) -> dict[str, Need]:
+    """The tokenizer the config names and, on the shipped tokenizer, the shipped MaskGIT that the
+    speed figures race against."""
+    out = {"tokenizer": tokenizer_need(values["tokenizer"])}
+    if values["tokenizer"] == "shipped":
+        out["maskgit"] = Need("maskgit")
+    return out
+
+
+def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    """The tokenizer's vocabulary and grid, as MaskGIT binds them."""
+    return maskgit_bind(values, deps)
 
 
 def build(cfg: Config) -> AutoregressiveModel:
     """The untrained AR model of a (tokenizer-bound) config."""
-    torch.manual_seed(cfg.seed)
-    return AutoregressiveModel(core_config(cfg), (cfg.grid_h, cfg.grid_w))
+    torch.manual_seed(cfg.train.seed)
+    return AutoregressiveModel(core_config(cfg), (cfg.tokens.grid_h, cfg.tokens.grid_w))
 
 
-def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> AutoregressiveModel:
+def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> AutoregressiveModel:
     """Encode the training views once, then train the AR model on their tokens."""
-    tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
-    bind_tokenizer(cfg, tokenizer)
-    tokens, tiles = world_tokens(cfg, "train", tokenizer)
-    if cfg.tokenizer != "smoke":  # a few-step smoke tokenizer is expected to lose tiles
-        check_tokenizer(tokenizer, tokens[:256], tiles[:256])
+    tokenizer = deps["tokenizer"]
+    cfg.tokens.check(tokenizer, "the AR baseline")
+    tokens = train_tokens(cfg, tokenizer)
     model = build(cfg)
     result = train(
         model,
         TokenDataset(tokens),
         lambda m, batch: ar_loss(m, batch["tokens"]),
-        train_config(cfg),
+        cfg.train,
         run_dir,
         progress=progress,
     )
@@ -72,32 +83,32 @@ def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> Aut
     return result.model
 
 
-def _shipped_maskgit(cfg: Config) -> MaskGIT | None:
-    """The shipped MaskGIT when it was trained on the same shipped tokenizer, else None."""
-    from hitchhiker import zoo
-
-    if cfg.tokenizer != "shipped" or not zoo.path_of("maskgit").is_file():
+def maskgit_to_race(cfg: Config, deps: Deps) -> MaskGIT | None:
+    """The MaskGIT handed in, unless it is a shipped one trained on another tokenizer (its file
+    records the tokenizer's fingerprint): a race between models of other tokens would mislead."""
+    maskgit = deps.get("maskgit")
+    stored = getattr(maskgit, "shipped_config", None)
+    if stored is not None and stored.tokens.sha256 != cfg.tokens.sha256:
         return None
-    model = zoo.load("maskgit")
-    return model if model.shipped_config.tokenizer_sha256 == cfg.tokenizer_sha256 else None
+    return maskgit
 
 
-def evaluate(
-    model: AutoregressiveModel, cfg: Config, tokenizer=None, maskgit: MaskGIT | None = None
-) -> dict[str, float]:
-    """Sample, decode and read images; time sampling; race the shipped MaskGIT when there is one."""
-    tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
+def evaluate(model: AutoregressiveModel, cfg: Config, deps: Deps) -> dict[str, float]:
+    """Sample, decode and read images; time sampling; race the MaskGIT handed in (the shipped one,
+    on the shipped tokenizer) when there is one."""
+    tokenizer = deps["tokenizer"]
+    cfg.tokens.check(tokenizer, "the AR baseline")
     model.eval()
-    test_tokens, test_tiles = world_tokens(cfg, "test", tokenizer)
+    test_tokens, test_tiles = world_tokens(cfg.data, "test", tokenizer)
     device = device_of(model)
     with torch.inference_mode():
-        samples = model.generate(cfg.eval_samples, temperature=cfg.temperature, seed=cfg.seed)
-        x = test_tokens[: 4 * cfg.batch_size].to(device)
+        samples = model.generate(cfg.eval_samples, temperature=cfg.temperature, seed=cfg.train.seed)
+        x = test_tokens[: 4 * cfg.train.batch_size].to(device)
         test_loss = float(ar_loss(model, x)[0])
     quality = sample_quality(decode_tokens(tokenizer, samples), test_tiles)
     out = {f"stage1.ar.{k}": v for k, v in quality.items()}
     out["stage1.ar.test_loss"] = test_loss
-    maskgit = maskgit if maskgit is not None else _shipped_maskgit(cfg)
+    maskgit = maskgit_to_race(cfg, deps)
     if maskgit is None:
         for b in (1, 16):
             sample = lambda n: model.generate(n)

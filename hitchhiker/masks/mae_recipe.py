@@ -12,15 +12,16 @@ H = W image side (64).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 
 from hitchhiker.masks.mae import MAE, mae_loss, masked_psnr
 from hitchhiker.masks.probe import probe_encoders
-from hitchhiker.train import TrainConfig, train, train_config_of
-from hitchhiker.world.dataset import LEARNING_WORLD, FrameDataset, record, views
+from hitchhiker.recipe import Deps
+from hitchhiker.train import TrainConfig, train
+from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, FrameDataset, record, views
 
 
 @dataclass
@@ -35,27 +36,19 @@ class Config:
             "decoder_dim": 32,
             "decoder_depth": 1,
             "decoder_heads": 2,
-            "episodes": 4,
-            "steps": 32,
-            "train_steps": 12,
-            "batch_size": 8,
-            "warmup_steps": 2,
-            "eval_episodes": 2,
-            "eval_steps": 16,
             "probe_episodes": 4,
             "probe_steps": 16,
+            "data": {"episodes": 4, "episode_steps": 32, "eval_episodes": 2, "eval_steps": 16},
+            "train": {"steps": 12, "batch_size": 8, "warmup_steps": 2, "checkpoint_every": 0},
         },
-        "cpu": {"train_steps": 2500, "batch_size": 64},
+        "cpu": {"train": {"steps": 2500, "batch_size": 64}},
         "gpu": {
             "dim": 192,
             "depth": 6,
             "heads": 6,
             "decoder_dim": 128,
-            "episodes": 256,
-            "steps": 128,
-            "train_steps": 10000,
-            "batch_size": 128,
-            "warmup_steps": 500,
+            "data": {"episodes": 256, "episode_steps": 128},
+            "train": {"steps": 10000, "batch_size": 128, "warmup_steps": 500},
         },
         "large": {
             "dim": 256,
@@ -63,13 +56,16 @@ class Config:
             "heads": 8,
             "decoder_dim": 128,
             "decoder_depth": 4,
-            "episodes": 512,
-            "steps": 128,
-            "train_steps": 30000,
-            "batch_size": 256,
-            "warmup_steps": 1000,
+            "data": {"episodes": 512, "episode_steps": 128},
+            "train": {"steps": 30000, "batch_size": 256, "warmup_steps": 1000},
         },
     }
+    RENAMED: ClassVar[dict[str, str | None]] = {
+        "steps": "data.episode_steps",  # the episode length, not the optimiser's steps
+        "train_steps": "train.steps",
+        "eval_steps": "data.eval_steps",
+    }
+    """Where the fields of files stored before the configs were nested went (``migrate_flat``)."""
 
     image_size: int = 64
     """Side of the square view, in pixels (H = W)."""
@@ -93,36 +89,29 @@ class Config:
     """Share of patches hidden in training; exactly round(mask_ratio * N) patches per view."""
     norm_pix_loss: bool = False
     """Regress per-patch normalised pixels (zero mean, unit variance per patch) instead of raw ones."""
-    episodes: int = 64
-    """Training episodes recorded (train split), one world each."""
-    steps: int = 128
-    """Steps per training episode (each episode gives steps + 1 views)."""
-    policy: str = "random"
-    """Behaviour policy that records the views (hitchhiker.world.policies)."""
-    train_steps: int = 2000
-    """Optimizer steps."""
-    batch_size: int = 64
-    """Views per optimizer step."""
-    lr: float = 1e-3
-    """Peak learning rate (AdamW, warmup then cosine decay)."""
-    weight_decay: float = 0.05
-    """AdamW decoupled weight decay on matrices."""
-    warmup_steps: int = 100
-    """Steps of linear learning-rate warmup."""
-    seed: int = 0
-    """Seeds the weights, the masks and the data order."""
-    device: str | None = None
-    """Device name, or None for the best available."""
-    precision: str | None = None
-    """"fp32", "bf16", "fp16", or None to pick from the device."""
-    eval_episodes: int = 16
-    """Held-out episodes (test split) for the figures."""
-    eval_steps: int = 64
-    """Steps per held-out episode."""
     probe_episodes: int = 32
     """Episodes (train split) whose views train the linear probe."""
     probe_steps: int = 64
     """Steps per probe-training episode."""
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(
+            episodes=64, episode_steps=128, eval_episodes=16, eval_steps=64
+        )
+    )
+    """Recorded play: training episodes (one world each, steps + 1 views), and the held-out (test)
+    episodes of the figures; the policy also records the probe's views."""
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=2000,
+            batch_size=64,
+            lr=1e-3,
+            weight_decay=0.05,
+            warmup_steps=100,
+            checkpoint_every=500,
+            log_every=0,
+        )
+    )
+    """Optimisation: views per step, learning rate, the seed of the weights, masks and data order."""
 
     def __post_init__(self):
         if self.image_size % self.patch_size:
@@ -142,31 +131,34 @@ class Config:
 
 
 def build(cfg: Config) -> MAE:
-    """The untrained MAE of ``cfg`` (seeded by ``cfg.seed``)."""
-    torch.manual_seed(cfg.seed)
+    """The untrained MAE of ``cfg`` (seeded by ``cfg.train.seed``)."""
+    torch.manual_seed(cfg.train.seed)
     return MAE(cfg)
 
 
-def train_config(cfg: Config) -> TrainConfig:
-    """The trainer's settings taken from the recipe's config."""
-    return train_config_of(cfg, checkpoint_every=0)
-
-
-def fit(cfg: Config, run_dir=None, progress: bool = True) -> MAE:
-    """Record the training views and train an MAE on them; returns the model in eval mode."""
+def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> MAE:
+    """Record the training views and train an MAE on them; returns the model in eval mode.
+    ``deps`` is empty: the MAE learns from pixels and depends on no other model."""
+    data = cfg.data
     rec = record(
-        "train", cfg.episodes, cfg.steps, cfg.policy, world=LEARNING_WORLD, progress=progress
+        "train",
+        data.episodes,
+        data.episode_steps,
+        data.policy,
+        world=LEARNING_WORLD,
+        progress=progress,
     )
     model = build(cfg)
-    result = train(
-        model, FrameDataset(rec), mae_loss, train_config(cfg), run_dir, progress=progress
-    )
+    result = train(model, FrameDataset(rec), mae_loss, cfg.train, run_dir, progress=progress)
     return result.model.eval()
 
 
-def evaluate(model: MAE, cfg: Config) -> dict[str, float]:
+def evaluate(model: MAE, cfg: Config, deps: Deps) -> dict[str, float]:
     """Masked-patch PSNR at 75% on held-out views and the linear probe, MAE vs random encoder."""
-    test = record("test", cfg.eval_episodes, cfg.eval_steps, cfg.policy, world=LEARNING_WORLD)
+    data = cfg.data
+    test = record(
+        "test", data.eval_episodes, data.held_out_steps, data.policy, world=LEARNING_WORLD
+    )
     images, _ = views(test)
     figures = {"stage1.mae.masked_psnr_75": masked_psnr(model, images, 0.75)}
     figures.update(probe_encoders(model, build(cfg), cfg))

@@ -12,7 +12,7 @@ Shapes: B batch, h x w token grid, N = h * w tokens, V codebook size, S decoding
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -20,18 +20,19 @@ import torch
 from hitchhiker.devices import device_of
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import SCHEDULES, MaskGIT, maskgit_loss
+from hitchhiker.recipe import Deps, Need, tokenizer_need
 from hitchhiker.tokens import (
     TokenDataset,
-    bind_tokenizer,
+    TokenGrid,
     check_tokenizer,
     decode_tokens,
     round_trip_accuracy,
     sample_quality,
     seconds_per_image,
-    tokenizer_for,
     world_tokens,
 )
-from hitchhiker.train import train, train_config_of
+from hitchhiker.train import TrainConfig, train
+from hitchhiker.world.dataset import DataConfig
 
 
 @dataclass
@@ -44,30 +45,36 @@ class Config:
             "dim": 32,
             "depth": 1,
             "heads": 2,
-            "episodes": 4,
-            "episode_steps": 16,
-            "eval_episodes": 2,
-            "steps": 30,
-            "batch_size": 16,
-            "warmup_steps": 3,
             "eval_samples": 8,
             "timing_repeats": 1,
+            "data": {"episodes": 4, "episode_steps": 16, "eval_episodes": 2},
+            "train": {"steps": 30, "batch_size": 16, "warmup_steps": 3, "checkpoint_every": 0},
         },
-        "cpu": {"steps": 1500, "batch_size": 64},
-        "gpu": {"dim": 256, "depth": 8, "heads": 8, "episodes": 1024, "steps": 20000},
-        "large": {"dim": 384, "depth": 12, "heads": 8, "episodes": 2048, "steps": 40000},
+        "cpu": {"train": {"steps": 1500, "batch_size": 64}},
+        "gpu": {
+            "dim": 256,
+            "depth": 8,
+            "heads": 8,
+            "data": {"episodes": 1024},
+            "train": {"steps": 20000},
+        },
+        "large": {
+            "dim": 384,
+            "depth": 12,
+            "heads": 8,
+            "data": {"episodes": 2048},
+            "train": {"steps": 40000},
+        },
     }
+    RENAMED: ClassVar[dict[str, str | None]] = {"tokenizer_sha256": "tokens.sha256"}
+    """Where the fields of files stored before the configs were nested went (``migrate_flat``)."""
+    MODEL: ClassVar[str] = "MaskGIT"
+    """What the model is called in error messages (the AR baseline reuses this Config)."""
 
     tokenizer: str = "shipped"
     """Which tokenizer: "shipped", "oracle" (ground-truth stand-in) or a preset to train one at."""
-    vocab_size: int = 0
-    """Codebook size V; 0 until fit() reads it from the tokenizer."""
-    grid_h: int = 0
-    """Token rows h; 0 until fit() reads it from the tokenizer."""
-    grid_w: int = 0
-    """Token columns w; 0 until fit() reads it from the tokenizer."""
-    tokenizer_sha256: str = ""
-    """Fingerprint of the shipped tokenizer this model was trained on (warns when it changes)."""
+    tokens: TokenGrid = field(default_factory=TokenGrid)
+    """The tokenizer's vocabulary and grid, bound by the zoo from the tokenizer it hands in."""
     dim: int = 128
     """Transformer width D."""
     depth: int = 4
@@ -78,26 +85,6 @@ class Config:
     """Dropout in attention and MLP while training."""
     mask_schedule: str = "cosine"
     """Training mask schedule gamma (see SCHEDULES)."""
-    episodes: int = 256
-    """Training episodes recorded (train split)."""
-    episode_steps: int = 32
-    """Steps per recorded episode (each gives steps + 1 views)."""
-    policy: str = "random"
-    """Behaviour policy that records the views."""
-    steps: int = 3000
-    """Optimizer steps."""
-    batch_size: int = 64
-    """Token grids per step."""
-    lr: float = 1e-3
-    """Peak learning rate."""
-    weight_decay: float = 0.05
-    """AdamW weight decay."""
-    warmup_steps: int = 100
-    """Linear warmup steps."""
-    seed: int = 0
-    """Seed of initialisation, data order and masks."""
-    eval_episodes: int = 16
-    """Held-out episodes (test split) for the figures."""
     eval_samples: int = 64
     """Images sampled for the quality figures."""
     decode_steps: int = 8
@@ -110,18 +97,48 @@ class Config:
     """Timed repeats (median) per batch size in the speed figures."""
     timing_threads: int = 1
     """CPU threads while timing (0: torch's default); one is steadiest on a shared machine."""
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(episodes=256, episode_steps=32, eval_episodes=16)
+    )
+    """Recorded play: training episodes (each gives steps + 1 views), and the held-out (test)
+    episodes of the figures."""
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=3000,
+            batch_size=64,
+            lr=1e-3,
+            weight_decay=0.05,
+            warmup_steps=100,
+            checkpoint_every=500,
+            log_every=0,
+        )
+    )
+    """Optimisation: token grids per step (4 batches of held-out grids give the test loss),
+    learning rate, the seed of initialisation, data order, masks and the figures' samples."""
+
+    def __post_init__(self):
+        if self.mask_schedule not in SCHEDULES:
+            raise ValueError(
+                f"unknown mask_schedule {self.mask_schedule!r}; expected {list(SCHEDULES)}"
+            )
+        self.tokens.require(f"the {self.MODEL} config")
+
+
+def needs(values: dict[str, Any]) -> dict[str, Need]:
+    """The tokenizer the config names."""
+    return {"tokenizer": tokenizer_need(values["tokenizer"])}
+
+
+def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    """The tokenizer's vocabulary and grid."""
+    return {"tokens": TokenGrid.of(deps["tokenizer"])}
 
 
 def core_config(cfg) -> CoreConfig:
     """The transformer size of a token-model config (MaskGIT or AR)."""
-    if cfg.vocab_size < 1 or cfg.grid_h < 1 or cfg.grid_w < 1:
-        raise ValueError(
-            "the config does not know its tokenizer yet (vocab_size/grid_h/grid_w are 0): "
-            "call fit(), or bind_tokenizer(cfg, tokenizer) first"
-        )
     return CoreConfig(
-        vocab_size=cfg.vocab_size,
-        seq_len=cfg.grid_h * cfg.grid_w,
+        vocab_size=cfg.tokens.vocab_size,
+        seq_len=cfg.tokens.grid_h * cfg.tokens.grid_w,
         dim=cfg.dim,
         depth=cfg.depth,
         heads=cfg.heads,
@@ -129,33 +146,33 @@ def core_config(cfg) -> CoreConfig:
     )
 
 
-def train_config(cfg):
-    """The trainer's settings from a token-model config."""
-    return train_config_of(cfg, checkpoint_every=500)  # MaskGIT and AR checkpoint every 500
+def train_tokens(cfg, tokenizer) -> torch.Tensor:
+    """The training views of a token-model config (MaskGIT or AR), encoded once, the tokenizer
+    checked on them."""
+    tokens, tiles = world_tokens(cfg.data, "train", tokenizer)
+    if cfg.tokenizer != "smoke":  # a few-step smoke tokenizer is expected to lose tiles
+        check_tokenizer(tokenizer, tokens[:256], tiles[:256])
+    return tokens
 
 
 def build(cfg: Config) -> MaskGIT:
     """The untrained MaskGIT of a (tokenizer-bound) config."""
-    if cfg.mask_schedule not in SCHEDULES:
-        raise ValueError(f"unknown mask_schedule {cfg.mask_schedule!r}; expected {list(SCHEDULES)}")
-    torch.manual_seed(cfg.seed)
-    return MaskGIT(core_config(cfg), (cfg.grid_h, cfg.grid_w))
+    torch.manual_seed(cfg.train.seed)
+    return MaskGIT(core_config(cfg), (cfg.tokens.grid_h, cfg.tokens.grid_w))
 
 
-def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> MaskGIT:
+def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> MaskGIT:
     """Encode the training views once, then train MaskGIT on their tokens."""
-    tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
-    bind_tokenizer(cfg, tokenizer)
-    tokens, tiles = world_tokens(cfg, "train", tokenizer)
-    if cfg.tokenizer != "smoke":  # a few-step smoke tokenizer is expected to lose tiles
-        check_tokenizer(tokenizer, tokens[:256], tiles[:256])
+    tokenizer = deps["tokenizer"]
+    cfg.tokens.check(tokenizer, "MaskGIT")
+    tokens = train_tokens(cfg, tokenizer)
     model = build(cfg)
     schedule = cfg.mask_schedule
     result = train(
         model,
         TokenDataset(tokens),
         lambda m, batch: maskgit_loss(m, batch["tokens"], schedule),
-        train_config(cfg),
+        cfg.train,
         run_dir,
         progress=progress,
     )
@@ -163,26 +180,27 @@ def fit(cfg: Config, run_dir=None, progress: bool = True, tokenizer=None) -> Mas
     return result.model
 
 
-def evaluate(model: MaskGIT, cfg: Config, tokenizer=None) -> dict[str, float]:
+def evaluate(model: MaskGIT, cfg: Config, deps: Deps) -> dict[str, float]:
     """Sample images from nothing, decode and read them; time sampling at batch 1 and 16."""
-    tokenizer = tokenizer if tokenizer is not None else tokenizer_for(cfg)
+    tokenizer = deps["tokenizer"]
+    cfg.tokens.check(tokenizer, "MaskGIT")
     model.eval()
-    test_tokens, test_tiles = world_tokens(cfg, "test", tokenizer)
+    test_tokens, test_tiles = world_tokens(cfg.data, "test", tokenizer)
     device = device_of(model)
     kw = {
         "steps": cfg.decode_steps,
         "temperature": cfg.temperature,
         "choice_temperature": cfg.choice_temperature,
     }
+    n = 4 * cfg.train.batch_size
     with torch.inference_mode():
-        samples = model.generate(cfg.eval_samples, seed=cfg.seed, **kw)
-        x = test_tokens[: 4 * cfg.batch_size].to(device).reshape(-1, cfg.grid_h * cfg.grid_w)
-        torch.manual_seed(cfg.seed)
+        samples = model.generate(cfg.eval_samples, seed=cfg.train.seed, **kw)
+        x = test_tokens[:n].to(device).reshape(-1, cfg.tokens.grid_h * cfg.tokens.grid_w)
+        torch.manual_seed(cfg.train.seed)
         test_loss = float(maskgit_loss(model, x, cfg.mask_schedule)[0])
     quality = sample_quality(decode_tokens(tokenizer, samples), test_tiles)
     out = {f"stage1.maskgit.{k}": v for k, v in quality.items()}
     out["stage1.maskgit.test_loss"] = test_loss
-    n = 4 * cfg.batch_size
     out["stage1.maskgit.tokenizer_tile_accuracy"] = round_trip_accuracy(
         tokenizer, test_tokens[:n], test_tiles[:n]
     )

@@ -140,9 +140,15 @@ def probe_r2(
 
 def probe_encoders(trained: nn.Module, random: nn.Module, cfg) -> dict[str, float]:
     """Both probes on a trained and a random encoder: probe fitted on train-split views, scored on
-    held-out (test-split) views. ``cfg`` is an MAE config (data sizes, policy)."""
-    fit_rec = record("train", cfg.probe_episodes, cfg.probe_steps, cfg.policy, world=LEARNING_WORLD)
-    test_rec = record("test", cfg.eval_episodes, cfg.eval_steps, cfg.policy, world=LEARNING_WORLD)
+    held-out (test-split) views. ``cfg`` is an MAE config (probe sizes; ``cfg.data``: the held-out
+    episodes and the policy)."""
+    data = cfg.data
+    fit_rec = record(
+        "train", cfg.probe_episodes, cfg.probe_steps, data.policy, world=LEARNING_WORLD
+    )
+    test_rec = record(
+        "test", data.eval_episodes, data.held_out_steps, data.policy, world=LEARNING_WORLD
+    )
     (fit_x, fit_t), (test_x, test_t) = views(fit_rec), views(test_rec)
     device = next(trained.parameters()).device
     random = random.to(device)

@@ -13,7 +13,7 @@ Shapes: B batch, N = seq_len tokens, V vocabulary (CAPTION_VOCAB + pad), M capti
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -34,9 +34,10 @@ from hitchhiker.masks.text import (
     parses,
     text_loss,
 )
-from hitchhiker.train import train, train_config_of
+from hitchhiker.recipe import Deps
+from hitchhiker.train import TrainConfig, train
 from hitchhiker.world.captions import describe, view_facts
-from hitchhiker.world.dataset import LEARNING_WORLD, record
+from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, record
 
 
 @dataclass
@@ -48,35 +49,32 @@ class Config:
             "dim": 32,
             "depth": 1,
             "heads": 2,
-            "episodes": 4,
-            "steps": 32,
-            "train_steps": 12,
-            "batch_size": 8,
-            "warmup_steps": 2,
-            "eval_episodes": 2,
-            "eval_steps": 16,
             "eval_samples": 8,
+            "data": {"episodes": 4, "episode_steps": 32, "eval_episodes": 2, "eval_steps": 16},
+            "train": {"steps": 12, "batch_size": 8, "warmup_steps": 2, "checkpoint_every": 0},
         },
-        "cpu": {"train_steps": 2500, "batch_size": 32},
+        "cpu": {"train": {"steps": 2500, "batch_size": 32}},
         "gpu": {
             "dim": 256,
             "depth": 6,
             "heads": 8,
-            "episodes": 1024,
-            "train_steps": 10000,
-            "batch_size": 256,
-            "warmup_steps": 500,
+            "data": {"episodes": 1024},
+            "train": {"steps": 10000, "batch_size": 256, "warmup_steps": 500},
         },
         "large": {
             "dim": 384,
             "depth": 8,
             "heads": 8,
-            "episodes": 2048,
-            "train_steps": 30000,
-            "batch_size": 256,
-            "warmup_steps": 1000,
+            "data": {"episodes": 2048},
+            "train": {"steps": 30000, "batch_size": 256, "warmup_steps": 1000},
         },
     }
+    RENAMED: ClassVar[dict[str, str | None]] = {
+        "steps": "data.episode_steps",  # the episode length, not the optimiser's steps
+        "train_steps": "train.steps",
+        "eval_steps": "data.eval_steps",
+    }
+    """Where the fields of files stored before the configs were nested went (``migrate_flat``)."""
 
     seq_len: int = 64
     """Tokens per caption with padding, N (the longest possible caption has 61)."""
@@ -95,37 +93,31 @@ class Config:
     """Diffusion loss weight: "uniform" (mean over masked tokens) or "inverse_t" (1/t, the ELBO)."""
     bert_ratio: float = 0.15
     """Share of real tokens chosen per caption by the "bert" objective."""
-    episodes: int = 256
-    """Training episodes recorded (train split); every view gives one caption."""
-    steps: int = 64
-    """Steps per training episode."""
-    policy: str = "random"
-    """Behaviour policy that records the views."""
-    train_steps: int = 2000
-    """Optimizer steps."""
-    batch_size: int = 64
-    """Captions per optimizer step."""
-    lr: float = 1e-3
-    """Peak learning rate."""
-    weight_decay: float = 0.05
-    """AdamW decoupled weight decay on matrices."""
-    warmup_steps: int = 100
-    """Steps of linear learning-rate warmup."""
-    seed: int = 0
-    """Seeds the weights, the masks and the data order."""
-    device: str | None = None
-    """Device name, or None for the best available."""
-    precision: str | None = None
-    """"fp32", "bf16", "fp16", or None to pick from the device."""
-    eval_episodes: int = 32
-    """Held-out episodes (test split) for the figures."""
-    eval_steps: int = 32
-    """Steps per held-out episode."""
     eval_samples: int = 256
     """Captions generated from nothing to measure the parse rate."""
     sample_steps: int = 32
     """Unmasking rounds used by the figures' generation and infilling (about half the caption
     length: 16 rounds commit too many tokens at once and break the grammar more often)."""
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(
+            episodes=256, episode_steps=64, eval_episodes=32, eval_steps=32
+        )
+    )
+    """Recorded play: training episodes (every view gives one caption), and the held-out (test)
+    episodes of the figures."""
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=2000,
+            batch_size=64,
+            lr=1e-3,
+            weight_decay=0.05,
+            warmup_steps=100,
+            checkpoint_every=500,
+            log_every=0,
+        )
+    )
+    """Optimisation: captions per step, learning rate, the seed of the weights, masks and data
+    order (and of the figures' generation)."""
 
     def __post_init__(self):
         if self.objective not in OBJECTIVES:
@@ -162,7 +154,7 @@ class CaptionDataset(Dataset):
 
 def build(cfg: Config) -> MaskedTokenModel:
     """The untrained caption model of ``cfg`` (a MaskedTokenModel over VOCAB)."""
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.train.seed)
     core = CoreConfig(
         vocab_size=len(VOCAB),
         seq_len=cfg.seq_len,
@@ -176,30 +168,32 @@ def build(cfg: Config) -> MaskedTokenModel:
     return model
 
 
-def fit(cfg: Config, run_dir=None, progress: bool = True) -> MaskedTokenModel:
-    """Record training views, caption them, train the masked model; returns it in eval mode."""
+def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> MaskedTokenModel:
+    """Record training views, caption them, train the masked model; returns it in eval mode.
+    ``deps`` is empty: captions come from the world's ground truth, not from another model."""
+    d = cfg.data
     rec = record(
-        "train", cfg.episodes, cfg.steps, cfg.policy, world=LEARNING_WORLD, progress=progress
+        "train", d.episodes, d.episode_steps, d.policy, world=LEARNING_WORLD, progress=progress
     )
     data = CaptionDataset(captions_of(rec), cfg.seq_len)
-    tcfg = train_config_of(cfg, checkpoint_every=0)
     model = build(cfg)
-    return train(model, data, text_loss, tcfg, run_dir, progress=progress).model.eval()
+    return train(model, data, text_loss, cfg.train, run_dir, progress=progress).model.eval()
 
 
 def test_captions(cfg: Config) -> list[str]:
     """Captions of the held-out (test split) views the figures use."""
-    rec = record("test", cfg.eval_episodes, cfg.eval_steps, cfg.policy, world=LEARNING_WORLD)
+    d = cfg.data
+    rec = record("test", d.eval_episodes, d.held_out_steps, d.policy, world=LEARNING_WORLD)
     return captions_of(rec)
 
 
-def evaluate(model: MaskedTokenModel, cfg: Config) -> dict[str, float]:
+def evaluate(model: MaskedTokenModel, cfg: Config, deps: Deps) -> dict[str, float]:
     """Masked-token accuracy at 15%, infilling accuracy at 50% (held-out worlds), and, for captions
     generated from nothing, the share that parse, the share written exactly as the caption writer
     would (canonical), and the share of distinct ones."""
     device = next(model.parameters()).device
     tokens = encode_batch(test_captions(cfg), cfg.seq_len).to(device)
-    samples = decode_batch(generate(model, cfg.eval_samples, cfg.sample_steps, seed=cfg.seed))
+    samples = decode_batch(generate(model, cfg.eval_samples, cfg.sample_steps, seed=cfg.train.seed))
     ok = np.array([parses(s) for s in samples])
     exact = np.array([canonical(s) for s in samples])
     return {

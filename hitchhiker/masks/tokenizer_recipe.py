@@ -13,7 +13,7 @@ size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,8 +23,15 @@ from torch.utils.data import ConcatDataset
 
 from hitchhiker.masks.tokenizer import Tokenizer, reconstruct
 from hitchhiker.metrics import psnr, tile_accuracy
-from hitchhiker.train import train, train_config_of
-from hitchhiker.world.dataset import LEARNING_WORLD, FrameDataset, frames_to_tensor, record
+from hitchhiker.recipe import Deps
+from hitchhiker.train import TrainConfig, train
+from hitchhiker.world.dataset import (
+    LEARNING_WORLD,
+    DataConfig,
+    FrameDataset,
+    frames_to_tensor,
+    record,
+)
 from hitchhiker.world.reader import read_tiles
 
 
@@ -33,16 +40,34 @@ class Config:
     """The tokenizer recipe: architecture, quantizer, data and training, per preset."""
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": {"hidden": 64, "episodes": 2, "episode_steps": 24, "test_episodes": 1,
-                  "test_steps": 24, "steps": 40, "batch_size": 16, "warmup_steps": 4,
-                  "dead_after": 10, "vq_warmup": 10},
-        "cpu": {"episodes": 48, "episode_steps": 128, "test_episodes": 16, "test_steps": 128,
-                "steps": 3000, "batch_size": 32},
-        "gpu": {"hidden": 256, "episodes": 96, "episode_steps": 128, "test_episodes": 32,
-                "test_steps": 128, "steps": 6000, "batch_size": 64},
-        "large": {"hidden": 256, "episodes": 192, "episode_steps": 128, "test_episodes": 32,
-                  "test_steps": 128, "steps": 10000, "batch_size": 128},
-    }  # fmt: skip
+        "smoke": {
+            "hidden": 64,
+            "dead_after": 10,
+            "vq_warmup": 10,
+            "data": {"episodes": 2, "episode_steps": 24, "eval_episodes": 1, "eval_steps": 24},
+            "train": {"steps": 40, "batch_size": 16, "warmup_steps": 4, "checkpoint_every": 0},
+        },
+        "cpu": {
+            "data": {"episodes": 48, "episode_steps": 128, "eval_episodes": 16, "eval_steps": 128},
+            "train": {"steps": 3000, "batch_size": 32},
+        },
+        "gpu": {
+            "hidden": 256,
+            "data": {"episodes": 96, "episode_steps": 128, "eval_episodes": 32, "eval_steps": 128},
+            "train": {"steps": 6000, "batch_size": 64},
+        },
+        "large": {
+            "hidden": 256,
+            "data": {"episodes": 192, "episode_steps": 128, "eval_episodes": 32, "eval_steps": 128},
+            "train": {"steps": 10000, "batch_size": 128},
+        },
+    }
+    RENAMED: ClassVar[dict[str, str | None]] = {
+        "policies": "data.policy",
+        "test_episodes": "data.eval_episodes",
+        "test_steps": "data.eval_steps",
+    }
+    """Where the fields of files stored before the configs were nested went (``migrate_flat``)."""
 
     image_size: int = 64
     """Side of the square input frame, in pixels."""
@@ -79,29 +104,30 @@ class Config:
     vq_warmup: int = 200
     """VQ: train as a plain autoencoder for this many steps, then seed the codebook (k-means++)
     from encoder outputs that already tell the tiles apart."""
-    policies: tuple[str, ...] = ("random", "explorer")
-    """Behaviour policies that record the frames (random covers sheep and odd headings, explorer
-    covers more ground)."""
-    episodes: int = 48
-    """Training episodes recorded per policy (train split)."""
-    episode_steps: int = 128
-    """Steps per recorded episode (each gives steps + 1 frames)."""
-    test_episodes: int = 16
-    """Held-out episodes per policy for :func:`evaluate` (test split)."""
-    test_steps: int = 128
-    """Steps per held-out episode."""
-    steps: int = 3000
-    """Optimizer steps."""
-    batch_size: int = 32
-    """Frames per step (each gives (image_size / patch)^2 latent vectors to the codebook)."""
-    lr: float = 2e-3
-    """Peak AdamW learning rate."""
-    warmup_steps: int = 100
-    """Linear warmup steps."""
-    seed: int = 0
-    """Seed of initialisation and data order."""
-    device: str | None = None
-    """Device to train on (None: the best available)."""
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(
+            episodes=48,
+            episode_steps=128,
+            policy=("random", "explorer"),
+            eval_episodes=16,
+            eval_steps=128,
+        )
+    )
+    """Recorded play, per behaviour policy (random covers sheep and odd headings, explorer covers
+    more ground): training episodes of the train split, held-out ones of the test split."""
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            steps=3000,
+            batch_size=32,
+            lr=2e-3,
+            weight_decay=0.0,  # a per-tile autoencoder that must memorise exact pictures
+            warmup_steps=100,
+            checkpoint_every=500,
+            log_every=50,
+        )
+    )
+    """Optimisation: frames per step (each gives (image_size / patch)^2 latent vectors to the
+    codebook), learning rate, the seed of initialisation and data order."""
 
     def __post_init__(self):
         if self.quantizer not in ("vq", "fsq"):
@@ -118,16 +144,23 @@ def build(cfg: Config) -> Tokenizer:
     return Tokenizer(cfg)
 
 
+def policies_of(data: DataConfig) -> tuple[str, ...]:
+    """The behaviour policies a DataConfig names (one, or a tuple of them)."""
+    return (data.policy,) if isinstance(data.policy, str) else tuple(data.policy)
+
+
 def frames_of(cfg: Config, split: str, progress: bool = False) -> FrameDataset | ConcatDataset:
-    """The recorded views of ``split`` (train: cfg.episodes, else cfg.test_episodes per policy)."""
+    """The recorded views of ``split`` (train: cfg.data.episodes, else cfg.data.eval_episodes per
+    policy)."""
+    data = cfg.data
     episodes, steps = (
-        (cfg.episodes, cfg.episode_steps)
+        (data.episodes, data.episode_steps)
         if split == "train"
-        else (cfg.test_episodes, cfg.test_steps)
+        else (data.eval_episodes, data.held_out_steps)
     )
     sets = [
         FrameDataset(record(split, episodes, steps, pol, world=LEARNING_WORLD, progress=progress))
-        for pol in cfg.policies
+        for pol in policies_of(data)
     ]
     return sets[0] if len(sets) == 1 else ConcatDataset(sets)
 
@@ -143,16 +176,17 @@ def loss_fn(model: Tokenizer, batch: dict[str, torch.Tensor]):
     return terms["loss"], {k: v.detach() for k, v in terms.items() if k != "loss"}
 
 
-def fit(cfg: Config, run_dir: str | Path | None = None, progress: bool = True) -> Tokenizer:
-    """Record the train split and train a tokenizer on its views."""
+def fit(
+    cfg: Config, deps: Deps, run_dir: str | Path | None = None, progress: bool = True
+) -> Tokenizer:
+    """Record the train split and train a tokenizer on its views (``deps`` is empty: the
+    tokenizer learns from pixels)."""
     data = frames_of(cfg, "train", progress)
     model = build(cfg)
-    # a per-tile autoencoder that must memorise exact pictures: no weight decay
-    tcfg = train_config_of(cfg, weight_decay=0.0, log_every=50, checkpoint_every=0)
-    return train(model, data, loss_fn, tcfg, run_dir, progress=progress).model
+    return train(model, data, loss_fn, cfg.train, run_dir, progress=progress).model
 
 
-def evaluate(model: Tokenizer, cfg: Config) -> dict[str, float]:
+def evaluate(model: Tokenizer, cfg: Config, deps: Deps) -> dict[str, float]:
     """Held-out figures: reconstruction PSNR, tile accuracy of reconstructions, codebook usage."""
     frames, tiles = _arrays(frames_of(cfg, "test"))
     tokens, recon = reconstruct(model, frames)
@@ -160,8 +194,10 @@ def evaluate(model: Tokenizer, cfg: Config) -> dict[str, float]:
     p = counts.double() / counts.sum()
     headings = np.concatenate(
         [
-            record("test", cfg.test_episodes, cfg.test_steps, pol, world=LEARNING_WORLD).headings
-            for pol in cfg.policies
+            record(
+                "test", cfg.data.eval_episodes, cfg.data.held_out_steps, pol, world=LEARNING_WORLD
+            ).headings
+            for pol in policies_of(cfg.data)
         ],
         axis=None,
     )
