@@ -24,6 +24,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from hitchhiker.devices import device_of
+from hitchhiker.recipe import Deps, Need, tokenizer_need
 from hitchhiker.world import NUM_KINDS, read_tiles, tile_textures
 from hitchhiker.world.dataset import LEARNING_WORLD, frames_to_tensor, record
 from hitchhiker.world.reader import CONFIDENT
@@ -148,6 +149,17 @@ class TokenGrid:
                 f"{self.sha256[:12]} then, {given.sha256[:12]} now): retrain it",
                 stacklevel=2,
             )
+
+
+def tokenizer_needs(values: dict[str, Any]) -> dict[str, Need]:
+    """A token model's ``needs`` (:mod:`hitchhiker.recipe`): the tokenizer its ``tokenizer``
+    setting names ("shipped", "oracle", or a preset to train one at)."""
+    return {"tokenizer": tokenizer_need(values["tokenizer"])}
+
+
+def bind_tokens(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    """A token model's ``bind``: the vocabulary, grid and fingerprint of the tokenizer handed in."""
+    return {"tokens": TokenGrid.of(deps["tokenizer"])}
 
 
 def world_tokens(data, split: str, tokenizer) -> tuple[torch.Tensor, np.ndarray]:

@@ -59,7 +59,9 @@ from hitchhiker.plots import LivePlot, in_notebook
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings; build one with ``make_config(TrainConfig, preset, **overrides)``."""
+    """Optimisation settings, defined once: every recipe nests one as ``cfg.train`` (its own defaults
+    in the field's default factory, its preset rows under ``"train"``); on its own, build one with
+    ``make_config(TrainConfig, preset, **overrides)``."""
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {"steps": 12, "batch_size": 8, "warmup_steps": 2, "log_every": 4},
@@ -84,11 +86,12 @@ class TrainConfig:
     """Clip the global gradient norm to this value (0: no clipping)."""
     betas: tuple[float, float] = (0.9, 0.95)
     """AdamW momentum coefficients (beta1, beta2)."""
-    checkpoint_every: int = 1000
-    """Save a checkpoint every this many steps, plus one at the end (0: only at the end)."""
+    checkpoint_every: int = 500
+    """Save a checkpoint every this many steps, plus one at the end (0: only at the end), so a cut
+    run (a Colab disconnect) resumes from the last one."""
     keep_checkpoints: int = 2
     """How many of the newest checkpoints to keep in run_dir (0: keep all)."""
-    log_every: int = 10
+    log_every: int = 0
     """Update the progress bar, log and live plot every this many steps (0: every quarter of the
     run, at most every 50 steps)."""
     seed: int = 0

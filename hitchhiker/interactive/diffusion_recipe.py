@@ -138,15 +138,7 @@ class Config:
     )
     """Recorded play: training episodes, and the held-out (test) episodes of the figures."""
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            steps=3000,
-            batch_size=32,
-            lr=2e-3,
-            weight_decay=0.01,
-            warmup_steps=100,
-            checkpoint_every=500,
-            log_every=0,
-        )
+        default_factory=lambda: TrainConfig(steps=3000, batch_size=32, lr=2e-3, weight_decay=0.01)
     )
     """Optimisation: windows per step, learning rate, device and precision, and the seed of the
     weights, the data order and the training noise."""

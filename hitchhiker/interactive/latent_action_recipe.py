@@ -39,8 +39,14 @@ from hitchhiker.interactive.action_agreement import (
     revealed_cells,
 )
 from hitchhiker.interactive.latent_action_model import LatentActionModel, infer_tokens, lam_loss
-from hitchhiker.recipe import Deps, Need, tokenizer_need
-from hitchhiker.tokens import TokenGrid, check_tokenizer, encode_frames
+from hitchhiker.recipe import Deps
+from hitchhiker.tokens import (
+    TokenGrid,
+    bind_tokens,
+    check_tokenizer,
+    encode_frames,
+    tokenizer_needs,
+)
 from hitchhiker.train import TrainConfig, train
 from hitchhiker.world import ACTION_NAMES
 from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, Recording, record
@@ -118,15 +124,7 @@ class Config:
     """Recorded play: training episodes (their action labels are never read in training), and
     the held-out episodes of the val split (code_for_action) and of the test split (figures)."""
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            steps=1200,
-            batch_size=32,
-            lr=3e-3,
-            weight_decay=0.05,
-            warmup_steps=100,
-            checkpoint_every=500,
-            log_every=0,
-        )
+        default_factory=lambda: TrainConfig(steps=1200, batch_size=32, lr=3e-3)
     )
     """Optimisation: transitions per step, learning rate, seed of initialisation and data order."""
 
@@ -155,14 +153,10 @@ def leaky_config(cfg: Config) -> Config:
     return dataclasses.replace(cfg, **VARIANTS["leaky"])
 
 
-def needs(values: dict[str, Any]) -> dict[str, Need]:
-    """The tokenizer the config names."""
-    return {"tokenizer": tokenizer_need(values["tokenizer"])}
-
-
-def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
-    """The tokenizer's vocabulary and grid."""
-    return {"tokens": TokenGrid.of(deps["tokenizer"])}
+needs = tokenizer_needs
+"""What the recipe needs: the tokenizer its config names."""
+bind = bind_tokens
+"""What it reads off it: the tokenizer's vocabulary, grid and fingerprint."""
 
 
 # ----------------------------------------------------------------------------- data

@@ -51,8 +51,8 @@ from hitchhiker.interactive.rollout import evaluate_engine, teacher_forced_frame
 from hitchhiker.interactive.truth import truth_set
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import random_mask
-from hitchhiker.recipe import Deps, Need, tokenizer_need
-from hitchhiker.tokens import TokenGrid, check_tokenizer, encode_frames
+from hitchhiker.recipe import Deps, Need
+from hitchhiker.tokens import TokenGrid, check_tokenizer, encode_frames, tokenizer_needs
 from hitchhiker.train import TrainConfig, train
 from hitchhiker.world import ACTION_NAMES, Action, read_tiles
 from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, record
@@ -233,9 +233,7 @@ class Config:
     )
     """Recorded play: training episodes, and the held-out (test) episodes of the figures."""
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            steps=800, batch_size=32, lr=2e-3, warmup_steps=50, checkpoint_every=500, log_every=0
-        )
+        default_factory=lambda: TrainConfig(steps=800, batch_size=32, lr=2e-3, warmup_steps=50)
     )
     """Optimisation: windows per step, learning rate, seed of initialisation, data order, masks."""
     decode_steps: int = 2
@@ -280,7 +278,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 def needs(values: dict[str, Any]) -> dict[str, Need]:
     """The tokenizer the config names and, for latent actions, the LAM trained on its tokens."""
-    out = {"tokenizer": tokenizer_need(values["tokenizer"])}
+    out = tokenizer_needs(values)
     if values["action_source"] == "latent":
         if values["tokenizer"] == "shipped":  # the shipped LAM, trained on the same shipped tokens
             out["lam"] = Need("lam")

@@ -23,12 +23,13 @@ from hitchhiker.masks.maskgit import MaskGIT
 from hitchhiker.masks.maskgit_recipe import Config as MaskGITConfig
 from hitchhiker.masks.maskgit_recipe import bind as maskgit_bind
 from hitchhiker.masks.maskgit_recipe import core_config, train_tokens
-from hitchhiker.recipe import Deps, Need, tokenizer_need
+from hitchhiker.recipe import Deps, Need
 from hitchhiker.tokens import (
     TokenDataset,
     decode_tokens,
     sample_quality,
     seconds_per_image,
+    tokenizer_needs,
     world_tokens,
 )
 from hitchhiker.train import train
@@ -48,7 +49,7 @@ class Config(MaskGITConfig):
 def needs(values: dict[str, Any]) -> dict[str, Need]:
     """The tokenizer the config names and, on the shipped tokenizer, the shipped MaskGIT that the
     speed figures race against."""
-    out = {"tokenizer": tokenizer_need(values["tokenizer"])}
+    out = tokenizer_needs(values)
     if values["tokenizer"] == "shipped":
         out["maskgit"] = Need("maskgit")
     return out

@@ -100,17 +100,7 @@ class Config:
     )
     """Recorded play: training episodes (one world each, steps + 1 views), and the held-out (test)
     episodes of the figures; the policy also records the probe's views."""
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            steps=2000,
-            batch_size=64,
-            lr=1e-3,
-            weight_decay=0.05,
-            warmup_steps=100,
-            checkpoint_every=500,
-            log_every=0,
-        )
-    )
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2000, lr=1e-3))
     """Optimisation: views per step, learning rate, the seed of the weights, masks and data order."""
 
     def __post_init__(self):

@@ -20,15 +20,17 @@ import torch
 from hitchhiker.devices import device_of
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import SCHEDULES, MaskGIT, maskgit_loss
-from hitchhiker.recipe import Deps, Need, tokenizer_need
+from hitchhiker.recipe import Deps
 from hitchhiker.tokens import (
     TokenDataset,
     TokenGrid,
+    bind_tokens,
     check_tokenizer,
     decode_tokens,
     round_trip_accuracy,
     sample_quality,
     seconds_per_image,
+    tokenizer_needs,
     world_tokens,
 )
 from hitchhiker.train import TrainConfig, train
@@ -102,17 +104,7 @@ class Config:
     )
     """Recorded play: training episodes (each gives steps + 1 views), and the held-out (test)
     episodes of the figures."""
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            steps=3000,
-            batch_size=64,
-            lr=1e-3,
-            weight_decay=0.05,
-            warmup_steps=100,
-            checkpoint_every=500,
-            log_every=0,
-        )
-    )
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3000, lr=1e-3))
     """Optimisation: token grids per step (4 batches of held-out grids give the test loss),
     learning rate, the seed of initialisation, data order, masks and the figures' samples."""
 
@@ -124,14 +116,10 @@ class Config:
         self.tokens.require(f"the {self.MODEL} config")
 
 
-def needs(values: dict[str, Any]) -> dict[str, Need]:
-    """The tokenizer the config names."""
-    return {"tokenizer": tokenizer_need(values["tokenizer"])}
-
-
-def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
-    """The tokenizer's vocabulary and grid."""
-    return {"tokens": TokenGrid.of(deps["tokenizer"])}
+needs = tokenizer_needs
+"""What the recipe needs: the tokenizer its config names."""
+bind = bind_tokens
+"""What it reads off it: the tokenizer's vocabulary, grid and fingerprint."""
 
 
 def core_config(cfg) -> CoreConfig:

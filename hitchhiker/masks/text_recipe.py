@@ -105,17 +105,7 @@ class Config:
     )
     """Recorded play: training episodes (every view gives one caption), and the held-out (test)
     episodes of the figures."""
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            steps=2000,
-            batch_size=64,
-            lr=1e-3,
-            weight_decay=0.05,
-            warmup_steps=100,
-            checkpoint_every=500,
-            log_every=0,
-        )
-    )
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=2000, lr=1e-3))
     """Optimisation: captions per step, learning rate, the seed of the weights, masks and data
     order (and of the figures' generation)."""
 

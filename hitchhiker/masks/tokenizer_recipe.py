@@ -121,8 +121,6 @@ class Config:
             batch_size=32,
             lr=2e-3,
             weight_decay=0.0,  # a per-tile autoencoder that must memorise exact pictures
-            warmup_steps=100,
-            checkpoint_every=500,
             log_every=50,
         )
     )

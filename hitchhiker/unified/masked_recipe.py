@@ -25,8 +25,8 @@ from typing import Any, ClassVar
 import torch
 
 from hitchhiker.masks.core import CoreConfig
-from hitchhiker.recipe import Deps, Need, tokenizer_need
-from hitchhiker.tokens import TokenGrid
+from hitchhiker.recipe import Deps
+from hitchhiker.tokens import TokenGrid, bind_tokens, tokenizer_needs
 from hitchhiker.train import TrainConfig, train
 from hitchhiker.unified.masked_model import DECODING_DEFAULTS, UnifiedModel
 from hitchhiker.unified.objective import TASKS, unified_loss
@@ -138,18 +138,7 @@ class Config:
     views held 0.68 of the requested facts and its precision stayed near 0.91; at 2048 they are
     0.958 and 0.962. The masked model went from 0.865 to 0.879 precision (best of 8: 0.900 to
     0.921) and from 0.962 to 0.987 text-to-image (notebook 03, section 7)."""
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            steps=3000,
-            batch_size=64,
-            lr=1e-3,
-            weight_decay=0.05,
-            warmup_steps=100,
-            checkpoint_every=500,
-            seed=0,
-            log_every=0,
-        )
-    )
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3000, lr=1e-3))
     """Optimisation: sequences per step, learning rate, and the seed of initialisation, data
     order, masks and sampling. The cpu preset trains 9000 steps: with 512 episodes, on val, the
     masked model's caption precision went 0.79 -> 0.87 and its text-to-image facts 0.86 -> 0.96
@@ -218,14 +207,10 @@ class Config:
         self.tokens.require(f"the {self.MODEL} config")
 
 
-def needs(values: dict[str, Any]) -> dict[str, Need]:
-    """The tokenizer the config names (both Stage II recipes)."""
-    return {"tokenizer": tokenizer_need(values["tokenizer"])}
-
-
-def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
-    """The tokenizer's codebook size, grid and fingerprint (both Stage II recipes)."""
-    return {"tokens": TokenGrid.of(deps["tokenizer"])}
+needs = tokenizer_needs
+"""What the recipe needs: the tokenizer its config names."""
+bind = bind_tokens
+"""What it reads off it: the tokenizer's vocabulary, grid and fingerprint."""
 
 
 def layout_of(cfg) -> Layout:
