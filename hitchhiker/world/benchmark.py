@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import torch
 
 from hitchhiker.bench import Figure, figures
 from hitchhiker.world import HitchhikerWorld, read_tiles
@@ -41,8 +42,6 @@ from hitchhiker.world.reader import frame_validity
     ),
 )
 def world_figures(preset: str) -> dict[str, float]:
-    import torch
-
     torch.set_num_threads(1)  # "one core": keep torch (and what it drives) from fanning out
     n_steps = 500 if preset == "smoke" else 5000
     env = HitchhikerWorld()
