@@ -21,7 +21,6 @@ from hitchhiker.devices import device_of
 from hitchhiker.masks.autoregressive import AutoregressiveModel, ar_loss, speed_comparison
 from hitchhiker.masks.maskgit import MaskGIT
 from hitchhiker.masks.maskgit_recipe import Config as MaskGITConfig
-from hitchhiker.masks.maskgit_recipe import bind as maskgit_bind
 from hitchhiker.masks.maskgit_recipe import core_config, train_tokens
 from hitchhiker.recipe import Deps, Need
 from hitchhiker.tokens import (
@@ -55,9 +54,8 @@ def needs(values: dict[str, Any]) -> dict[str, Need]:
     return out
 
 
-def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
-    """The tokenizer's vocabulary and grid, as MaskGIT binds them."""
-    return maskgit_bind(values, deps)
+bind = bind_tokens
+"""What it reads off the tokenizer: its vocabulary, grid and fingerprint (as MaskGIT does)."""
 
 
 def build(cfg: Config) -> AutoregressiveModel:
