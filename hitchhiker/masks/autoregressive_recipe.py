@@ -25,6 +25,7 @@ from hitchhiker.masks.maskgit_recipe import core_config, train_tokens
 from hitchhiker.recipe import Deps, Need
 from hitchhiker.tokens import (
     TokenDataset,
+    bind_tokens,
     decode_tokens,
     sample_quality,
     seconds_per_image,
