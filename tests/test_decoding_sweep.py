@@ -3,7 +3,7 @@
 import pytest
 
 from hitchhiker.interactive import rollout
-from hitchhiker.interactive.truth import CopyLastFrame, SimulatorRollout
+from hitchhiker.interactive.truth import CopyLastFrame, SimulatorRollout, truth_set
 
 
 class StepsEngine(SimulatorRollout):
@@ -22,7 +22,7 @@ class StepsEngine(SimulatorRollout):
 
 
 def test_sweep_scores_each_setting_and_restores_the_engine():
-    truth = rollout.truth_set("test", episodes=2, context=2, horizon=3)
+    truth = truth_set("test", episodes=2, context=2, horizon=3)
     engine = StepsEngine()
     table = rollout.decoding_steps_sweep(engine, truth, steps=(1, 2))
     assert engine.decode_steps == 3 and set(engine.seen_steps) == {1, 2}
@@ -37,7 +37,7 @@ def test_sweep_scores_each_setting_and_restores_the_engine():
 
 
 def test_sweep_refuses_engines_without_decoding_steps():
-    truth = rollout.truth_set("test", episodes=2, context=2, horizon=3)
+    truth = truth_set("test", episodes=2, context=2, horizon=3)
     with pytest.raises(ValueError, match="decode_steps"):
         rollout.decoding_steps_sweep(CopyLastFrame(), truth)
     with pytest.raises(ValueError, match="steps"):

@@ -39,17 +39,15 @@ def test_rows_of_the_table_are_the_race_figures_of_both_models():
 def test_model_figures_is_the_recipes_evaluation(monkeypatch):
     calls = []
 
-    class Recipe:
-        @staticmethod
-        def evaluate(model, cfg):
-            calls.append((model, cfg))
-            return {"stage2.unified_ar.i2t_precision": 0.5}
+    def evaluate(name, model, cfg):  # the zoo hands the recipe its dependencies
+        calls.append((name, model, cfg))
+        return {"stage2.unified_ar.i2t_precision": 0.5}
 
-    monkeypatch.setattr(zoo, "recipe", lambda name: Recipe)
+    monkeypatch.setattr(zoo, "evaluate", evaluate)
     assert benchmark.model_figures("unified_ar", "M", "C") == {
         "stage2.unified_ar.i2t_precision": 0.5
     }
-    assert calls == [("M", "C")]
+    assert calls == [("unified_ar", "M", "C")]
     with pytest.raises(ValueError, match="unified_ar"):
         benchmark.model_figures("dynamics", "M", "C")
 

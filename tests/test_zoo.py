@@ -235,3 +235,20 @@ def test_a_flat_stored_config_loads_through_migration_and_migrate_rewrites_it(ti
     verify_manifest(zoo.MANIFEST)  # the new sha256 is recorded
     assert all(torch.equal(zoo.load("tiny").state_dict()[k], v) for k, v in weights.items())
     assert zoo.migrate() == []  # nothing left to migrate
+
+
+def test_shipped_or_fit_fits_at_the_preset_only_when_nothing_is_shipped(tiny):
+    model, cfg = zoo.shipped_or_fit("tiny", "smoke")
+    assert cfg.width == 3 and model.out_features == 3
+    assert sys.modules["hh_tiny_recipe"].run_dirs == [None]  # trained: nothing was shipped
+
+
+def test_shipped_or_fit_takes_the_shipped_weights_even_in_smoke_mode(tiny):
+    zoo.ship("tiny", "cpu", progress=False)
+    fitted = sys.modules["hh_tiny_recipe"].run_dirs
+    fitted.clear()
+    model, cfg = zoo.shipped_or_fit("tiny", "smoke")
+    assert cfg.width == 5 and model.out_features == 5 and not model.training
+    assert fitted == []  # nothing trained
+    _, smoke_cfg = zoo.load_or_fit("tiny", "smoke")  # where load_or_fit trains a tiny one
+    assert smoke_cfg.width == 3
