@@ -69,8 +69,10 @@ def test_loss_equals_weighted_denoising_error():
 
 
 def test_no_noise_gives_back_the_input():
-    """s -> 0: c_skip -> 1 and c_out -> 0, so D(x; s) -> x whatever the (random) network does."""
-    cfg = smoke_cfg()
+    """With EDM's skip, s -> 0: c_skip -> 1 and c_out -> 0, so D(x; s) -> x whatever the (random)
+    network does. (The engine's x-prediction gives this up on purpose: its D is always the
+    network's own painting; see the last test.)"""
+    cfg = smoke_cfg(x_prediction=False)
     torch.manual_seed(0)
     model = diffusion.build(cfg).eval()
     for p in model.parameters():  # a random network, not the zero-initialised output layer
@@ -302,3 +304,44 @@ def test_a_flat_stored_config_migrates_into_the_nested_shape():
     cfg = config_from_dict(diffusion.Config, flat)
     assert cfg.channels == (80, 112) and cfg.data.episodes == 384 and cfg.data.eval_episodes == 16
     assert (cfg.train.steps, cfg.train.weight_decay, cfg.train.device) == (3000, 0.01, None)
+
+
+# ----------------------------------------------------------------------------- the drift's cause
+
+
+def test_the_skip_path_leaks_noise_a_folding_network_cannot_cancel():
+    """Issue 17: the engine dissolved into static because EDM's skip path c_skip * y carries
+    c_skip(s) * s of the input noise into D(y; s) unless the network cancels it pixel by pixel,
+    which a U-Net that folds each 8 x 8 tile into its channels (192 pixel values in, 80 channels
+    through) cannot; through the residual the leak then piles up frame after frame. Without the
+    skip (x-prediction) D is the network's own painting: no input noise reaches the frame."""
+    still = torch.zeros(64, 3, 16, 16)  # a still world: the change to predict is zero
+
+    def blind(x, c_noise):  # a network that sees no pixel noise: here it outputs nothing at all
+        return torch.zeros_like(x)
+
+    gen = torch.Generator().manual_seed(0)
+    for sigma in (0.1, 0.5, 5.0):
+        s = torch.full((64,), sigma)
+        y = still + sigma * torch.randn(still.shape, generator=gen)
+        leak = EDM(skip=True)
+        assert float(leak.denoise(blind, y, s).std()) == pytest.approx(
+            leak.skip_leak(sigma), rel=0.05
+        )
+        assert float(EDM(skip=False).denoise(blind, y, s).abs().max()) == 0.0
+    # the sampler's output: with the skip, at least the last level's leak (sigma_min = 0.1: 0.096,
+    # 12 grey levels, more than twice the tile reader's validity bound of RMS 0.02 in [0, 1], i.e.
+    # 0.04 here); without it, exactly the painting, whatever the steps
+    leaky, clean = (EDM(sigma_min=0.1, sigma_max=5.0, skip=skip) for skip in (True, False))
+    for steps in (1, 2, 3):
+        out = leaky.sample(lambda y, s: leaky.denoise(blind, y, s), still.shape, steps=steps)
+        last = float(leaky.sigmas(steps)[-2])
+        assert float(out.std()) > max(0.04, 0.95 * leaky.skip_leak(last))
+        out = clean.sample(lambda y, s: clean.denoise(blind, y, s), still.shape, steps=steps)
+        assert float(out.abs().max()) == 0.0
+    # the engine's denoiser has no skip, and its loss weight is 1 / c_out^2 = 1 / s_d^2
+    edm = diffusion.Config().edm()
+    assert not edm.skip
+    c_skip, c_out, _, _ = edm.precondition(torch.tensor([0.1, 1.0, 5.0]))
+    assert torch.equal(c_skip, torch.zeros(3)) and torch.allclose(c_out, torch.full((3,), 0.5))
+    assert torch.allclose(edm.loss_weight(torch.tensor([0.1, 5.0])), torch.full((2,), 4.0))

@@ -68,6 +68,8 @@ from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, TrajectoryDatas
 class Config:
     """A diffusion engine: its U-Net, EDM constants, augmentation, data and training."""
 
+    STORED_BEFORE: ClassVar[dict[str, Any]] = {"x_prediction": False}
+    """Files shipped before x-prediction were trained with EDM's skip path: they load as such."""
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {
             "channels": (16, 32),
@@ -105,6 +107,14 @@ class Config:
     """Pixel-unshuffle factor u: the U-Net runs at 64/u pixels (8: one position per world tile)."""
     sigma_data: float = 0.5
     """EDM s_d: standard deviation of the pixels in [-1, 1]."""
+    x_prediction: bool = True
+    """The network predicts the clean change itself (EDM without its skip path: c_skip = 0,
+    c_out = s_d). With EDM's skip, D(y; s) = c_skip y + c_out F lets c_skip(s) * s of the input
+    noise through unless F cancels it pixel by pixel, which this U-Net cannot: it folds each 8 x 8
+    tile (192 noisy values, 960 with the context) into 80 channels. The leak (0.094 at the
+    sampler's last level 0.1; the tile reader tolerates RMS 0.04) was left in every frame and,
+    through the residual, piled up frame after frame: the static of issue 17
+    (docs/diffusion-drift.md)."""
     p_mean: float = 0.4
     """Mean of ln(sigma) of the training noise. Higher than DIAMOND's -0.4: with 1-2 sampling
     steps the first call, at sigma_max, decides the frame (heading, scroll), so training leans
@@ -165,7 +175,13 @@ class Config:
     def edm(self) -> EDM:
         """The EDM constants of this config."""
         return EDM(
-            self.sigma_data, self.p_mean, self.p_std, self.sigma_min, self.sigma_max, self.rho
+            self.sigma_data,
+            self.p_mean,
+            self.p_std,
+            self.sigma_min,
+            self.sigma_max,
+            self.rho,
+            skip=not self.x_prediction,
         )
 
 

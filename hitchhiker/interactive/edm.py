@@ -58,6 +58,12 @@ class EDM:
     """Level the sampler starts from (pure noise at this scale)."""
     rho: float = 7.0
     """Curvature of Karras' schedule (larger: more steps near the clean end)."""
+    skip: bool = True
+    """EDM's skip path c_skip * y. False: c_skip = 0 and c_out = s_d at every level, so D is the
+    network's own estimate of the clean x ("x-prediction") and no input noise reaches the output
+    unless the network paints it. A network that cannot represent every pixel of its input (one
+    that folds the frame, like :mod:`.unet`) cannot cancel the noise the skip lets through, which
+    then leaves c_skip(s) * s of noise in every sample (see :meth:`skip_leak`)."""
 
     def __post_init__(self):
         if not (0 < self.sigma_min < self.sigma_max and self.sigma_data > 0 and self.p_std > 0):
@@ -72,15 +78,27 @@ class EDM:
         sigma = torch.as_tensor(sigma, dtype=torch.float32)
         sd2 = self.sigma_data**2
         total = sigma**2 + sd2
+        c_in = 1.0 / total.sqrt()
+        if not self.skip:
+            c_skip = torch.zeros_like(sigma)
+            c_out = torch.full_like(sigma, self.sigma_data)
+            return c_skip, c_out, c_in, sigma.log() / 4
         c_skip = sd2 / total
         c_out = sigma * self.sigma_data / total.sqrt()
-        c_in = 1.0 / total.sqrt()
         c_noise = sigma.log() / 4
         return c_skip, c_out, c_in, c_noise
 
     def loss_weight(self, sigma: torch.Tensor) -> torch.Tensor:
-        """lambda(s) = (s^2 + s_d^2) / (s * s_d)^2 (= 1 / c_out^2)."""
+        """lambda(s) = 1 / c_out^2: (s^2 + s_d^2) / (s * s_d)^2 with the skip, 1 / s_d^2 without."""
+        if not self.skip:
+            return torch.full_like(torch.as_tensor(sigma, dtype=torch.float32), self.sigma_data**-2)
         return (sigma**2 + self.sigma_data**2) / (sigma * self.sigma_data) ** 2
+
+    def skip_leak(self, sigma) -> float:
+        """Noise (standard deviation) the skip path c_skip * y carries into D(y; s) when the network
+        cannot cancel any of it: c_skip(s) * s = s * s_d^2 / (s^2 + s_d^2) (0 without the skip)."""
+        s = float(sigma)
+        return s * self.sigma_data**2 / (s**2 + self.sigma_data**2) if self.skip else 0.0
 
     def denoise(self, net: Callable, y: torch.Tensor, sigma: torch.Tensor, **cond) -> torch.Tensor:
         """D(y; s) = c_skip y + c_out F(c_in y; c_noise, **cond), for a raw network ``net``."""
