@@ -10,8 +10,10 @@ conditional denoiser
 
     D(y; s | o[t-W+1..t], a[t-W+1..t]) ~ o[t+1],      y = o[t+1] + s * n
 
-trained with EDM's preconditioning and loss (:mod:`.edm`) on a small pixel-space U-Net
-(:mod:`.unet`). To play, draw pure noise at s_max and denoise it in ``decode_steps`` steps into the
+trained with EDM's noise levels, input scaling and sampler (:mod:`.edm`) on a small pixel-space
+U-Net (:mod:`.unet`), but without EDM's skip path (``x_prediction``): D is the network's own
+estimate of the clean change, D(y; s) = s_d * F(c_in * y; s). The U-Net folds each 8 x 8 tile into
+its channels, so it cannot cancel pixel noise that EDM's c_skip * y would pass into every frame. To play, draw pure noise at s_max and denoise it in ``decode_steps`` steps into the
 next frame; append that frame to the context, drop the oldest, repeat.
 
 **What is diffused** (``residual``, on by default) is the change from the last context frame,
