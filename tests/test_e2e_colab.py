@@ -277,6 +277,7 @@ def _play_road(page) -> None:
     for name in MOVES:
         player.press(name)
     player.press("interact", must_change=False)  # facing water, nothing may change on screen
+    page.screenshot(path=str(SHOTS / "00_the_road-moved.png"))  # to compare with the reset one
     player.clock()
     player.root.locator(".hh-reset").click()
     player.wait_for_step(0)
