@@ -2,11 +2,12 @@
 #   make lab    open JupyterLab on notebooks/ (interactive)
 #   make tour   run every notebook in order, headless, at the preset that fits this machine
 #   make test   ruff + pytest + nbval (smoke mode) + stripped-notebook check + browser e2e
+#               (JupyterLab, then Colab's widget stack: e2e-colab) + the Colab set-up rehearsal
 #   make e2e    only the browser end-to-end test (installs Debian's chromium when missing)
 #   make e2e-colab        notebooks 00 and 04 in Colab's widget stack (ipywidgets 7.7, classic
 #                         Notebook 6.5), buttons only, in a real browser; its environment is
 #                         .venv-colab (make colab-venv), with Colab's versions pinned
-#   make colab-rehearsal  each notebook's set-up cell run as on Colab, in a fresh pinned venv
+#   make colab-rehearsal  the notebooks' set-up cell run as on Colab, in a fresh pinned venv
 #   make bench  the benchmark table (python -m hitchhiker.bench)
 #
 # TORCH picks the PyTorch wheel installed before the package (default: the 2.13.0 release; on a
@@ -49,7 +50,7 @@ tour: venv
 bench: venv
 	$(BIN)/python -m hitchhiker.bench
 
-test: venv lint unit nbval e2e e2e-colab
+test: venv lint unit nbval e2e e2e-colab colab-rehearsal
 
 lint: venv
 	$(BIN)/ruff check hitchhiker tests

@@ -17,7 +17,8 @@ This test does the same, offline and on loopback only:
    before the cell ran has the same version after it (nothing pinned was upgraded or downgraded),
    and the kernel imported the course from the clone, with the pinned ipywidgets.
 
-It takes minutes (a venv with torch), so it is opt-in: ``make colab-rehearsal``.
+About two minutes on 2 cores (a fresh venv with torch): ``make colab-rehearsal``, part of
+``make test``. The clone is of the committed HEAD: uncommitted changes are not rehearsed.
 """
 
 from __future__ import annotations
@@ -52,9 +53,12 @@ print("REHEARSAL " + json.dumps({"course": hitchhiker.__file__, "prefix": sys.pr
 
 pytestmark = [pytest.mark.colab_rehearsal, pytest.mark.slow]
 
+CLEAN_ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+"""The environment of every process of the rehearsal: nothing of this checkout on the path."""
+
 
 def _pip(python: Path, *args: str) -> None:
-    subprocess.run([str(python), "-m", "pip", *args], check=True)
+    subprocess.run([str(python), "-m", "pip", *args], check=True, env=CLEAN_ENV)
 
 
 def _installed(python: Path) -> dict[str, str]:
@@ -63,6 +67,7 @@ def _installed(python: Path) -> dict[str, str]:
         check=True,
         capture_output=True,
         text=True,
+        env=CLEAN_ENV,
     ).stdout
     return {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(out)}
 
@@ -90,7 +95,7 @@ def test_setup_cell_installs_the_course_on_colab_pins_and_notebook_00_runs(tmp_p
 
     # 1. Colab's runtime, as far as the course touches it.
     venv = tmp_path / "colab-venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=CLEAN_ENV)
     python = venv / "bin" / "python"
     torch = os.environ.get("COLAB_TORCH", "torch==2.13.0")
     _pip(python, "install", "-q", *shlex.split(os.environ.get("TORCH_ARGS", "")), torch)
@@ -127,8 +132,7 @@ def test_setup_cell_installs_the_course_on_colab_pins_and_notebook_00_runs(tmp_p
     km = KernelManager(
         kernel_name="colab", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)])
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(HITCHHIKER_SMOKE="1", MPLBACKEND="Agg")
+    env = dict(CLEAN_ENV, HITCHHIKER_SMOKE="1", MPLBACKEND="Agg")
     client = nbclient.NotebookClient(
         book, km=km, timeout=600, resources={"metadata": {"path": str(content)}}
     )
