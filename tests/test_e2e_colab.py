@@ -44,8 +44,8 @@ from test_e2e_browser import (  # noqa: E402  (the browser helpers of the Jupyte
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-COLAB_VENV = Path(os.environ.get("HITCHHIKER_COLAB_VENV", ROOT / ".venv-colab"))
-"""The environment with Colab's pins (``make colab-venv``)."""
+COLAB_VENV = ROOT / os.environ.get("HITCHHIKER_COLAB_VENV", ".venv-colab")
+"""The environment with Colab's pins (``make colab-venv``); a relative path is the repository's."""
 NOTEBOOKS = ROOT / "notebooks"
 SHOTS = ROOT / "runs" / "e2e-colab"
 PINNED_WIDGETS = "7.7.1"
