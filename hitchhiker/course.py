@@ -33,6 +33,8 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 README = ROOT / "README.md"
 COLAB_DIR = "hitchhiker-course"
 """Folder name of the shallow clone on Colab (under /content)."""
+COLAB_HOME = f"/content/{COLAB_DIR}"
+"""Where the set-up cell clones the course on Colab."""
 
 
 @dataclass(frozen=True)
@@ -140,8 +142,13 @@ def title_cell_source(nb: Notebook) -> str:
     return f"{nb.badge}\n\n# {nb.name[:2]} · {nb.title}\n\n*Run time (measured): {times}.*"
 
 
-def setup_cell_source() -> str:
-    """The first code cell of every notebook: installs the course on Colab, nothing elsewhere."""
+def setup_cell_source(source: str = REPO_URL, home: str = COLAB_HOME) -> str:
+    """The first code cell of every notebook: installs the course on Colab, nothing elsewhere.
+
+    The notebooks carry it with the defaults: clone ``REPO_URL`` into ``COLAB_HOME``. The Colab
+    rehearsal (tests/test_colab_rehearsal.py) runs the very same cell with a local clone as
+    ``source`` and a temporary ``home``, so the address stays written here only.
+    """
     return f'''# Set-up. On Colab, fetch the course (package + data/) with a shallow clone and install it in
 # editable mode; its dependency floors sit below what Colab ships, so nothing is upgraded.
 # Anywhere else (make lab, make tour) the package is already installed and this does nothing.
@@ -151,11 +158,11 @@ if "google.colab" in sys.modules:
     import os
     import subprocess
 
-    if not os.path.isdir("/content/{COLAB_DIR}"):
-        subprocess.run(["git", "clone", "--depth", "1", "{REPO_URL}", "/content/{COLAB_DIR}"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/{COLAB_DIR}"], check=True)
-    sys.path.insert(0, "/content/{COLAB_DIR}")  # the editable install is seen after a restart only
-    os.chdir("/content/{COLAB_DIR}/notebooks")
+    if not os.path.isdir("{home}"):
+        subprocess.run(["git", "clone", "--depth", "1", "{source}", "{home}"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "{home}"], check=True)
+    sys.path.insert(0, "{home}")  # the editable install is seen after a restart only
+    os.chdir("{home}/notebooks")
     from google.colab import output
 
     output.enable_custom_widget_manager()  # lets third-party widgets (ipyevents) render'''

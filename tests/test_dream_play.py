@@ -111,6 +111,23 @@ def test_steps_slider_sets_decode_steps_and_checkbox_drops_the_real_world():
     assert fake.decode_steps == 6  # switching views keeps the engine's setting
 
 
+def test_info_line_reads_the_steps_back_from_the_engine():
+    fake, sim = FakeDream(decode_steps=2), SimulatorEngine(LEARNING_WORLD)
+    panel = dream_play({"fake": fake, "simulator": sim}, keyboard=False)
+    assert "fake: 2 decoding steps" in panel.info.value
+    panel.steps.value = 5
+    assert "fake: 5 decoding steps" in panel.info.value
+    panel.engine_menu.value = "simulator"
+    assert "simulator: no decoding steps" in panel.info.value
+    refusing = dream_play({"broken": BrokenDream()}, keyboard=False)
+    refusing.steps.value = 12  # refused: the line shows what the engine kept, not what was asked
+    assert "broken: 2 decoding steps" in refusing.info.value
+    for name in ("hh-dream", "hh-dream-info"):
+        assert name in (panel._dom_classes + panel.info._dom_classes)
+    assert "hh-engine" in panel.engine_menu._dom_classes
+    assert "hh-steps" in panel.steps._dom_classes
+
+
 def test_errors_are_shown_not_raised():
     panel = dream_play({"broken": BrokenDream()}, keyboard=False)
     panel.controller.press("up")  # the engine raises inside step

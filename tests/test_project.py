@@ -81,6 +81,35 @@ def test_readme_and_notebook_openings_are_generated_from_one_address():
     assert hits == [ROOT / "hitchhiker" / "course.py"]
 
 
+def test_setup_cell_takes_its_source_as_a_parameter():
+    # The Colab rehearsal runs this same cell on a local clone: nothing of the address remains.
+    cell = course.setup_cell_source(source="file:///tmp/clone", home="/tmp/home/course")
+    assert course.REPO_URL not in cell and "/content" not in cell
+    assert '"git", "clone", "--depth", "1", "file:///tmp/clone", "/tmp/home/course"' in cell
+    assert course.setup_cell_source() == course.setup_cell_source(
+        course.REPO_URL, course.COLAB_HOME
+    )
+    assert (
+        cell.replace("file:///tmp/clone", course.REPO_URL).replace(
+            "/tmp/home/course", course.COLAB_HOME
+        )
+        == course.setup_cell_source()
+    )
+
+
+def test_colab_pins_match_what_colab_ships():
+    # tests/colab/colab-pins.txt pins the lines this file's floors are checked against.
+    pins = {}
+    for line in (ROOT / "tests" / "colab" / "colab-pins.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.strip()] = tuple(int(x) for x in version.split("."))
+    assert pins["numpy"][:2] == (2, 1) and pins["matplotlib"][:2] == (3, 10)
+    assert pins["ipywidgets"] == (7, 7, 1) and pins["widgetsnbextension"][:2] == (3, 6)
+    assert pins["notebook"][:2] == (6, 5)
+    assert "torch" not in pins  # the machine's CPU build stands in for it (see the file)
+
+
 def test_every_course_notebook_exists_and_every_notebook_is_in_the_course():
     assert sorted(nb.path for nb in course.NOTEBOOKS) == NOTEBOOKS
 

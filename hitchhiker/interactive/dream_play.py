@@ -15,7 +15,8 @@ plays the simulator. This module adds what makes the comparison tangible:
 - :func:`dream_play` wraps the widget in a small control panel: an engine selector (switching
   restarts from the current seed), a decoding-steps slider (MaskGIT steps or diffusion steps, for
   engines with ``decode_steps``: fewer steps, more frames per second, worse frames), and a
-  checkbox for the real world beside the dream. The widget's readout shows the frames per second.
+  checkbox for the real world beside the dream, and a line that reads back from the engine how
+  many decoding steps it now uses. The widget's readout shows the frames per second.
 
 Widgets are restricted to APIs common to ipywidgets 7.7 (Colab) and 8.
 
@@ -90,8 +91,11 @@ class DreamPlay(w.VBox):
     """The panel :func:`dream_play` returns: controls on top, the live :class:`PlayWidget` below.
 
     ``player`` is the current PlayWidget (rebuilt when the engine or the side-by-side choice
-    changes), ``engine_menu``, ``steps`` and ``beside`` the controls, ``status`` a line for
-    errors of the controls themselves (engine errors show in the player).
+    changes), ``engine_menu``, ``steps`` and ``beside`` the controls, ``info`` a line that reads
+    back the selected engine's decoding steps, ``status`` a line for errors of the controls
+    themselves (engine errors show in the player). CSS hooks for browser tests: the panel has class
+    ``hh-dream``, the selector ``hh-engine``, the slider ``hh-steps``, the lines ``hh-dream-info``
+    and ``hh-dream-status``.
     """
 
     def __init__(
@@ -118,18 +122,25 @@ class DreamPlay(w.VBox):
 
         names = list(self.engines)
         self.engine_menu = w.Dropdown(options=names, value=names[0], description="engine")
+        self.engine_menu.add_class("hh-engine")
         self.steps = w.IntSlider(
             value=1, min=1, max=STEPS_MAX, step=1, description="steps", continuous_update=False
         )
+        self.steps.add_class("hh-steps")
         self.beside = w.Checkbox(
             value=bool(side_by_side), description="show the real world beside it", indent=False
         )
+        self.info = w.HTML(value="")
+        self.info.add_class("hh-dream-info")
         self.status = w.HTML(value="")
         self.status.add_class("hh-dream-status")
         self.engine_menu.observe(lambda _change: self._rebuild(), names="value")
         self.steps.observe(self._on_steps, names="value")
         self.beside.observe(lambda _change: self._rebuild(), names="value")
-        self.controls = w.VBox([w.HBox([self.engine_menu, self.steps]), self.beside, self.status])
+        self.controls = w.VBox(
+            [w.HBox([self.engine_menu, self.steps]), self.beside, self.info, self.status]
+        )
+        self.add_class("hh-dream")
         self.player: PlayWidget | None = None
         self._syncing = False
         self._rebuild()
@@ -147,6 +158,12 @@ class DreamPlay(w.VBox):
         self.status.value = (
             f"<span style='color:#b00020'>⚠ {html.escape(message)}</span>" if message else ""
         )
+
+    def _show_info(self) -> None:
+        """Read the decoding steps back from the engine itself: what it uses, not what was asked."""
+        steps = decode_steps_of(self.engine)
+        what = "no decoding steps" if steps is None else f"{steps} decoding steps"
+        self.info.value = f"<small>{html.escape(self.engine_menu.value)}: {what}</small>"
 
     def _rebuild(self) -> None:
         """A fresh player for the selected engine, reset to the current seed."""
@@ -168,6 +185,7 @@ class DreamPlay(w.VBox):
             PlayController(shown, seed=self.seed), self.scale, self.fps, self.keyboard
         )
         self.children = [self.controls, self.player]
+        self._show_info()
         self._show("")
         if old is not None:
             old.close()
@@ -181,6 +199,7 @@ class DreamPlay(w.VBox):
             self._show(f"{type(exc).__name__}: {exc}")
         else:
             self._show("")
+        self._show_info()
 
 
 def dream_play(
