@@ -73,7 +73,10 @@ NOTEBOOKS: list[Notebook] = [
         "The road, played by hand",
         "The road and the three subsystems of a world model; the procedural world, its exact "
         "ground truth and captions; live play; trajectories and loops; the metric helpers.",
-        runtimes={"2-core CPU (AMD EPYC), cpu preset": "7 s", "same, smoke preset": "6 s"},
+        runtimes={
+            "2-core CPU (AMD EPYC), cpu preset (make tour, 2 Dec)": "15 s",
+            "same, smoke preset": "6 s",
+        },
     ),
     Notebook(
         "01_masks",
@@ -81,7 +84,7 @@ NOTEBOOKS: list[Notebook] = [
         "Mask, infill, generalise: BERT-style masking and masked-diffusion generation on the "
         "world's captions; MAE on world views; a linear probe shows what pre-training bought.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "67 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "157 s",
             "same, smoke preset": "7 s",
             "retraining both models at the cpu preset (one thread, shared machine)": "~13 min",
         },
@@ -92,7 +95,7 @@ NOTEBOOKS: list[Notebook] = [
         "A VQ/FSQ tokenizer turns views into 8x8 codes; MaskGIT decodes them in a few parallel "
         "steps; against an autoregressive baseline in speed and quality; inpainting.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "8 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "22 s",
             "same, smoke preset": "8 s",
             "retraining tokenizer + MaskGIT + AR at the cpu preset": "9 min",
         },
@@ -104,7 +107,7 @@ NOTEBOOKS: list[Notebook] = [
         "guidance, image-to-text that checks its own captions, joint generation and infilling, "
         "scored fact by fact; an autoregressive (Chameleon-style) baseline beside it.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "60 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "361 s",
             "same, smoke preset, one thread": "9 s",
             "retraining both models at the cpu preset (side by side, one thread each)": "~100 min",
         },
@@ -115,7 +118,7 @@ NOTEBOOKS: list[Notebook] = [
         "The Genie recipe on our world: actions discovered from unlabelled play, a leaking "
         "bottleneck, a MaskGIT dynamics model conditioned on true and latent actions, played live.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (machine shared)": "126 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "260 s",
             "same, smoke preset": "29 s",
             "retraining lam + dynamics (3 variants) at the cpu preset (one thread, shared)": "~37 min",
         },
@@ -126,7 +129,7 @@ NOTEBOOKS: list[Notebook] = [
         "A few-step EDM denoiser conditioned on past frames and actions (GameNGen, DIAMOND); "
         "context noise against drift; steps versus quality versus FPS; and what it forgets.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights": "11 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "45 s",
             "same, smoke preset (shipped weights)": "5 s",
             "retraining both engines at the cpu preset (one thread)": "12 min",
         },
