@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         help="measure nothing: merge the figures of earlier --json runs (one preset, one machine)",
     )
     ap.add_argument(
-        "--readme", action="store_true", help="write the table into README.md's results"
+        "--readme", action="store_true", help="write the table into README.md's results and its figures into data/bench.json"
     )
     args = ap.parse_args(argv)
     results = merge(args.from_json) if args.from_json else run(args.preset, args.only)
@@ -160,7 +160,17 @@ def main(argv: list[str] | None = None) -> int:
             json.dump(results, f, indent=2)
     if args.readme:
         write_readme(table)
+        write_stored(results)
     return 0
+
+
+def write_stored(results: dict) -> None:
+    """Keep the figures behind the README's table in ``data/bench.json``, where notebooks read
+    them (:func:`hitchhiker.measured.say`) instead of typing them into their prose."""
+    from hitchhiker.measured import BENCH, stored_figures
+
+    BENCH.write_text(json.dumps(results, indent=2) + "\n")
+    stored_figures.cache_clear()
 
 
 def write_readme(table: str) -> None:

@@ -47,6 +47,13 @@ class Notebook:
     """Human title."""
     teaches: str
     """One line: what the learner builds or sees."""
+    stage: int = 0
+    """Where it sits on the road: 0 the world, 1 masks, 2 unified, 3 interactive, 4 memory,
+    5 agents."""
+    goals: tuple[str, ...] = ()
+    """What the learner will be able to do after it (3-5 lines, shown in the opening)."""
+    assumes: str = ""
+    """What it takes for granted: earlier notebooks, and outside knowledge."""
     runtimes: dict[str, str] = field(default_factory=dict)
     """Measured wall time of a full run, by hardware label (only measured values go here)."""
 
@@ -73,6 +80,14 @@ NOTEBOOKS: list[Notebook] = [
         "The road, played by hand",
         "The road and the three subsystems of a world model; the procedural world, its exact "
         "ground truth and captions; live play; trajectories and loops; the metric helpers.",
+        stage=0,
+        goals=(
+            "name the three subsystems of a world model (generative heart, interactive loop, memory) and the five stages of the road",
+            "run the procedural world, read its exact ground truth, and check any frame with the tile reader",
+            "play the world live and record trajectories and loops that come back to where they started",
+            "use the metric helpers that every later notebook scores its models with",
+        ),
+        assumes="Python and a little NumPy; nothing about deep learning yet.",
         runtimes={
             "2-core CPU (AMD EPYC), cpu preset (make tour, 2 Dec)": "15 s",
             "same, smoke preset": "6 s",
@@ -83,6 +98,14 @@ NOTEBOOKS: list[Notebook] = [
         "Masks: BERT, masked diffusion and MAE",
         "Mask, infill, generalise: BERT-style masking and masked-diffusion generation on the "
         "world's captions; MAE on world views; a linear probe shows what pre-training bought.",
+        stage=1,
+        goals=(
+            "explain the masked-modelling recipe (hide part of the input, predict it) and why it generalises",
+            "train BERT-style masked prediction on the world's captions and turn it into a generator (Mask-Predict)",
+            "train a masked autoencoder (MAE) on world views and see what 75% masking still lets it rebuild",
+            "measure what pre-training bought with a linear probe against a random-weight baseline",
+        ),
+        assumes="Notebook 00 (the world and its reader); PyTorch basics (tensors, modules, an optimiser step).",
         runtimes={
             "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "157 s",
             "same, smoke preset": "7 s",
@@ -94,6 +117,14 @@ NOTEBOOKS: list[Notebook] = [
         "Tokens and MaskGIT",
         "A VQ/FSQ tokenizer turns views into 8x8 codes; MaskGIT decodes them in a few parallel "
         "steps; against an autoregressive baseline in speed and quality; inpainting.",
+        stage=1,
+        goals=(
+            "turn views into grids of discrete codes with a VQ or FSQ tokenizer, and read the codes back on the map",
+            "write MaskGIT's decoding loop: start fully masked, keep the most confident tokens, re-mask the rest",
+            "compare MaskGIT with an autoregressive baseline in quality (read by the ground truth) and speed",
+            "inpaint and outpaint with the same loop started half-known",
+        ),
+        assumes="Notebooks 00 and 01 (masked prediction); what a transformer's attention does.",
         runtimes={
             "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "22 s",
             "same, smoke preset": "8 s",
@@ -106,6 +137,14 @@ NOTEBOOKS: list[Notebook] = [
         "One masked transformer over caption and view tokens in one sequence: text-to-image with "
         "guidance, image-to-text that checks its own captions, joint generation and infilling, "
         "scored fact by fact; an autoregressive (Chameleon-style) baseline beside it.",
+        stage=2,
+        goals=(
+            "put captions and views into one token sequence and train one masked transformer on it",
+            "run text-to-image with classifier-free guidance, image-to-text, joint generation and infilling with the same weights",
+            "score every output fact by fact against the world's exact ground truth",
+            "compare the masked model with an autoregressive (Chameleon-style) baseline on the same tokens",
+        ),
+        assumes="Notebooks 01 (masked text) and 02 (tokenizer, MaskGIT).",
         runtimes={
             "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "361 s",
             "same, smoke preset, one thread": "9 s",
@@ -117,6 +156,14 @@ NOTEBOOKS: list[Notebook] = [
         "Latent actions and masked dynamics",
         "The Genie recipe on our world: actions discovered from unlabelled play, a leaking "
         "bottleneck, a MaskGIT dynamics model conditioned on true and latent actions, played live.",
+        stage=3,
+        goals=(
+            "discover a small set of actions from unlabelled play with a latent action model (Genie)",
+            "see why the action bottleneck must be narrow, with a leaky model shown on purpose",
+            "condition MaskGIT on past frames and an action to get a dynamics model, and measure how it drifts",
+            "play the learned world live with true and with latent actions",
+        ),
+        assumes="Notebook 02 (the tokenizer and MaskGIT, which this stage reuses).",
         runtimes={
             "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "260 s",
             "same, smoke preset": "29 s",
@@ -128,6 +175,15 @@ NOTEBOOKS: list[Notebook] = [
         "A diffusion game engine",
         "A few-step EDM denoiser conditioned on past frames and actions (GameNGen, DIAMOND); "
         "context noise against drift; steps versus quality versus FPS; and what it forgets.",
+        stage=3,
+        goals=(
+            "write the EDM denoiser's preconditioning and its few-step sampler",
+            "condition a diffusion model on past frames and actions to get a playable engine (DIAMOND, GameNGen)",
+            "measure drift over long rollouts and what context noise does to it",
+            "trade denoising steps against quality and frames per second",
+            "see what a frame-by-frame engine forgets when you walk away and come back",
+        ),
+        assumes="Notebook 04 (the interactive loop and how engines are scored); what a diffusion model is, roughly.",
         runtimes={
             "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "45 s",
             "same, smoke preset (shipped weights)": "5 s",
@@ -140,9 +196,35 @@ NOTEBOOKS: list[Notebook] = [
 # --------------------------------------------------------------------------- generated cells
 
 
+STAGES = ["the world", "masks", "unified", "interactive", "memory", "agents"]
+"""The road's stops, in order (0 is the world every stage runs in)."""
+STAGE_NUMERALS = ["0", "I", "II", "III", "IV", "V"]
+
+
+def road_line(stage: int) -> str:
+    """The road with this notebook's stop marked."""
+    stops = []
+    for i, name in enumerate(STAGES):
+        label = f"{STAGE_NUMERALS[i]} {name}"
+        stops.append(f"**[{label}: you are here]**" if i == stage else label)
+    return " → ".join(stops)
+
+
 def title_cell_source(nb: Notebook) -> str:
-    times = "; ".join(f"{hw}: {t}" for hw, t in nb.runtimes.items()) or "not measured yet"
-    return f"{nb.badge}\n\n# {nb.name[:2]} · {nb.title}\n\n*Run time (measured): {times}.*"
+    lines = [nb.badge, "", f"# {nb.name[:2]} · {nb.title}", ""]
+    lines += [f"*Stage {STAGE_NUMERALS[nb.stage]} of the road:* {road_line(nb.stage)}", ""]
+    if nb.goals:
+        lines += ["**What you will learn.** After this notebook you can", ""]
+        lines += [f"- {g}" for g in nb.goals] + [""]
+    if nb.assumes:
+        lines += [f"**It assumes:** {nb.assumes}", ""]
+    lines += ["**Run time (measured):**", ""]
+    if nb.runtimes:
+        lines += ["| hardware and preset | time |", "| --- | --- |"]
+        lines += [f"| {hw} | {t} |" for hw, t in nb.runtimes.items()]
+    else:
+        lines += ["not measured yet"]
+    return "\n".join(lines)
 
 
 def setup_cell_source(source: str = REPO_URL, home: str = COLAB_HOME) -> str:
