@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         help="measure nothing: merge the figures of earlier --json runs (one preset, one machine)",
     )
     ap.add_argument(
-        "--readme", action="store_true", help="write the table into README.md's results and its figures into data/bench.json"
+        "--readme",
+        action="store_true",
+        help="write the table into README.md's results and its figures into data/bench.json",
     )
     args = ap.parse_args(argv)
     results = merge(args.from_json) if args.from_json else run(args.preset, args.only)
