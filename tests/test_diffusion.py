@@ -11,7 +11,7 @@ import torch
 from hitchhiker.config import config_from_dict, make_config
 from hitchhiker.interactive import diffusion_recipe as diffusion
 from hitchhiker.interactive.diffusion_engine import DiffusionEngine
-from hitchhiker.interactive.edm import EDM
+from hitchhiker.interactive.edm import EDM, euler_step, ode_slope
 from hitchhiker.interactive.unet import DenoiserUNet
 from hitchhiker.play import PlayController
 from hitchhiker.world import Action, SimulatorEngine
@@ -115,6 +115,25 @@ def test_schedule_and_one_step_sampling():
         for heun in (False, True):
             out = edm.sample(denoiser, (2, 3, 4, 4), steps=steps, heun=heun)
             assert torch.allclose(out, target, atol=1e-5)
+
+
+def test_euler_step_is_the_samplers_step():
+    """``euler_step`` (notebook 05's exercise) is the step ``EDM.sample`` takes: walking the schedule
+    by hand with it gives the sampler's output bit for bit; to level 0 it lands on D's answer."""
+    edm = EDM(sigma_min=0.1)
+
+    def denoiser(y, sigma):
+        return torch.tanh(y) * 0.7 + 0.01 * sigma[:, None, None, None]
+
+    want = edm.sample(denoiser, (2, 3, 4, 4), steps=3, generator=torch.Generator().manual_seed(1))
+    levels = edm.sigmas(3).tolist()
+    x = torch.randn((2, 3, 4, 4), generator=torch.Generator().manual_seed(1)) * levels[0]
+    for s, s_next in zip(levels[:-1], levels[1:]):
+        x = euler_step(x, denoiser(x, torch.full((2,), s)), s, s_next)
+    assert torch.equal(x, want)
+    y, d = torch.randn(2, 3, 4, 4), torch.randn(2, 3, 4, 4)
+    torch.testing.assert_close(euler_step(y, d, 0.7, 0.0), d)
+    torch.testing.assert_close(ode_slope(y, d, 0.5), (y - d) / 0.5)
 
 
 def test_sampling_a_gaussian_with_its_exact_denoiser():

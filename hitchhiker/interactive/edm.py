@@ -173,13 +173,35 @@ class EDM:
         x = noise * levels[0]
         b = shape[0]
         for s, s_next in zip(levels[:-1], levels[1:]):
-            d = (x - denoiser(x, torch.full((b,), s, device=x.device))) / s  # dx/ds
-            x_next = x + (s_next - s) * d
+            denoised = denoiser(x, torch.full((b,), s, device=x.device))
+            x_next = euler_step(x, denoised, s, s_next)
             if heun and s_next > 0:
-                d2 = (x_next - denoiser(x_next, torch.full((b,), s_next, device=x.device))) / s_next
+                d = ode_slope(x, denoised, s)
+                d2 = ode_slope(
+                    x_next, denoiser(x_next, torch.full((b,), s_next, device=x.device)), s_next
+                )
                 x_next = x + (s_next - s) * 0.5 * (d + d2)
             x = x_next
         return x
+
+
+def ode_slope(x: torch.Tensor, denoised: torch.Tensor, sigma: float) -> torch.Tensor:
+    """dx/ds = (x - D(x; s)) / s: the probability flow ODE's slope at level s, from the denoiser's
+    answer ``denoised`` = D(x; s): the noise D sees in x, per unit of level (x = D + s * slope)."""
+    return (x - denoised) / sigma
+
+
+def euler_step(
+    x: torch.Tensor, denoised: torch.Tensor, sigma: float, sigma_next: float
+) -> torch.Tensor:
+    """One Euler step of the ODE from level ``sigma`` down to ``sigma_next`` (EDM's Algorithm 1
+    without Heun's correction):
+
+        x_next = x + (s_next - s) * (x - D(x; s)) / s
+
+    ``denoised`` = D(x; s), same shape as x (B, C, H, W). To s_next = 0 the step lands on D(x; s)
+    (up to rounding): the sampler's last step returns the denoiser's answer."""
+    return x + (sigma_next - sigma) * ode_slope(x, denoised, sigma)
 
 
 def fourier_level(value: torch.Tensor, dim: int, max_period: float = 100.0) -> torch.Tensor:
