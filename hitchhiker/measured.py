@@ -112,6 +112,8 @@ QUOTED: dict[str, dict[str, str]] = {
     "01": {
         "15%": "BERT masks 15% of the tokens (Devlin et al., 2019)",
         "75%": "MAE hides 75% of the patches (He et al., 2022)",
+        "80%": "BERT turns 80% of the picked tokens into [MASK] (Devlin et al., 2019, §3.1)",
+        "10%": "BERT turns 10% of the picked tokens into a random token and keeps 10% (Devlin et al., 2019, §3.1)",
     },
     "02": {},
     "03": {},
