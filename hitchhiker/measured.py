@@ -139,6 +139,7 @@ _NOT_PROSE = [
     re.compile(r"\]\([^)]*\)"),  # link targets
     re.compile(r"<[^>\n]*>"),  # HTML tags and comments
     re.compile(r"https?://\S+"),  # bare addresses
+    re.compile(r"arXiv[:\s]*\d{4}\.\d{4,5}(?:v\d+)?", re.I),  # paper ids, not figures
 ]
 
 

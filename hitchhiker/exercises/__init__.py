@@ -28,6 +28,7 @@ import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 
@@ -88,6 +89,9 @@ class NotDone(Exception):
 
 def _compare(got, want, atol: float, where: str) -> str | None:
     """None when ``got`` matches ``want``; otherwise one line saying how they differ."""
+    if isinstance(want, np.ndarray):  # NumPy answers are compared as tensors
+        want = torch.from_numpy(want)
+        got = torch.from_numpy(np.asarray(got)) if isinstance(got, (np.ndarray, list)) else got
     if isinstance(want, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(want):
             return f"{where}: expected a sequence of {len(want)} results, got {type(got).__name__}"
