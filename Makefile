@@ -1,6 +1,8 @@
 # Hitchhiker — every target sets itself up: a .venv is created and filled on first use.
 #   make lab    open JupyterLab on notebooks/ (interactive)
 #   make tour   run every notebook in order, headless, at the preset that fits this machine
+#   make site   make tour, then the course as a static web site in runs/site/ (MkDocs: every
+#               notebook with its outputs, plots and widget snapshots); PRESET=smoke for a quick one
 #   make test   ruff + pytest + nbval (smoke mode) + stripped-notebook check + browser e2e
 #               (JupyterLab, then Colab's widget stack: e2e-colab) + the Colab set-up rehearsal
 #   make e2e    only the browser end-to-end test (installs Debian's chromium when missing)
@@ -18,6 +20,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 TORCH_ARGS ?=
+# make tour / make site: the preset the notebooks run at (empty: what fits this machine)
+PRESET ?=
 STAMP  := $(VENV)/.installed
 # Notebook and unit tests run in smoke mode: tiny models, seconds each.
 SMOKE  := HITCHHIKER_SMOKE=1
@@ -30,7 +34,7 @@ COLAB_PINS  := tests/colab/colab-pins.txt
 COLAB_TORCH ?= $(TORCH)
 COLAB_STAMP := $(COLAB_VENV)/.installed
 
-.PHONY: venv lab tour test lint unit nbval e2e bench strip clean chromium colab-venv e2e-colab colab-rehearsal
+.PHONY: venv lab tour site test lint unit nbval e2e bench strip clean chromium colab-venv e2e-colab colab-rehearsal
 
 venv: $(STAMP)
 
@@ -45,7 +49,10 @@ lab: venv
 	$(BIN)/jupyter lab notebooks/
 
 tour: venv
-	$(BIN)/python -m hitchhiker.tour
+	$(BIN)/python -m hitchhiker.tour $(if $(PRESET),--preset $(PRESET))
+
+site: venv
+	$(BIN)/python -m hitchhiker.site --tour $(if $(PRESET),--preset $(PRESET))
 
 bench: venv
 	$(BIN)/python -m hitchhiker.bench

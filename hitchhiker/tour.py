@@ -5,7 +5,9 @@
 Each notebook runs top to bottom in a fresh kernel (nbclient) at the preset that fits this machine
 (or the one given), exactly as a learner would run it. The executed copy and an HTML rendering land
 under ``runs/tour/`` (git-ignored), and the figures each notebook reported through
-:func:`hitchhiker.course.report` are printed at the end with the wall time of each notebook.
+:func:`hitchhiker.course.report` are printed at the end with the wall time of each notebook. The
+copy's metadata records the preset, the hardware and the wall time: ``make site`` builds the
+course's web pages from these copies (:mod:`hitchhiker.site`).
 """
 
 from __future__ import annotations
@@ -44,10 +46,16 @@ def run_notebook(path: Path, out_dir: Path, preset: str, timeout: int = 3600) ->
         )
         client.execute()
     finally:
+        seconds = time.perf_counter() - t0
         os.environ.clear()
         os.environ.update(env_before)
+        # how this copy was made, for the pages make site builds from it
+        book.metadata["hitchhiker"] = {
+            "preset": preset,
+            "hardware": hardware_name(),
+            "seconds": round(seconds, 1),
+        }
         nbformat.write(book, out_dir / path.name)
-    seconds = time.perf_counter() - t0
     html, _ = HTMLExporter().from_notebook_node(book)
     (out_dir / f"{path.stem}.html").write_text(html)
     figures = json.loads(figures_file.read_text()) if figures_file.exists() else {}
