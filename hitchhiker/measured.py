@@ -113,7 +113,10 @@ QUOTED: dict[str, dict[str, str]] = {
         "15%": "BERT masks 15% of the tokens (Devlin et al., 2019)",
         "75%": "MAE hides 75% of the patches (He et al., 2022)",
     },
-    "02": {},
+    "02": {
+        "64×": "MaskGIT accelerates autoregressive decoding by up to 64x (Chang et al., 2022, "
+        "https://arxiv.org/abs/2202.04200, abstract)",
+    },
     "03": {},
     "04": {},
     "05": {},
