@@ -119,9 +119,9 @@ NOTEBOOKS: list[Notebook] = [
         "steps; against an autoregressive baseline in speed and quality; inpainting.",
         stage=1,
         goals=(
-            "turn views into grids of discrete codes with a VQ or FSQ tokenizer, and read the codes back on the map",
+            "turn views into grids of discrete codes with a VQ or FSQ tokenizer, read the codes back on the map, and watch codes die when restarts are off",
             "write MaskGIT's decoding loop: start fully masked, keep the most confident tokens, re-mask the rest",
-            "compare MaskGIT with an autoregressive baseline in quality (read by the ground truth) and speed",
+            "compare MaskGIT with an autoregressive baseline in quality (read by the ground truth) and speed, and say why the paper's speed-up needs many tokens and parallel hardware",
             "inpaint and outpaint with the same loop started half-known",
         ),
         assumes="Notebooks 00 and 01 (masked prediction); what a transformer's attention does.",

@@ -115,7 +115,10 @@ QUOTED: dict[str, dict[str, str]] = {
         "80%": "BERT turns 80% of the picked tokens into [MASK] (Devlin et al., 2019, §3.1)",
         "10%": "BERT turns 10% of the picked tokens into a random token and keeps 10% (Devlin et al., 2019, §3.1)",
     },
-    "02": {},
+    "02": {
+        "64×": "MaskGIT accelerates autoregressive decoding by up to 64x (Chang et al., 2022, "
+        "https://arxiv.org/abs/2202.04200, abstract)",
+    },
     "03": {},
     "04": {},
     "05": {},

@@ -139,6 +139,19 @@ def test_dead_code_is_restarted_and_usage_rises():
     assert err < 0.1  # one code per cluster: error is the cluster spread, not the 9.0 of sharing
 
 
+def test_dead_after_zero_turns_restarts_off():
+    """The switch notebook 02 uses to show dead codes: the same start, no restarts, codes stay dead."""
+    vq = EMAVectorQuantizer(4, 2, decay=0.9, dead_after=0, normalise=False).train()
+    vq.initialised.fill_(1)
+    start = torch.tensor([[0.0, 0.0], [90.0, 90.0], [-90.0, 90.0], [90.0, -90.0]])
+    vq.codebook.copy_(start)
+    vq.ema_sum.copy_(start)
+    z = two_clusters()
+    for _ in range(30):
+        vq(z)
+    assert int(vq.restarts) == 0 and vq.indices(z).unique().tolist() == [0]
+
+
 def test_vq_straight_through_and_commitment_gradients():
     vq = EMAVectorQuantizer(
         8, 4, normalise=False

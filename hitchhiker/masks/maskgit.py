@@ -17,7 +17,8 @@ sampling starts. Sampling runs S steps from an all-[MASK] grid; at step t (ratio
     2. confidence c_i = log p(sampled_i) + tau * (1 - r) * g_i,  g_i ~ Gumbel(0, 1)
        (annealed noise: early steps explore, the last ones commit);
     3. keep every token fixed so far, plus the most confident new ones; re-mask the
-       n = floor(gamma(r) * N_unknown) least confident, so that after S steps none are left.
+       n = floor(gamma(r) * N_unknown) least confident (:func:`remask`), so that after S steps
+       none are left.
 
 Eight steps fill a 64-token grid; an autoregressive model (:mod:`.autoregressive`) needs 64.
 Inpainting and outpainting are the same loop started from a partly known grid: only the positions
@@ -125,6 +126,20 @@ def sample_tokens(
     return ids, logp.gather(-1, ids[..., None])[..., 0]
 
 
+def remask(confidence: torch.Tensor, masked: torch.Tensor, n_mask: torch.Tensor) -> torch.Tensor:
+    """MaskGIT's unmasking rule: which positions go back under [MASK] after a decoding step.
+
+    confidence (B, N) float, the score c_i of each position's freshly sampled token; masked (B, N)
+    bool, the positions that were still masked before this step; n_mask (B,) int, how many to mask
+    again (at most the row's count of ``masked``). Returns (B, N) bool, True for the ``n_mask[b]``
+    least confident positions of row b among ``masked``: the rest of this step's samples are kept.
+    A position that was already fixed counts as infinitely confident, so it is never re-masked.
+    """
+    conf = torch.where(masked, confidence, torch.full_like(confidence, math.inf))
+    ranks = conf.argsort(1).argsort(1)  # rank 0 = least confident in its row
+    return ranks < n_mask[:, None]
+
+
 def iterative_decode(
     logits_fn: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -177,9 +192,7 @@ def iterative_decode(
         noise = torch.rand(logp.shape, device=device, generator=generator).clamp_min(1e-20)
         gumbel = -torch.log(-torch.log(noise))
         conf = logp + choice_temperature * (1 - ratio) * gumbel
-        conf = torch.where(masked, conf, torch.full_like(conf, math.inf))  # fixed: never re-masked
-        ranks = conf.argsort(1).argsort(1)
-        x = torch.where(ranks < n_mask[:, None], torch.full_like(ids, mask_id), ids)
+        x = torch.where(remask(conf, masked, n_mask), torch.full_like(ids, mask_id), ids)
         if history is not None:
             history.append(x.clone())
     return torch.where(todo, x, given)

@@ -20,7 +20,8 @@ is useless, and a codebook where half the codes are dead wastes half its capacit
 unused for ``dead_after`` training steps is *restarted*: moved onto a random recent encoder output
 (Dhariwal et al., Jukebox, 2020). We draw that output with probability proportional to its
 quantisation error, as k-means++ seeds: the vectors the codebook explains worst -- two kinds of
-tile squeezed into one code -- are where a new code helps most.
+tile squeezed into one code -- are where a new code helps most. ``dead_after=0`` turns restarts
+off, to watch codes die (notebook 02 trains such a tokenizer beside the shipped one).
 
 **FSQ** (Mentzer et al., "Finite Scalar Quantization: VQ-VAE Made Simple", 2023) needs no
 codebook at all: the encoder emits d = len(levels) numbers, each squashed into a bounded range and
@@ -187,6 +188,8 @@ class EMAVectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _restart_dead(self, flat: torch.Tensor, err: torch.Tensor) -> None:
+        if self.dead_after <= 0:  # restarts off: a dead code stays dead
+            return
         dead = (self.unused_steps >= self.dead_after).nonzero().squeeze(1)
         if len(dead) == 0:
             return

@@ -92,7 +92,8 @@ class Config:
     ema_decay: float = 0.99
     """VQ: decay gamma of the codebook's moving averages."""
     dead_after: int = 100
-    """VQ: a code unused for this many training steps is restarted on a recent encoder output."""
+    """VQ: a code unused for this many training steps is restarted on a recent encoder output;
+    0 turns restarts off (dead codes stay dead: notebook 02 shows what that costs)."""
     explorer_weight: float = 16.0
     """Weight of the explorer's tile (the centre cell of the view) in the reconstruction loss. Its
     four headings differ by a few pixels on 1/64 of the frame, so at weight 1 the encoder barely
