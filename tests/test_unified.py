@@ -189,6 +189,26 @@ def test_guidance_zero_reproduces_the_unguided_path():
     assert torch.allclose(both, cond, atol=1e-5)
 
 
+def test_guided_logits_apply_the_guidance_mix_on_view_positions_only():
+    from hitchhiker.unified.masked_model import guidance_mix
+
+    c, u = torch.randn(2, 5, 7), torch.randn(2, 5, 7)
+    assert torch.equal(guidance_mix(c, u, 0.0), c)
+    assert torch.allclose(guidance_mix(c, u, 1.0), 2 * c - u)
+    model = tiny(seed=2)
+    x = torch.full((2, 128), model.mask_id)
+    x[:, :64] = sq.encode_captions([CAPTION] * 2)
+    with torch.no_grad():
+        guided = model.guided_logits(x, 2.0)
+        free = x.clone()
+        free[:, :64] = model.mask_id  # the unconditional pass: the caption all [MASK]
+        cond, uncond = (model(s, model.modality_ids).float() for s in (x, free))
+    view = model.layout.view_slice
+    assert torch.allclose(guided[:, :64], model.layout.restrict(cond)[:, :64], atol=1e-5)
+    want = model.layout.restrict(guidance_mix(cond, uncond, 2.0))[:, view]  # view positions
+    assert torch.allclose(guided[:, view], want, atol=1e-5)
+
+
 def test_loss_masks_only_what_each_task_hides(pairs):
     model = tiny()
     batch = {"caption": pairs.captions[:16], "view": pairs.views[:16]}

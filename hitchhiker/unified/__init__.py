@@ -16,6 +16,7 @@ presets, build, fit, tune_decoding, evaluate) in the ``*_recipe`` module next to
 - :mod:`.facts`                  generated views and captions scored fact by fact against the truth
 - :mod:`.scoring`                both recipes measured the same way: held-out pairs, facts, clock
 - :mod:`.show_unified`           pictures and widgets for notebook 03
+- :mod:`.history`                what the runs before the shipped models recorded, with provenance
 """
 
 from .autoregressive import UnifiedAR

@@ -63,8 +63,9 @@ RACE_COLUMNS = {
 def model_figures(name: str, model, cfg) -> dict[str, float]:
     """The benchmark's Stage II figures of one loaded model (``name`` a key of :data:`MODELS`): its
     recipe's evaluation, :func:`hitchhiker.unified.scoring.figures` on the held-out test pairs.
-    :func:`stage2_figures` reports exactly this for the shipped models; notebook 03 calls it on
-    the models it shows, so the two cannot measure differently."""
+    :func:`stage2_figures` reports exactly this for the shipped models. Notebook 03 shows the
+    stored result (``data/bench.json``) and draws with :func:`.scoring.samples`, the draws these
+    figures average, so the two cannot measure differently."""
     if name not in MODELS:
         raise ValueError(f"unknown Stage II model {name!r}; expected one of {', '.join(MODELS)}")
     return zoo.evaluate(name, model, cfg)

@@ -23,6 +23,7 @@ Classifier-free guidance (Ho & Salimans 2022; Muse, Chang et al. 2023) on view p
     l = l_cond + s * (l_cond - l_uncond)        l_uncond: the same sequence, caption all [MASK]
 
 s = 0 is the plain conditional model (and takes the plain path: one forward pass per step).
+The mix itself is :func:`guidance_mix`.
 
 Shapes: B batch, L = 64 caption tokens, h x w view codes, N = L + h * w, V = T + K shared ids.
 """
@@ -39,6 +40,18 @@ from hitchhiker.masks.text import PAD_ID
 from hitchhiker.unified.grammar import GrammarBatch
 from hitchhiker.unified.self_check import best_caption_of, best_of
 from hitchhiker.unified.sequence import Layout, decode_captions, encode_captions
+
+
+def guidance_mix(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
+    """Classifier-free guidance's mix of two sets of logits (Ho & Salimans 2022):
+
+        l = l_cond + s * (l_cond - l_uncond)
+
+    ``cond``: logits with the caption given, ``uncond``: the same positions with the caption all
+    [MASK] (any shape, both alike); ``scale`` s >= 0. s = 0 gives the conditional logits back;
+    larger s pushes away from what the model would draw without the caption.
+    """
+    return cond + scale * (cond - uncond)
 
 
 class UnifiedModel(MaskedTokenModel):
@@ -75,7 +88,7 @@ class UnifiedModel(MaskedTokenModel):
         both = self(torch.cat([x, uncond]), self.modality_ids).float()
         cond, free = both[: len(x)], both[len(x) :]
         view = self.view_positions[None, :, None]
-        guided = torch.where(view, cond + guidance * (cond - free), cond)
+        guided = torch.where(view, guidance_mix(cond, free, guidance), cond)
         return guided.masked_fill(~self.allowed, float("-inf"))
 
     @torch.no_grad()

@@ -134,16 +134,12 @@ class Config:
     """Recorded views: every view of the training episodes gives one (caption, view) pair; the
     held-out episodes give the test pairs of the figures and the val pairs of the sweep. The cpu
     preset records 2048 training episodes (67,584 pairs, each seen about 8.5 times in 9000 steps
-    of 64). At 512 episodes (each pair seen about 34 times) the AR baseline overfit: on val its
-    views held 0.68 of the requested facts and its precision stayed near 0.91; at 2048 they are
-    0.958 and 0.962. The masked model went from 0.865 to 0.879 precision (best of 8: 0.900 to
-    0.921) and from 0.962 to 0.987 text-to-image (notebook 03, section 7)."""
+    of 64); at 512 (each pair seen about 34 times) the AR baseline overfit. What both models
+    measured at each size is recorded in :mod:`.history` (topic "data")."""
     train: TrainConfig = field(default_factory=lambda: TrainConfig(steps=3000, lr=1e-3))
     """Optimisation: sequences per step, learning rate, and the seed of initialisation, data
-    order, masks and sampling. The cpu preset trains 9000 steps: with 512 episodes, on val, the
-    masked model's caption precision went 0.79 -> 0.87 and its text-to-image facts 0.86 -> 0.96
-    from step 3000 to 9000, while the AR baseline's precision stayed near 0.91 and its
-    text-to-image fell 0.81 -> 0.68 (notebook 03); see ``data`` for what more data changed."""
+    order, masks and sampling. The cpu preset trains 9000 steps; how both models' val figures moved
+    along such a run on 512 episodes is recorded in :mod:`.history` (topic "training")."""
     eval_samples: int = 128
     """Held-out (caption, view) pairs scored per figure."""
     tune_samples: int = 128

@@ -25,26 +25,15 @@ to right (LLaDA's semi-autoregressive decoding). An image-to-text draw hides
                [0, len] on: the exact state of left-to-right decoding at word k, with loss on the
                whole rest of the caption
 
-Measured at the cpu budget, val split:
-
-* without the caption grammar (400 steps, one word per step): cosine + half suffix parsed 31% of
-  captions, uniform 48%; a half-visible caption teaches the grammar that decides whether a caption
-  parses at all;
-* with the grammar (:mod:`.grammar`: every caption parses, so precision measures reading alone;
-  3000 steps, 128 pairs): half suffix 0.805 precision and 0.829 text-to-image facts, uniform
-  0.807 and 0.842. Matching the decoding state did not pay.
-* ``fact_weight`` 5 (the loss of kind and heading words weighted 5 to 1; 1000 steps, 64 pairs):
-  region facts read right 0.70, as with weight 1, and text-to-image fell from 0.75 to 0.71.
-
-* with the grammar, 1000 steps, 128 val pairs, rotary position embedding on half of each head
-  (:mod:`hitchhiker.masks.core`): half suffix 0.742 precision against 0.755 for uniform.
-
-Uniform is the default. What the masked model reads worst is the kind of a sentence that starts
-late in the caption. With a kind word hidden and the rest of the caption visible, learned
-absolute positions alone read the second kind sentence right 0.80 of the time and the third 0.54
-(3000 steps, val): the kind word must find its region word four places to its right, wherever the
-sentence starts. Rotary positions make that offset one pattern: 0.90 and 0.65, and test
-precision rose from 0.755 to 0.797 (notebook 03, section 8).
+Uniform is the default. Before the caption grammar (:mod:`.grammar`) a half-visible caption taught
+the grammar that decides whether a caption parses at all; with it, every caption parses, and
+matching the decoding state (cosine, suffix) did not read captions better, nor did weighting the
+loss of kind and heading words (``fact_weight``). What the masked model reads worst is the kind
+of a sentence that starts late in the caption: the kind word must find its region word four
+places to its right, wherever the sentence starts, which rotary positions
+(:mod:`hitchhiker.masks.core`) made one pattern. Every comparison, with its figures and the commit
+that measured it, is recorded in :mod:`.history` (topics "tried" and "positions"; notebook 03,
+appendix).
 
 Shapes: B batch, L = 64 caption tokens, h x w view codes, N = L + h * w, V = T + K shared ids.
 """

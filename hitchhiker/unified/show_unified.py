@@ -27,6 +27,7 @@ from ipywidgets import (
     VBox,
     interactive_output,
 )
+from matplotlib.colors import ListedColormap
 
 from hitchhiker.tokens import decode_tokens, encode_frames
 from hitchhiker.unified import facts as fx
@@ -180,6 +181,40 @@ def show_infill(before: np.ndarray, holes: np.ndarray, after: np.ndarray, captio
     return fig
 
 
+def show_task_masks(
+    task: torch.Tensor, target: torch.Tensor, hidden: torch.Tensor, caption_len: int
+):
+    """What each training row hides: one row per sequence, [caption | view] left to right.
+
+    ``task`` (B,) task ids (0 text-to-image, 1 image-to-text, 2 joint), ``target`` (B, N) the
+    positions the loss is on, ``hidden`` (B, N) every [MASK]ed position (``target`` plus a dropped
+    caption, hidden for classifier-free guidance but not scored).
+    """
+    names = ("text → image", "image → text", "joint")
+    state = hidden.int().cpu() + target.int().cpu()  # 0 shown, 1 hidden without loss, 2 scored
+    fig, ax = plt.subplots(figsize=(9, 0.25 * len(task) + 0.9))
+    ax.imshow(
+        state,
+        cmap=ListedColormap(["#e8e8e8", "#9ecae1", "#d6604d"]),
+        vmin=0,
+        vmax=2,
+        aspect="auto",
+        interpolation="nearest",
+    )
+    ax.axvline(caption_len - 0.5, c="k", lw=1)
+    ax.set_yticks(range(len(task)), [names[t] for t in task.tolist()], fontsize=7)
+    ax.set_xticks(
+        [caption_len / 2, caption_len + (state.shape[1] - caption_len) / 2],
+        ["caption tokens", "view tokens"],
+    )
+    ax.set_title(
+        "grey: given, red: hidden and scored, blue: hidden, not scored (dropped caption)",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return fig
+
+
 def time_per_sample(fn, n: int, repeats: int = 1) -> float:
     """Milliseconds per sample of ``fn(n)`` (median of ``repeats`` after a warm-up)."""
     with torch.inference_mode():
@@ -209,7 +244,7 @@ def plot_race(rows: dict[str, dict[str, float]]):
     a.axhline(0.8, ls=":", c="grey")
     a.axhline(0.9, ls=":", c="grey")
     a.legend(fontsize=8)
-    b.set_xticks(np.arange(len(times)) + 0.4 - width / 2, times, fontsize=8)
+    b.set_xticks(np.arange(len(times)) + 0.4 - width / 2, times, fontsize=8, rotation=20)
     b.set_ylabel("ms per view or caption")
     fig.tight_layout()
     return fig
