@@ -159,7 +159,8 @@ NOTEBOOKS: list[Notebook] = [
         stage=3,
         goals=(
             "discover a small set of actions from unlabelled play with a latent action model (Genie)",
-            "see why the action bottleneck must be narrow, with a leaky model shown on purpose",
+            "write the bottleneck's quantiser (nearest code, straight-through gradient) and check it against the package",
+            "see why the action bottleneck must be narrow, with a leaky model trained on the same budget",
             "condition MaskGIT on past frames and an action to get a dynamics model, and measure how it drifts",
             "play the learned world live with true and with latent actions",
         ),

@@ -138,6 +138,12 @@ class PlayController:
         # Engines get the index: learned models embed integers, the simulator takes both.
         return self._run(lambda: self.engine.step(index), timed=True)
 
+    def step_with(self, call: Callable[[], Any]) -> np.ndarray:
+        """Step the engine by ``call()``, an input of the engine's own that is not one of its
+        actions (a raw latent code: :meth:`.interactive.dream_play.DreamPlay.press_code`): timed,
+        counted and error-caught like :meth:`press`."""
+        return self._run(call, timed=True)
+
     def tick(self) -> np.ndarray:
         """One step of the clock: press ``auto_action``."""
         return self.press(self.auto_action)

@@ -141,3 +141,55 @@ def test_errors_are_shown_not_raised():
         dream_play({})
     with pytest.raises(TypeError, match="step"):
         dream_play({"bad": object()})
+
+
+class LatentDream(FakeDream):
+    """A dream played through latent codes: a raw code ``k`` brightens the frame by 20 * (k + 1)
+    grey levels, so the frame shows which code the engine received."""
+
+    name = "latent"
+    latent_codes = 4
+
+    def buttons_of_code(self, code: int) -> list[str]:
+        return ["up"] if code == 3 else []
+
+    def step_code(self, code: int) -> np.ndarray:
+        if not 0 <= code < self.latent_codes:
+            raise ValueError(f"latent codes lie in 0..3; got {code}")
+        self.received.append(("code", code))
+        self.frame = np.clip(self.frame + 20 * (code + 1), 0, 255)
+        return self.frame.astype(np.uint8)
+
+
+def test_code_buttons_step_the_dream_with_a_raw_latent_code():
+    dream = LatentDream()
+    panel = dream_play(
+        {"latent": dream, "fake": FakeDream(), "simulator": SimulatorEngine(LEARNING_WORLD)},
+        seed=2,
+        keyboard=False,
+    )
+    assert [b.description for b in panel.code_buttons] == [f"code {k}" for k in range(4)]
+    assert panel.codes.layout.display == "" and "hh-codes" in panel.codes._dom_classes
+    assert "hh-code-3" in panel.code_buttons[3]._dom_classes
+    assert "up" in panel.code_buttons[3].tooltip and "none" in panel.code_buttons[0].tooltip
+    before = panel.controller.frame.copy()
+    panel.code_buttons[3].click()  # the learner presses "code 3"
+    assert dream.received == [("code", 3)] and panel.controller.steps == 1
+    first = real_first_frame(2).astype(int)
+    np.testing.assert_array_equal(panel.controller.frame[:, :64], np.clip(first + 80, 0, 255))
+    np.testing.assert_array_equal(panel.controller.frame[:, 68:], before[:, 68:])  # real waits
+    panel.controller.press("right")  # the buttons still go through the action map
+    assert dream.received[-1] == ACTION_NAMES.index("right")
+    sim = SimulatorEngine(LEARNING_WORLD)
+    sim.reset(2)
+    np.testing.assert_array_equal(panel.controller.frame[:, 68:], sim.step("right"))
+    panel.beside.value = False  # the dream alone: codes still reach it
+    panel.code_buttons[0].click()
+    assert dream.received[-1] == ("code", 0) and panel.controller.frame.shape == (64, 64, 3)
+    panel.press_code(7)  # a code the engine refuses: shown, not raised
+    assert "latent codes lie in 0..3" in panel.player.error.value
+    for other in ("fake", "simulator"):  # engines without latent codes get no code row
+        panel.engine_menu.value = other
+        assert panel.code_buttons == [] and panel.codes.layout.display == "none"
+    with pytest.raises(RuntimeError, match="reset"):
+        SideBySide(LatentDream()).step_code(0)

@@ -225,6 +225,28 @@ def test_engine_interface_and_rollout_shapes():
         engine.rollout(truth.frames[:, :2], truth.actions[:, :2], truth.actions[:, 2:])
 
 
+def test_a_latent_action_engine_takes_raw_codes():
+    cfg = tiny_cfg(action_source="latent", actions=8, action_codes=(5, 1, 2, 3, 4, 5))
+    engine = DynamicsEngine(tiny(actions=8), OracleTokenizer(), cfg=cfg, seed=1)
+    assert engine.latent_codes == 8 and engine.buttons_of_code(5) == ["noop", "interact"]
+    assert engine.buttons_of_code(0) == [] and engine.buttons_of_code(3) == ["left"]
+    with pytest.raises(RuntimeError, match="reset"):
+        engine.step_code(0)
+    engine.reset(2)
+    by_code = engine.step_code(3)
+    engine.reset(2)
+    by_button = engine.step("left")  # the button plays the code it is mapped to
+    assert by_code.shape == (64, 64, 3) and np.array_equal(by_code, by_button)
+    assert int(engine._actions[0, -1]) == 3  # the window records the code that led to the frame
+    for bad in (8, -1, 2.0, True):
+        with pytest.raises(ValueError, match="latent code"):
+            engine.step_code(bad)
+    true = DynamicsEngine(tiny(), OracleTokenizer(), cfg=tiny_cfg())
+    assert true.latent_codes is None
+    with pytest.raises(ValueError, match="true actions"):
+        true.step_code(0)
+
+
 def test_the_engine_drives_the_play_controller_headlessly(trained):
     model, cfg = trained
     engine = DynamicsEngine(model, OracleTokenizer(), cfg=cfg)

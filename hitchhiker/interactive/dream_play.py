@@ -17,8 +17,15 @@ plays the simulator. This module adds what makes the comparison tangible:
   engines with ``decode_steps``: fewer steps, more frames per second, worse frames), and a
   checkbox for the real world beside the dream, and a line that reads back from the engine how
   many decoding steps it now uses. The widget's readout shows the frames per second.
+- For an engine conditioned on *latent* actions (Genie's codes, learned from unlabelled play), a
+  row of buttons "code 0" ... "code K-1" steps the dream with a raw code, not through the map from
+  buttons to codes: press "code 3" and see what the model thinks code 3 means. The real world has
+  no such input, so beside a raw code it waits (its frame stays as it was).
 
 Widgets are restricted to APIs common to ipywidgets 7.7 (Colab) and 8.
+
+An engine offers raw codes when it has ``latent_codes`` (K, or None) and ``step_code(code)``
+(:class:`~.masked_dynamics_engine.DynamicsEngine` does; :func:`latent_codes_of` reads it).
 
 Shapes: H x W frame pixels; a side-by-side frame is (H, 2 W + gap, 3).
 """
@@ -38,6 +45,16 @@ from hitchhiker.world.dataset import LEARNING_WORLD
 
 STEPS_MAX = 16
 """Largest value of the decoding-steps slider (raised to an engine's own default if higher)."""
+CODES_MAX = 64
+"""Most raw-code buttons shown (a leaky bottleneck's millions of ids get none)."""
+
+
+def latent_codes_of(engine: Any) -> int | None:
+    """K when ``engine`` takes raw latent codes (``latent_codes`` and ``step_code``), else None."""
+    if not callable(getattr(engine, "step_code", None)):
+        return None
+    k = getattr(engine, "latent_codes", None)
+    return None if k is None else int(k)
 
 
 class SideBySide:
@@ -56,6 +73,7 @@ class SideBySide:
             raise ValueError(f"gap must be a non-negative integer (pixels), got {gap!r}")
         self.dream, self.real, self.gap = dream, real, int(gap)
         self.actions: list[str] = action_names(dream)
+        self._real_frame: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -79,12 +97,27 @@ class SideBySide:
         bar = np.full((left.shape[0], self.gap, 3), 255, dtype=np.uint8)
         return np.concatenate([left, bar, right], axis=1)
 
+    @property
+    def latent_codes(self) -> int | None:
+        return latent_codes_of(self.dream)
+
     def reset(self, seed: int) -> np.ndarray:
-        return self._join(self.dream.reset(seed), self.real.reset(seed))
+        dream = self.dream.reset(seed)
+        self._real_frame = as_frame(self.real.reset(seed))
+        return self._join(dream, self._real_frame)
 
     def step(self, action: int | str) -> np.ndarray:
         name = self.actions[action_index(action, self.actions)]
-        return self._join(self.dream.step(action), self.real.step(name))
+        dream = self.dream.step(action)
+        self._real_frame = as_frame(self.real.step(name))
+        return self._join(dream, self._real_frame)
+
+    def step_code(self, code: int) -> np.ndarray:
+        """The dream stepped with raw latent ``code``; the real world, which has no such input,
+        waits."""
+        if self._real_frame is None:
+            raise RuntimeError("call reset(seed) before step_code(code)")
+        return self._join(self.dream.step_code(code), self._real_frame)
 
 
 class DreamPlay(w.VBox):
@@ -93,9 +126,11 @@ class DreamPlay(w.VBox):
     ``player`` is the current PlayWidget (rebuilt when the engine or the side-by-side choice
     changes), ``engine_menu``, ``steps`` and ``beside`` the controls, ``info`` a line that reads
     back the selected engine's decoding steps, ``status`` a line for errors of the controls
-    themselves (engine errors show in the player). CSS hooks for browser tests: the panel has class
-    ``hh-dream``, the selector ``hh-engine``, the slider ``hh-steps``, the lines ``hh-dream-info``
-    and ``hh-dream-status``.
+    themselves (engine errors show in the player), ``code_buttons`` the raw latent codes of the
+    selected engine (an empty list, and the row hidden, for one that has none). CSS hooks for
+    browser tests: the panel has class ``hh-dream``, the selector ``hh-engine``, the slider
+    ``hh-steps``, the lines ``hh-dream-info`` and ``hh-dream-status``, the code row ``hh-codes`` and
+    each code button ``hh-code-<k>``.
     """
 
     def __init__(
@@ -134,6 +169,9 @@ class DreamPlay(w.VBox):
         self.info.add_class("hh-dream-info")
         self.status = w.HTML(value="")
         self.status.add_class("hh-dream-status")
+        self.code_buttons: list[w.Button] = []
+        self.codes = w.VBox([], layout=w.Layout(display="none"))
+        self.codes.add_class("hh-codes")
         self.engine_menu.observe(lambda _change: self._rebuild(), names="value")
         self.steps.observe(self._on_steps, names="value")
         self.beside.observe(lambda _change: self._rebuild(), names="value")
@@ -184,11 +222,44 @@ class DreamPlay(w.VBox):
         self.player = PlayWidget(
             PlayController(shown, seed=self.seed), self.scale, self.fps, self.keyboard
         )
-        self.children = [self.controls, self.player]
+        self._build_codes(engine)
+        self.children = [self.controls, self.player, self.codes]
         self._show_info()
         self._show("")
         if old is not None:
             old.close()
+
+    def _build_codes(self, engine: Any) -> None:
+        """One button per raw latent code of ``engine`` (none, and the row hidden, without)."""
+        k = latent_codes_of(engine)
+        self.code_buttons = []
+        if k is None or k > CODES_MAX:
+            self.codes.children, self.codes.layout.display = [], "none"
+            return
+        which = getattr(engine, "buttons_of_code", lambda code: [])
+        for code in range(k):
+            buttons = which(code)
+            button = w.Button(
+                description=f"code {code}",
+                tooltip=f"raw latent code {code}; the buttons above that play it: "
+                + (", ".join(buttons) or "none"),
+                layout=w.Layout(width="auto"),
+            )
+            button.add_class(f"hh-code-{code}")
+            button.on_click(lambda _button, code=code: self.press_code(code))
+            self.code_buttons.append(button)
+        label = w.HTML(
+            value="<small>raw latent codes: step the dream with a code itself, not through "
+            "the map from buttons to codes (the real world waits)</small>"
+        )
+        self.codes.children = [label, w.HBox(self.code_buttons)]
+        self.codes.layout.display = ""
+
+    def press_code(self, code: int) -> np.ndarray:
+        """Step the shown engine with raw latent ``code``; the current frame (errors shown in the
+        player, like a button's)."""
+        shown = self.controller.engine
+        return self.controller.step_with(lambda: shown.step_code(code))
 
     def _on_steps(self, change: dict) -> None:
         if self._syncing or self.steps.disabled:

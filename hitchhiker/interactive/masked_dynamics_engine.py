@@ -19,7 +19,8 @@ What is computed once, and reused:
 
 The interface is the engine contract of :mod:`hitchhiker.engine` (``reset``, ``step``, batched
 ``rollout``, ``decode_steps``, ``name``, ``actions``, ``context``); the live widget and
-:mod:`.rollout`'s evaluation drive it.
+:mod:`.rollout`'s evaluation drive it. A model conditioned on the LAM's latent codes also takes a
+raw code (``latent_codes``, ``step_code``), so the learner can press "code 3" and see what it means.
 
 Shapes: B batch, W context frames, T imagined steps, h x w token grid, N = h * w, V codebook size.
 """
@@ -160,7 +161,34 @@ class DynamicsEngine:
         """The next imagined frame, uint8 (64, 64, 3), after ``action`` (an int or a name)."""
         if self._tokens is None:
             raise RuntimeError("call reset(seed) before step(action)")
-        a = self.model_actions([action_index(action, self.actions)])
+        return self._step_model_action(self.model_actions([action_index(action, self.actions)]))
+
+    @property
+    def latent_codes(self) -> int | None:
+        """K, the number of raw latent codes a model conditioned on the LAM's codes reads (its
+        buttons play the code mapped to each action); None for a model of the true actions."""
+        return int(self.cfg.actions) if self.cfg.action_source == "latent" else None
+
+    def buttons_of_code(self, code: int) -> list[str]:
+        """The world actions whose button plays latent ``code`` (empty for a code no button uses)."""
+        return [name for name, c in zip(self.actions, self.cfg.action_codes) if c == code]
+
+    def step_code(self, code: int) -> np.ndarray:
+        """The next imagined frame after the raw latent action ``code`` (0..K-1), as the LAM named
+        it, with no button map in between: what the code *means* to the model."""
+        k = self.latent_codes
+        if k is None:
+            raise ValueError(f"{self.name} reads the true actions, not latent codes: use step()")
+        if isinstance(code, (bool, np.bool_)) or not isinstance(code, (int, np.integer)):
+            raise ValueError(f"a latent code is an int in 0..{k - 1}; got {code!r}")
+        if not 0 <= code < k:
+            raise ValueError(f"latent codes lie in 0..{k - 1}; got {code}")
+        if self._tokens is None:
+            raise RuntimeError("call reset(seed) before step_code(code)")
+        return self._step_model_action(torch.tensor([int(code)], device=self.device))
+
+    def _step_model_action(self, a: torch.Tensor) -> np.ndarray:
+        """Imagine the next frame under model action ``a`` (1,), slide the window, show it."""
         nxt = self.predict(self._tokens, self._actions, a, self._gen)
         self._slide(nxt, a)
         return self.decode(nxt[0])
