@@ -120,13 +120,18 @@ def test_ema_codebook_moves_to_cluster_means_with_laplace_smoothing():
     assert torch.equal(vq.codebook, frozen)
 
 
-def test_dead_code_is_restarted_and_usage_rises():
-    vq = EMAVectorQuantizer(4, 2, decay=0.9, dead_after=5, normalise=False).train()
+def far_codes_vq(dead_after: int) -> EMAVectorQuantizer:
+    """Three codes far away from the data: only code 0 is used at first, and both clusters share it."""
+    vq = EMAVectorQuantizer(4, 2, decay=0.9, dead_after=dead_after, normalise=False).train()
     vq.initialised.fill_(1)
-    # three codes far away from the data: only code 0 is used at first, and both clusters share it
     start = torch.tensor([[0.0, 0.0], [90.0, 90.0], [-90.0, 90.0], [90.0, -90.0]])
     vq.codebook.copy_(start)
     vq.ema_sum.copy_(start)
+    return vq
+
+
+def test_dead_code_is_restarted_and_usage_rises():
+    vq = far_codes_vq(dead_after=5)
     z = two_clusters()
     used_before = vq.indices(z).unique().numel()
     for _ in range(30):
@@ -141,11 +146,7 @@ def test_dead_code_is_restarted_and_usage_rises():
 
 def test_dead_after_zero_turns_restarts_off():
     """The switch notebook 02 uses to show dead codes: the same start, no restarts, codes stay dead."""
-    vq = EMAVectorQuantizer(4, 2, decay=0.9, dead_after=0, normalise=False).train()
-    vq.initialised.fill_(1)
-    start = torch.tensor([[0.0, 0.0], [90.0, 90.0], [-90.0, 90.0], [90.0, -90.0]])
-    vq.codebook.copy_(start)
-    vq.ema_sum.copy_(start)
+    vq = far_codes_vq(dead_after=0)
     z = two_clusters()
     for _ in range(30):
         vq(z)
