@@ -340,7 +340,14 @@ def _play(page, url: str) -> None:
     page.wait_for_function(RUN_DONE_JS, timeout=RUN_TIMEOUT_MS)
     cells = page.locator(".jp-Notebook .jp-Cell").count()
     readout = play.locator(".hh-readout")
-    play.scroll_into_view_if_needed()
+    # Lab skips rendering cells out of view (content-visibility): an unrendered readout reads ''.
+    # The widget is taller than the viewport, so bring its readout (below the frame) into view.
+    readout.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "el => el.innerText.startsWith('step ')",
+        arg=readout.element_handle(),
+        timeout=STEP_TIMEOUT_MS,
+    )
     assert _step_of(readout) == 0, readout.inner_text()
 
     first = frame_img.evaluate(FRAME_SIGNATURE_JS)
