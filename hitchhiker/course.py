@@ -89,8 +89,8 @@ NOTEBOOKS: list[Notebook] = [
         ),
         assumes="Python and a little NumPy; nothing about deep learning yet.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset (make tour, 2 Dec)": "15 s",
-            "same, smoke preset": "6 s",
+            "2-core CPU (AMD EPYC), cpu preset (make tour, 2 Dec)": "10 s",
+            "same, smoke preset": "8 s",
         },
     ),
     Notebook(
@@ -107,8 +107,8 @@ NOTEBOOKS: list[Notebook] = [
         ),
         assumes="Notebook 00 (the world and its reader); PyTorch basics (tensors, modules, an optimiser step).",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "157 s",
-            "same, smoke preset": "7 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "118 s",
+            "same, smoke preset": "14 s",
             "retraining both models at the cpu preset (one thread, shared machine)": "~13 min",
         },
     ),
@@ -126,8 +126,8 @@ NOTEBOOKS: list[Notebook] = [
         ),
         assumes="Notebooks 00 and 01 (masked prediction); what a transformer's attention does.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "22 s",
-            "same, smoke preset": "8 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "38 s",
+            "same, smoke preset": "15 s",
             "retraining tokenizer + MaskGIT + AR at the cpu preset": "9 min",
         },
     ),
@@ -146,8 +146,8 @@ NOTEBOOKS: list[Notebook] = [
         ),
         assumes="Notebooks 01 (masked text) and 02 (tokenizer, MaskGIT).",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "361 s",
-            "same, smoke preset, one thread": "9 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "170 s",
+            "same, smoke preset": "15 s",
             "retraining both models at the cpu preset (side by side, one thread each)": "~100 min",
         },
     ),
@@ -166,7 +166,7 @@ NOTEBOOKS: list[Notebook] = [
         ),
         assumes="Notebook 02 (the tokenizer and MaskGIT, which this stage reuses).",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "260 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "118 s",
             "same, smoke preset": "29 s",
             "retraining lam + dynamics (3 variants) at the cpu preset (one thread, shared)": "~37 min",
         },
@@ -186,8 +186,8 @@ NOTEBOOKS: list[Notebook] = [
         ),
         assumes="Notebook 04 (the interactive loop and how engines are scored); what a diffusion model is, roughly.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "45 s",
-            "same, smoke preset (shipped weights)": "5 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "48 s",
+            "same, smoke preset (shipped weights)": "11 s",
             "retraining both engines at the cpu preset (one thread)": "12 min",
         },
     ),
