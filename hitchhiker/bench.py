@@ -49,6 +49,7 @@ STAGE_MODULES: dict[str, str] = {
     "stage1": "hitchhiker.masks.benchmark",
     "stage2": "hitchhiker.unified.benchmark",
     "stage3": "hitchhiker.interactive.benchmark",
+    "stage4": "hitchhiker.memory.benchmark",
 }
 """Stage -> the module that registers its rows, in the order the table shows them."""
 
@@ -130,6 +131,9 @@ def markdown(results: dict) -> str:
         for r in present:
             v = results[r.name]
             val = f"{v:,.0f}" if abs(v) >= 100 else f"{v:.4g}"
+            ci = results.get(f"{r.name}_ci95")  # a 95% interval's half-width, where measured
+            if ci is not None and ci == ci:
+                val += f" ± {ci:.2g}"
             lines.append(f"| {r.what} (`{r.name}`) | {val} {r.unit} | {r.goal or 'reported'} |")
         lines.append("")
     return "\n".join(lines)

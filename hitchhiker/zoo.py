@@ -72,6 +72,7 @@ RECIPES: dict[str, str] = {
     "dynamics_noaug": "hitchhiker.interactive.masked_dynamics_recipe:no_context_noise",
     "diffusion": "hitchhiker.interactive.diffusion_recipe",
     "diffusion_noaug": "hitchhiker.interactive.diffusion_recipe:no_context_noise",
+    "memory": "hitchhiker.memory.memory_recipe",
 }
 """Model name -> recipe module, or ``module:variant`` for a variant of a recipe: the module's
 ``VARIANTS[variant]`` dict of Config overrides (e.g. the same dynamics model without context noise,
@@ -80,6 +81,7 @@ STAGE_DIR = {
     "hitchhiker.masks": "stage1",
     "hitchhiker.unified": "stage2",
     "hitchhiker.interactive": "stage3",
+    "hitchhiker.memory": "stage4",
 }
 
 
@@ -126,7 +128,9 @@ def dependency(need: Need) -> nn.Module:
         return _LOADED[key]
     key = (need.model, need.source, need.overrides)
     if key not in _LOADED:
-        _LOADED[key] = load_or_fit(need.model, need.source, **dict(need.overrides))[0].eval()
+        model, cfg = load_or_fit(need.model, need.source, **dict(need.overrides))
+        model.shipped_config = cfg  # a fitted dependency tells its config as a loaded one does
+        _LOADED[key] = model.eval()
     return _LOADED[key]
 
 

@@ -49,7 +49,7 @@ def test_runs_of_one_machine_merge_and_others_are_refused(tmp_path, capsys):
         bench.merge([str(a), str(c)])
 
 
-@pytest.mark.parametrize("stage", ["stage2", "stage3"])
+@pytest.mark.parametrize("stage", ["stage2", "stage3", "stage4"])
 def test_every_registered_row_of_the_later_stages_is_measured(stage):
     """Smoke-sized models, fresh in CI: the README rows and the recipes' figure names agree."""
     results = bench.run("smoke", only=[stage])
@@ -66,7 +66,7 @@ def test_each_stage_package_owns_its_rows_in_table_order():
     import hitchhiker.unified.benchmark  # noqa: F401  (imported first on purpose)
 
     registered = bench.stages()
-    assert [s for s, _, _ in registered] == ["world", "stage1", "stage2", "stage3"]
+    assert [s for s, _, _ in registered] == ["world", "stage1", "stage2", "stage3", "stage4"]
     for stage, fn, rows in registered:
         assert fn.__module__ == bench.STAGE_MODULES[stage]
         assert rows and all(r.name.startswith(f"{stage}.") for r in rows)

@@ -108,14 +108,17 @@ class DynamicsModel(MaskedTokenModel):
         x = self.tok(tokens) + self.pos[:, None] + self.modality(slots)[None, :, None]
         return (x + self.act(actions)[:, :, None]).view(b, f * n, -1)
 
-    def hidden(self, tokens, actions, slot: int = 0, cache: KVCache | None = None):
+    def hidden(self, tokens, actions, slot: int = 0, cache: KVCache | None = None, add=None):
         """Core output (B, F N, D) of frames sitting in slots ``slot .. slot + F - 1``.
 
         With a ``cache`` holding the earlier slots, the new frames attend to all of them (they are
-        all in the past) and block-causally among themselves.
+        all in the past) and block-causally among themselves. ``add`` (B, F N, D), if given, is
+        added to the frames' embeddings (Stage IV's memory writes what it remembers there).
         """
         b, f, n = self._check(tokens, actions, slot)
         x = self.embed(tokens, actions, torch.arange(slot, slot + f, device=tokens.device))
+        if add is not None:
+            x = x + add
         past = len(cache) if cache is not None else 0
         mask = None
         if f > 1:

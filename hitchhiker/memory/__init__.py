@@ -5,10 +5,24 @@ context alone does not keep a dreamed world the same world: explicit rules for w
 retrieve, how to update and when to forget do (WorldMem, Context-as-Memory; state-space video world
 models). This stage measures memory exactly, with the simulator as ground truth.
 
-- :mod:`.walks`               walks that come back: out and back, with edits on the way out
-- :mod:`.revisit_benchmark`   the revisit benchmark: two conditions, memory-needing tiles, edits
-  found on return, controls, 95% intervals
-- :mod:`.pose`                where am I? dead reckoning corrected by the shift read from frames
-- :mod:`.frame_bank`          retrieval memory: a bank of past frames with pose and time, and its
+- :mod:`.pose`                   where am I? dead reckoning corrected by the shift read from frames
+- :mod:`.frame_bank`             retrieval memory: a bank of past frames with pose and time, and its
   write / retrieve / update / forget policies
+- :mod:`.memory_dynamics_model`  Stage III's masked dynamics model plus a reader of retrieved
+  frames (relative pose and age embeddings, and the cell read)
+- :mod:`.memory_engine`          the memory model and its bank behind the engine interface: true or
+  estimated pose, memory on or off, the oracle memory
+- :mod:`.memory_recipe`          recipe "memory": fine-tune the dynamics model on walks that come
+  back, score it on the revisit benchmark
+- :mod:`.revisit_benchmark`      the revisit benchmark: condition (i) (real way out, imagined way
+  back) and (ii) (the whole walk imagined), memory-needing tiles, 95% intervals
+- :mod:`.cost`                   what memory costs as the history grows: ms per frame and bytes,
+  retrieval memory against a longer plain window
+- :mod:`.benchmark`              Stage IV's rows of the course benchmark (:mod:`hitchhiker.bench`)
 """
+
+from .frame_bank import FrameBank, MemoryPolicy
+from .memory_dynamics_model import MemoryDynamicsModel
+from .memory_engine import MemoryEngine
+
+__all__ = ["FrameBank", "MemoryDynamicsModel", "MemoryEngine", "MemoryPolicy"]

@@ -1,0 +1,127 @@
+"""Stage IV's rows of the course benchmark (:mod:`hitchhiker.bench`): the retrieval memory on
+held-out walks that leave a place and come back, its controls, and what memory costs as the
+history grows (:mod:`.cost`). Every accuracy is a mean over walks with its 95% interval
+(``..._ci95``, shown as ± in the table)."""
+
+from __future__ import annotations
+
+import torch
+
+from hitchhiker import zoo
+from hitchhiker.bench import Figure, figures
+from hitchhiker.memory.cost import HISTORIES, history_walk, retrieval_cost, window_cost
+from hitchhiker.memory.memory_engine import MemoryEngine
+
+WINDOWS = (4, 16, 64)
+"""Plain windows timed (frames); 128 and more would hold 8,192+ tokens per frame of play."""
+
+CONDITIONS = {
+    "true_pose": "retrieval memory, true pose",
+    "estimated_pose": "retrieval memory, estimated pose",
+    "no_memory": "no memory (the Stage III engine)",
+}
+
+SETS = {
+    "seen": "all land seen on the way out",
+    "beyond_window": "land that left the window",
+    "memory_needing": "memory-needing tiles (beyond the window, not the walk's dominant kind)",
+}
+
+
+PERIODS = (32, 64)
+"""K: steps from leaving a place to standing on it again, as the shipped recipe evaluates them."""
+
+GOALS = {
+    ("true_pose", 32, "way_back_memory_needing"): ">= 0.95 (asked at K = 256)",
+    ("estimated_pose", 64, "revisit_seen_land"): ">= 0.90",
+}
+
+
+def _rows() -> tuple[Figure, ...]:
+    rows = []
+    for k in PERIODS:
+        rows.append(Figure(f"stage4.memory.k{k}.revisit_walks", f"K = {k}: held-out walks"))
+        for cond, label in CONDITIONS.items():
+            for s, what in SETS.items():
+                rows.append(
+                    Figure(
+                        f"stage4.memory.{cond}.k{k}.way_back_{s}_accuracy",
+                        f"K = {k}, (i) real way out, way back imagined: {label}, {what}",
+                        "",
+                        GOALS.get((cond, k, f"way_back_{s}"), ""),
+                    )
+                )
+            rows += [
+                Figure(
+                    f"stage4.memory.{cond}.k{k}.revisit_seen_land_accuracy",
+                    f"K = {k}, (ii) whole walk imagined: {label}, land seen",
+                    "",
+                    GOALS.get((cond, k, "revisit_seen_land"), ""),
+                ),
+                Figure(
+                    f"stage4.memory.{cond}.k{k}.revisit_tile_accuracy",
+                    f"K = {k}, (ii) whole walk imagined: {label}, the view on return",
+                ),
+            ]
+    for h in HISTORIES:
+        rows += [
+            Figure(
+                f"stage4.cost.retrieval.ms_h{h}", f"retrieval memory, {h} frames of history", "ms"
+            ),
+            Figure(f"stage4.cost.retrieval.kb_h{h}", f"its bank at {h} frames of history", "kB"),
+        ]
+    rows.append(
+        Figure(
+            "stage4.cost.retrieval.ms_ratio",
+            f"retrieval memory: ms per frame at {HISTORIES[-1]} frames of history / at {HISTORIES[0]}",
+        )
+    )
+    rows.append(
+        Figure(
+            "stage4.cost.retrieval.fps_b1",
+            f"retrieval memory on, {HISTORIES[-1]} frames of history: frames per second, batch 1",
+            "fps",
+            ">= 50",
+        )
+    )
+    for w in WINDOWS:
+        rows.append(Figure(f"stage4.cost.window.ms_w{w}", f"plain window of {w} frames", "ms"))
+    rows.append(
+        Figure(
+            "stage4.cost.window.ms_ratio",
+            f"plain window: ms per frame at {WINDOWS[-1]} frames / at {WINDOWS[0]}",
+        )
+    )
+    return tuple(rows)
+
+
+def cost_figures(model, cfg, tokenizer, frames: int = 8) -> dict[str, float]:
+    """ms per frame and kB held at each history length (retrieval memory) and window (plain)."""
+    out: dict[str, float] = {}
+    walk, actions = history_walk(HISTORIES[-1])
+    engine = MemoryEngine(model, tokenizer, cfg=cfg)
+    tokens = engine.encode(walk)
+    for h in HISTORIES:
+        c = retrieval_cost(engine, tokens[:, :h], actions[:, : h - 1], frames)
+        out[f"stage4.cost.retrieval.ms_h{h}"] = c["ms"]
+        out[f"stage4.cost.retrieval.kb_h{h}"] = c["bytes"] / 1024
+    ms = [out[f"stage4.cost.retrieval.ms_h{h}"] for h in HISTORIES]
+    out["stage4.cost.retrieval.ms_ratio"] = ms[-1] / ms[0]
+    out["stage4.cost.retrieval.fps_b1"] = 1000 / ms[-1]
+    for w in WINDOWS:
+        out[f"stage4.cost.window.ms_w{w}"] = window_cost(model, tokenizer, cfg, w, frames)["ms"]
+    out["stage4.cost.window.ms_ratio"] = (
+        out[f"stage4.cost.window.ms_w{WINDOWS[-1]}"] / out[f"stage4.cost.window.ms_w{WINDOWS[0]}"]
+    )
+    return out
+
+
+@figures("stage4", *_rows())
+def stage4_figures(preset: str) -> dict[str, float]:
+    """Evaluate the shipped memory model (a fresh smoke-sized one under the smoke preset)."""
+    model, cfg = zoo.load_or_fit("memory", preset)
+    out = zoo.evaluate("memory", model, cfg)
+    tokenizer = zoo.dependencies("memory", cfg)["tokenizer"]
+    with torch.inference_mode():
+        out.update(cost_figures(model, cfg, tokenizer, frames=2 if preset == "smoke" else 8))
+    return out

@@ -1,0 +1,284 @@
+"""Play the memory model: the Stage III engine, plus a bank of the frames that left its window.
+
+Each imagined frame is drawn as in Stage III (:class:`~hitchhiker.interactive.masked_dynamics_engine.
+DynamicsEngine`: MaskGIT decoding against a frozen cache of the context), with the cache now also
+holding M frames read from a :class:`~.frame_bank.FrameBank`. Per frame, in order:
+
+1. **Where will I be?** The pose the action leads to: the current pose plus the action's move
+   (:data:`~.pose.ACTION_DELTAS`). Whether the move is blocked is only known once the frame is
+   drawn; the model was trained with the same guess.
+2. **Retrieve** for that view (the bank's policy: greedy overlap coverage, recency or random), warp
+   the frames into it (:func:`~.memory_dynamics_model.warp_memory`) and draw the frame.
+3. **Update the pose**: ``pose="true"`` takes it from the world (the simulator stepped in lockstep,
+   or the positions handed to :meth:`rollout`); ``pose="estimated"`` infers it, the road's filter
+   q(z[t] | h[t-1], o[t]) made concrete: dead reckoning of the action corrected by the shift read
+   between the engine's own last two frames (:class:`~.pose.PoseTracker`).
+4. **Write**: the frame that just left the W-frame window goes into the bank (the policy's write
+   rule decides), with its pose and step. The window and the memory never hold the same frame.
+
+Controls on the same engine: ``use_memory=False`` is the model with an empty memory; ``truth=``
+in :meth:`rollout` writes the *real* frames' tokens instead of the imagined ones (the oracle memory,
+the ceiling of the read path). The memory costs what the bank holds (``memory_bytes``) and M N
+more context tokens per frame, whatever the length of the history.
+
+Shapes: B batch, W window, T imagined steps, M memory frames, h x w token grid, N = h * w.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from hitchhiker.engine import action_index, check_rollout_args
+from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
+from hitchhiker.masks.core import KVCache
+from hitchhiker.memory.frame_bank import FrameBank, MemoryPolicy
+from hitchhiker.memory.memory_dynamics_model import warp_memory
+from hitchhiker.memory.pose import ACTION_DELTAS, PoseTracker
+
+POSE_SOURCES = ("true", "estimated")
+
+
+def explorer_cell(view=(8, 8)) -> np.ndarray:
+    """(R, C) bool, True at the view's centre: the explorer's own cell, never worth remembering
+    (read back later it would draw the explorer where it no longer stands)."""
+    cell = np.zeros(view, dtype=bool)
+    cell[view[0] // 2, view[1] // 2] = True
+    return cell
+
+
+def reach_cells(view=(8, 8)) -> np.ndarray:
+    """(R, C) bool: the explorer's cell and the four it can face (where its actions edit)."""
+    cell = explorer_cell(view)
+    r, c = view[0] // 2, view[1] // 2
+    for dr, dc in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        cell[r + dr, c + dc] = True
+    return cell
+
+
+class MemoryEngine(DynamicsEngine):
+    """A :class:`~.memory_dynamics_model.MemoryDynamicsModel` and its bank behind the engine
+    interface. ``policy`` is the bank's (default: the one it was trained with)."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        policy: MemoryPolicy | None = None,
+        pose: str = "estimated",
+        use_memory: bool = True,
+        decode_steps: int | None = None,
+        temperature: float | None = None,
+        seed: int = 0,
+        cfg=None,
+    ):
+        super().__init__(model, tokenizer, decode_steps, temperature, seed, cfg)
+        if pose not in POSE_SOURCES:
+            raise ValueError(f"pose must be one of {POSE_SOURCES}; got {pose!r}")
+        self.policy = policy if policy is not None else self.cfg.policy()
+        if not isinstance(self.policy, MemoryPolicy):
+            raise ValueError(f"policy must be a MemoryPolicy; got {type(self.policy).__name__}")
+        if self.policy.k > model.memory_frames:
+            raise ValueError(
+                f"the model reads at most {model.memory_frames} memory frames; "
+                f"the policy retrieves {self.policy.k}"
+            )
+        self.pose_source, self.use_memory = pose, bool(use_memory)
+        self.grid = (self.cfg.tokens.grid_h, self.cfg.tokens.grid_w)
+        self._centre = explorer_cell(self.grid)
+        self._reach = reach_cells(self.grid)
+        self._recalled = None
+        self._banks: list[FrameBank] = []
+        self._memory = None
+        self.last_retrieved: list = []
+        """What the last frame read, per batch element (the widget's mini-map shows it)."""
+
+    # -- the walk's bookkeeping ----------------------------------------------------------------
+
+    def _begin(self, tokens: torch.Tensor, past: np.ndarray, poses: np.ndarray | None) -> None:
+        """Start B walks from real context tokens (B, n, N) and the actions between them; frames
+        before the last W go straight into the banks."""
+        b, n = tokens.shape[:2]
+        grids = tokens.view(b, n, *self.grid).cpu().numpy()
+        self._banks = [FrameBank(self.policy, self.grid) for _ in range(b)]
+        self._trackers = [PoseTracker() for _ in range(b)]
+        if poses is None or self.pose_source == "estimated":
+            est = np.zeros((b, n, 2), dtype=np.int64)
+            for i, tr in enumerate(self._trackers):
+                for a in range(1, n):
+                    est[i, a] = tr.update(int(past[i, a - 1]), grids[i, a - 1], grids[i, a])
+            poses = est
+        self._poses = np.asarray(poses, dtype=np.int64)[:, -1].copy()
+        self._steps = n - 1  # step of the newest frame
+        keep = np.broadcast_to(self._centre, (b, *self.grid))  # real frames: all but the explorer
+        self._pending = [(grids[:, a], np.asarray(poses)[:, a], a, keep) for a in range(n)]
+        self._last = grids[:, -1]  # the newest frame as drawn (the pose is read from it)
+        self._write_leaving()
+
+    def _write_leaving(self) -> None:
+        """Frames that left the W-frame window go into the banks (the policy decides if kept)."""
+        while len(self._pending) > self.context:
+            grids, poses, step, ignore = self._pending.pop(0)
+            for bank, grid, pose, skip in zip(self._banks, grids, poses, ignore):
+                bank.write(grid, pose, step, ignore=skip)
+
+    def _retrieve(self, actions: np.ndarray):
+        """The memory for the next frame of each walk, read at the pose its action leads to."""
+        if not self.use_memory:
+            self.last_retrieved, self._recalled = [], None
+            return None
+        target = self._poses + ACTION_DELTAS[np.asarray(actions)]
+        got = [bank.retrieve(p, self._steps + 1) for bank, p in zip(self._banks, target)]
+        self.last_retrieved = got
+        # what the memory already knew of the view, where it is (the frame drawn may not move)
+        known = np.stack([bank.coverage(p) for bank, p in zip(self._banks, target)])
+        self._recalled = (target, known | self._window_known(target))
+        stack = {k: np.stack([getattr(g, k) for g in got]) for k in ("index", "offset", "age")}
+        stored = np.stack([g.tokens for g in got])
+        known = np.stack([g.fresh & g.valid[:, None, None] for g in got])
+        dev = self.device
+        return warp_memory(
+            torch.as_tensor(stored, device=dev),
+            torch.as_tensor(stack["offset"], device=dev),
+            torch.as_tensor(np.maximum(stack["age"], 1), device=dev),
+            torch.as_tensor(known, device=dev),
+            self.grid,
+            self.model.mask_id,
+        )
+
+    def _advance(self, drawn, actions, true_poses=None, written=None) -> None:
+        """After a frame: update the poses, queue the frame to be written when it leaves."""
+        b = drawn.shape[0]
+        grids = drawn.view(b, *self.grid).cpu().numpy()
+        prev, self._last = self._last, grids
+        if self.pose_source == "true" and true_poses is not None:
+            self._poses = np.asarray(true_poses, dtype=np.int64).copy()
+        else:
+            self._poses = np.stack(
+                [
+                    tr.update(int(a), p, g)
+                    for tr, a, p, g in zip(self._trackers, actions, prev, grids)
+                ]
+            ).astype(np.int64)
+        self._steps += 1
+        if written is None:
+            keep, ignore = grids, self._imagined_ignore(b)
+        else:  # the oracle: real frames, written whole
+            keep = written.view(b, *self.grid).cpu().numpy()
+            ignore = np.broadcast_to(self._centre, (b, *self.grid))
+        self._pending.append((keep, self._poses.copy(), self._steps, ignore))
+        self._write_leaving()
+
+    def _window_known(self, target: np.ndarray) -> np.ndarray:
+        """(B, R, C) the cells of the views at ``target`` (B, 2) that the frames still in the
+        window show (they go to the bank when they leave it)."""
+        rows, cols = self.grid
+        known = np.zeros((len(target), rows, cols), dtype=bool)
+        r, c = np.arange(rows)[:, None], np.arange(cols)[None, :]
+        for _grids, poses, _step, ignore in self._pending:
+            for i, off in enumerate(np.asarray(poses) - target):
+                sr, sc = r - off[0], c - off[1]  # target (r, c) shows the frame's (r, c) - off
+                inside = (sr >= 0) & (sr < rows) & (sc >= 0) & (sc < cols)
+                shown = ~ignore[i][sr.clip(0, rows - 1), sc.clip(0, cols - 1)]
+                known[i] |= inside & shown
+        return known
+
+    def _imagined_ignore(self, b: int) -> np.ndarray:
+        """(B, R, C) the cells of the frame just imagined that the memory does *not* take: its
+        explorer, and what the memory already knew of the view (away from the explorer's reach).
+
+        An imagined frame only adds to what is remembered: land it revealed, and the cells next to
+        the explorer, where an action can change the world (a tree cut, a flower picked). Where
+        the memory already knew the land, the frame was drawn from it, and writing it back as
+        fresher would let every drawing error overwrite what was seen, frame after frame (measured:
+        on the way back of condition (i), remembered cells matched the real ones 0.69 of the time
+        when imagined frames overwrote them)."""
+        ignore = np.broadcast_to(self._centre, (b, *self.grid)).copy()
+        if not self.use_memory or self._recalled is None:
+            return ignore
+        target, known = self._recalled
+        same = (target == self._poses).all(axis=1)  # a blocked move: the view is not the target
+        ignore[same] |= known[same] & ~self._reach
+        return ignore
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes the banks hold now (all walks together)."""
+        return int(sum(bank.nbytes for bank in self._banks))
+
+    # -- drawing a frame with the memory in the cache --------------------------------------------
+
+    def logits_fn(self, tokens, actions, nxt, cached=True):
+        """As Stage III's, with the memory retrieved for this frame in front of the context."""
+        memory = self._memory
+        if memory is None:
+            return super().logits_fn(tokens, actions, nxt, cached)
+        cache = KVCache()
+        self.model.remember(tokens, actions, memory, cache)
+        cache.frozen = True
+        w = tokens.shape[1]
+        return lambda x: self.model(x[:, None], nxt[:, None], w, cache, memory=memory)[:, 0]
+
+    def _draw(self, world_actions: np.ndarray, model_actions: torch.Tensor, gen) -> torch.Tensor:
+        self._memory = self._retrieve(world_actions)
+        try:
+            return self.predict(self._tokens, self._actions, model_actions, gen)
+        finally:
+            self._memory = None
+
+    # -- the engine interface ----------------------------------------------------------------------
+
+    def reset(self, seed: int) -> np.ndarray:
+        frame = super().reset(seed)
+        start = np.asarray(self.world.env.position, dtype=np.int64)[None, None]
+        self._begin(self._tokens[:, -1:], np.zeros((1, 0), np.int64), start)
+        return frame
+
+    def step(self, action) -> np.ndarray:
+        if self._tokens is None:
+            raise RuntimeError("call reset(seed) before step(action)")
+        a = action_index(action, self.actions)
+        self.world.step(a)  # the real world in lockstep: the true pose, for pose="true"
+        with torch.inference_mode():
+            acts = self.model_actions([a])
+            nxt = self._draw(np.array([a]), acts, self._gen)
+            self._slide(nxt, acts)
+            true = np.asarray(self.world.env.position, dtype=np.int64)[None]
+            self._advance(nxt, [a], true)
+        return self.decode(nxt[0])
+
+    def step_code(self, code: int) -> np.ndarray:
+        raise ValueError(f"{self.name} reads the true actions and a memory: use step()")
+
+    @torch.inference_mode()
+    def rollout(self, context_frames, context_actions, actions, poses=None, truth=None):
+        """Imagine T frames (B, T, 64, 64, 3) after real context frames (B, n, ...), the actions
+        between them (B, n-1) and the actions to imagine (B, T).
+
+        ``poses`` (B, n+T, 2): the true positions of every frame (used with ``pose="true"``;
+        without them the pose is estimated). ``truth`` (B, T, 64, 64, 3): the real frames of the
+        imagined steps, written to the memory instead of the imagined ones (the oracle memory).
+        """
+        frames, past, future = check_rollout_args(context_frames, context_actions, actions)
+        b, n, t = len(frames), frames.shape[1], future.shape[1]
+        if poses is not None and np.shape(poses) != (b, n + t, 2):
+            raise ValueError(f"poses must be (B, n+T, 2) = {(b, n + t, 2)}; got {np.shape(poses)}")
+        if truth is not None and np.shape(truth)[:2] != (b, t):
+            raise ValueError(f"truth must be (B, T, 64, 64, 3) with B, T = {(b, t)}")
+        saved = self._tokens, self._actions
+        real = self.encode(frames)
+        self._tokens, self._actions = self.window(real, past)
+        self._begin(real, past, None if poses is None else np.asarray(poses)[:, :n])
+        truth_tokens = None if truth is None else self.encode(np.asarray(truth))
+        gen, out = self._generator(), []
+        acts = self.model_actions(future)
+        for s in range(t):
+            nxt = self._draw(future[:, s], acts[:, s], gen)
+            self._slide(nxt, acts[:, s])
+            true = None if poses is None else np.asarray(poses)[:, n + s]
+            self._advance(nxt, future[:, s], true, None if truth is None else truth_tokens[:, s])
+            out.append(nxt)
+        self._tokens, self._actions = saved
+        if not out:
+            return np.zeros((b, 0, 64, 64, 3), dtype=np.uint8)
+        return self.decode(torch.stack(out, 1))

@@ -1,0 +1,361 @@
+"""Recipe "memory": teach the Stage III dynamics model to read a retrieval memory.
+
+The model (:mod:`.memory_dynamics_model`) is the shipped masked dynamics model plus a reader for M
+retrieved frames. It starts from the dynamics weights and is fine-tuned on walks that come back
+(the world's ``loop`` walks, beside its ``random`` ones), so that the frame it predicts often shows
+land that left the W-frame window but lies in memory: the only way to draw it right is to read it.
+
+For every training window (target frame j+1, context frames j-W+1..j) the memory is what a
+:class:`~.frame_bank.FrameBank` holds of the frames that already left the window (0..j-W), written
+with their true poses; it is queried for the view the action leads to (the pose of frame j plus
+the action's move: a blocked move is not known before the frame is drawn, at play time neither),
+by greedy coverage of that view (WorldMem's set cover). The retrievals depend only on the walk, so
+they are computed once for the whole dataset (:func:`window_retrievals`).
+
+The objective is Stage III's MaskGIT loss (:func:`~hitchhiker.interactive.masked_dynamics_recipe.
+dynamics_loss`'s augmentations included), with the window's context noise raised and the
+memory's kept low (``window_noise``, ``memory_noise``): the model must learn that where its own
+drifting frames and what it saw disagree, what it saw is right.
+
+Shapes: B batch, E episodes, T steps, F = W + 1 frames per window, M memory frames, h x w token
+grid, N = h * w tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from hitchhiker.interactive import masked_dynamics_recipe as dynamics
+from hitchhiker.interactive.masked_dynamics_recipe import (
+    WindowDataset,
+    corrupt_context,
+    model_actions,
+    pad_windows,
+)
+from hitchhiker.interactive.revisit import revisit_set
+from hitchhiker.masks.core import CoreConfig
+from hitchhiker.masks.maskgit import random_mask
+from hitchhiker.masks.tokenizer_recipe import policies_of
+from hitchhiker.memory.frame_bank import FrameBank, MemoryPolicy
+from hitchhiker.memory.memory_dynamics_model import MemoryDynamicsModel, warp_memory
+from hitchhiker.memory.memory_engine import MemoryEngine, explorer_cell
+from hitchhiker.memory.pose import ACTION_DELTAS
+from hitchhiker.memory.revisit_benchmark import evaluate_way_back, evaluate_whole_walk
+from hitchhiker.recipe import Deps, Need
+from hitchhiker.tokens import encode_frames, tokenizer_needs
+from hitchhiker.train import TrainConfig, train
+from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, record
+
+BASE_FIELDS = (
+    "tokens",
+    "action_source",
+    "actions",
+    "action_codes",
+    "pad_action",
+    "context",
+    "dim",
+    "depth",
+    "heads",
+    "mask_schedule",
+    "decode_steps",
+    "temperature",
+    "choice_temperature",
+)
+"""Fields the memory model takes from the dynamics model it starts from (its shape and its play)."""
+
+
+def window_retrievals(positions, actions, context: int, policy: MemoryPolicy, view=(8, 8)):
+    """Retrieve, for every training window, from the frames that left it.
+
+    positions (E, T+1, 2) true poses, actions (E, T) world actions. Every frame is written (write
+    number = frame index), the explorer's cell left out. Returns numpy arrays, indexed
+    [e, j] for the window whose target is frame j+1: ``index`` (E, T, M) frame indices (0 where
+    the slot is empty), ``offset`` (E, T, M, 2), ``age`` (E, T, M), ``known`` (E, T, M, R, C) the
+    fresh cells of each retrieved frame (all False in an empty slot).
+    """
+    positions, actions = np.asarray(positions), np.asarray(actions)
+    e, t = actions.shape
+    m, (rows, cols) = policy.k, view
+    index = np.zeros((e, t, m), dtype=np.int64)
+    offset = np.zeros((e, t, m, 2), dtype=np.int64)
+    age = np.ones((e, t, m), dtype=np.int64)
+    known = np.zeros((e, t, m, rows, cols), dtype=bool)
+    blank = np.zeros(view, dtype=np.int64)  # retrieval reads poses, not tokens
+    centre = explorer_cell(view)
+    for i in range(e):
+        bank = FrameBank(policy, view)
+        for j in range(t):
+            leaving = j - context  # the frame that just left the window of target j + 1
+            if leaving >= 0:
+                bank.write(blank, positions[i, leaving], leaving, ignore=centre)
+            target = positions[i, j] + ACTION_DELTAS[int(actions[i, j])]
+            got = bank.retrieve(target, j + 1)
+            index[i, j] = np.maximum(got.index, 0)  # write number = frame index: all written
+            offset[i, j] = got.offset
+            age[i, j] = np.maximum(got.age, 1)
+            known[i, j] = got.fresh & got.valid[:, None, None]
+    return {"index": index, "offset": offset, "age": age, "known": known}
+
+
+def walk_tokens(cfg, split: str, episodes: int, tokenizer):
+    """(tokens (E, T+1, h, w), actions (E, T), positions (E, T+1, 2)) of ``episodes`` recorded
+    walks of ``split`` per policy of ``cfg.data``, encoded once, the policies one after another."""
+    parts = [
+        record(split, episodes, cfg.data.episode_steps, pol, world=LEARNING_WORLD, progress=False)
+        for pol in policies_of(cfg.data)
+    ]
+    frames = np.concatenate([r.frames for r in parts])
+    tokens = encode_frames(tokenizer, frames.reshape(-1, *frames.shape[2:]))
+    tokens = tokens.view(*frames.shape[:2], *tokens.shape[1:])
+    actions = np.concatenate([r.actions for r in parts])
+    return tokens, actions, np.concatenate([r.positions for r in parts])
+
+
+class MemoryWindowDataset(Dataset):
+    """Stage III's windows, each with the memory retrieved for its target frame.
+
+    Item: the window's {"tokens": (F, h, w), "actions": (F,)} plus "memory" (M, h, w) stored
+    token ids, "offset" (M, 2), "age" (M,), "known" (M, h, w)."""
+
+    def __init__(self, tokens, actions, retrievals: dict, context: int, pad_action: int):
+        self.windows = WindowDataset(tokens, actions, context, pad_action)
+        self.tokens = tokens
+        self.ret = {k: torch.as_tensor(v) for k, v in retrievals.items()}
+        self.steps = self.windows.steps
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        item = self.windows[i]
+        e, j = divmod(i, self.steps)
+        item["memory"] = self.tokens[e, self.ret["index"][e, j]]
+        for key in ("offset", "age", "known"):
+            item[key] = self.ret[key][e, j]
+        return item
+
+
+def memory_loss(
+    model,
+    batch,
+    context_noise=0.0,
+    pad_prob=0.0,
+    pad_action=0,
+    schedule="cosine",
+    explorer_weight=1.0,
+    last_weight=1.0,
+    memory_noise=None,
+):
+    """Stage III's MaskGIT loss with the memory read by the last target slot: (loss, metrics).
+
+    ``last_weight`` weighs the last slot's tokens (the one the memory was retrieved for) against
+    the earlier slots'; "memory_acc" is its accuracy on hidden cells the memory covers."""
+    net = getattr(model, "module", model)
+    tokens = batch["tokens"].flatten(2)
+    actions = batch["actions"].clone()
+    actions[:, 0] = net.none_action
+    tokens, actions = pad_windows(tokens, actions, pad_action, pad_prob)
+    b, f, n = tokens.shape
+    context = corrupt_context(tokens, context_noise, net.cfg.vocab_size)
+    stored = corrupt_context(
+        torch.cat([batch["memory"].flatten(2), tokens[:, -1:]], 1),
+        context_noise if memory_noise is None else memory_noise,
+        net.cfg.vocab_size,
+    )[:, :-1]
+    memory = warp_memory(
+        stored.view_as(batch["memory"]),
+        batch["offset"],
+        batch["age"],
+        batch["known"],
+        net.grid,
+        net.mask_id,
+    )
+    target = tokens[:, 1:]
+    hide = random_mask(b * (f - 1), n, schedule, device=tokens.device).view(b, f - 1, n)
+    logits = model(context, actions, hide=hide, targets=target, memory=memory)
+    centre = (net.grid[0] // 2) * net.grid[1] + net.grid[1] // 2
+    weight = torch.ones(f - 1, n, device=tokens.device)
+    weight[:, centre] = explorer_weight
+    weight[-1] *= last_weight
+    w = weight.expand_as(hide)[hide]
+    nll = F.cross_entropy(logits[hide].float(), target[hide], reduction="none")
+    loss = (nll * w).sum() / w.sum()
+    right = logits.argmax(-1) == target
+    covered = (memory.tokens != net.mask_id).any(1) & hide[:, -1]  # (B, N)
+    return loss, {
+        "masked_acc": right[hide].float().mean().detach(),
+        "memory_acc": right[:, -1][covered].float().mean().detach(),
+    }
+
+
+@dataclass
+class Config(dynamics.Config):
+    """The dynamics model of Stage III, fine-tuned to read M retrieved frames (recipe "memory").
+
+    Its shape and its play (width, window, actions, decoding) are bound from the dynamics model it
+    starts from; only the memory's own settings and the fine-tuning are its own."""
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {
+            "tokenizer": "oracle",
+            "eval_horizon": 16,
+            "val_episodes": 2,
+            "revisit_walks": 2,
+            "data": {"episodes": 6, "episode_steps": 24, "eval_episodes": 2},
+            "train": {"steps": 30, "batch_size": 16, "warmup_steps": 3, "checkpoint_every": 0},
+        },
+        "cpu": {},
+        "gpu": {"data": {"episodes": 1024}, "train": {"steps": 4000, "lr": 5e-4}},
+        "large": {"data": {"episodes": 2048}, "train": {"steps": 8000, "lr": 4e-4}},
+    }
+
+    name: str = "memory"
+    """Model name: figures read "stage4.<name>.<figure>"."""
+    memory_frames: int = 2
+    """M: retrieved frames the model reads per predicted frame (WorldMem found more is not better)."""
+    retrieve: str = "overlap"
+    """How training windows retrieve ("overlap": greedy coverage of the target view)."""
+    last_weight: float = 3.0
+    """Loss weight of the slot that reads the memory against the window's earlier slots."""
+    window_noise: float = 0.3
+    """Context noise of the window while learning to read the memory (U(0, level) per window,
+    as Stage III's ``context_noise``): at play time the window holds the engine's own drifting
+    frames and the memory what was seen, so the model must learn to trust the memory where the
+    two disagree; the same low noise on both, and it trusts the window."""
+    memory_noise: float = 0.02
+    """Context noise of the memory's tokens (seen frames: nearly right)."""
+    update: bool = False
+    """The bank's update rule in training and play (see :class:`~.frame_bank.MemoryPolicy`): off,
+    every remembered cell stays readable, and the freshest retrieved frame wins a cell (the cell
+    read); on, knowledge of a view splits over many frames, of which M are read (measured: 0.45 of
+    the way back covered against 0.99)."""
+    revisit_periods: tuple[int, ...] = (32, 64)
+    """Evaluation: K, steps from leaving a place to standing on it again (half out, half back)."""
+    revisit_walks: int = 96
+    """Evaluation: held-out walks that come back (each one sample of the 95% intervals)."""
+    data: DataConfig = field(
+        default_factory=lambda: DataConfig(
+            episodes=128, episode_steps=96, policy=("loop", "random"), eval_episodes=16
+        )
+    )
+    """Walks that come back (``loop``) and wander (``random``): the memory's training data."""
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(steps=600, batch_size=32, lr=5e-4, warmup_steps=30)
+    )
+    """Fine-tuning from the dynamics weights: windows per step, learning rate, seed."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.memory_frames < 1:
+            raise ValueError(f"memory_frames must be >= 1; got {self.memory_frames}")
+        if self.last_weight <= 0:
+            raise ValueError(f"last_weight must be > 0; got {self.last_weight}")
+        for name in ("window_noise", "memory_noise"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must lie in [0, 1); got {getattr(self, name)}")
+        if self.revisit_walks < 2 or min(self.revisit_periods, default=0) < 2:
+            raise ValueError(
+                f"revisit_walks and revisit_periods must be >= 2 (an interval needs two walks, a "
+                f"walk out and back two steps); got {self.revisit_walks}, {self.revisit_periods}"
+            )
+        self.policy()  # validates ``retrieve``
+
+    def policy(self) -> MemoryPolicy:
+        """The bank's policy the memory is trained with: every frame written, M retrieved."""
+        return MemoryPolicy(
+            write="every", retrieve=self.retrieve, k=self.memory_frames, update=self.update
+        )
+
+
+def needs(values: dict[str, Any]) -> dict[str, Need]:
+    """The tokenizer, and the dynamics model (true actions) the memory model starts from."""
+    out = tokenizer_needs(values)
+    if values["tokenizer"] == "shipped":
+        out["dynamics"] = Need("dynamics")
+    else:  # tests and smoke runs: a dynamics model fitted on the same stand-in tokens
+        out["dynamics"] = Need("dynamics", "smoke", (("tokenizer", values["tokenizer"]),))
+    return out
+
+
+def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    """The dynamics model's shape, actions and decoding: the memory model must match them."""
+    base = deps["dynamics"].shipped_config
+    return {k: getattr(base, k) for k in BASE_FIELDS}
+
+
+def build(cfg: Config) -> MemoryDynamicsModel:
+    """The memory model of a bound config (memory weights fresh, the rest still to be loaded)."""
+    torch.manual_seed(cfg.train.seed)
+    core = CoreConfig(
+        vocab_size=cfg.tokens.vocab_size,
+        seq_len=cfg.tokens.grid_h * cfg.tokens.grid_w,
+        dim=cfg.dim,
+        depth=cfg.depth,
+        heads=cfg.heads,
+        dropout=cfg.dropout,
+        modalities=cfg.context + 1,
+    )
+    grid = (cfg.tokens.grid_h, cfg.tokens.grid_w)
+    return MemoryDynamicsModel(core, cfg.actions, cfg.context, grid, cfg.memory_frames)
+
+
+def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> MemoryDynamicsModel:
+    """Start from the dynamics model, record walks that come back, fine-tune on their windows."""
+    tokenizer = deps["tokenizer"]
+    cfg.tokens.check(tokenizer, "the memory model")
+    tokens, world_actions, positions = walk_tokens(cfg, "train", cfg.data.episodes, tokenizer)
+    actions = model_actions(cfg, tokens, world_actions, deps)
+    found = window_retrievals(positions, world_actions, cfg.context, cfg.policy())
+    data = MemoryWindowDataset(tokens, actions, found, cfg.context, cfg.pad_action)
+    model = build(cfg).start_from(deps["dynamics"])
+    kw = {
+        "context_noise": cfg.window_noise,
+        "memory_noise": cfg.memory_noise,
+        "pad_prob": cfg.pad_prob,
+        "pad_action": cfg.pad_action,
+        "schedule": cfg.mask_schedule,
+        "explorer_weight": cfg.explorer_weight,
+        "last_weight": cfg.last_weight,
+    }
+    result = train(
+        model, data, lambda m, b: memory_loss(m, b, **kw), cfg.train, run_dir, progress=progress
+    )
+    model.losses = result.losses
+    model.train_seconds, model.log = result.seconds, result.log
+    return result.model
+
+
+def evaluate(model: MemoryDynamicsModel, cfg: Config, deps: Deps) -> dict[str, float]:
+    """Revisit figures on held-out walks that leave a place and come back K steps later (K in
+    ``revisit_periods``), of the memory engine (true and estimated pose) and of the same model
+    with its memory off (the Stage III engine, logit for logit), named
+    ``stage4.<name>.<condition>.k<K>.<figure>``.
+
+    Condition (i) (:func:`~.revisit_benchmark.evaluate_way_back`): the real way out given, the way
+    back imagined. Condition (ii) (:func:`~.revisit_benchmark.evaluate_whole_walk`): the whole walk
+    imagined from its first frame. 95% intervals over ``revisit_walks`` walks."""
+    tokenizer = deps["tokenizer"]
+    cfg.tokens.check(tokenizer, "the memory model")
+    model.eval()
+    prefix = f"stage4.{cfg.name}"
+    out: dict[str, float] = {}
+    controls = (
+        ("true_pose", {"pose": "true"}, True),
+        ("estimated_pose", {"pose": "estimated"}, False),
+        ("no_memory", {"use_memory": False}, False),
+    )
+    for k in cfg.revisit_periods:
+        walks = revisit_set("test", 3 * cfg.revisit_walks, k, cfg.revisit_walks, water=False)
+        out[f"{prefix}.k{k}.revisit_walks"] = float(walks.episodes)
+        for label, kw, poses in controls:
+            engine = MemoryEngine(model, tokenizer, seed=cfg.train.seed, cfg=cfg, **kw)
+            name = f"{prefix}.{label}.k{k}"
+            out.update(evaluate_way_back(engine, walks, name, cfg.context, poses=poses))
+            out.update(evaluate_whole_walk(engine, walks, name, poses=poses))
+    return out

@@ -1,0 +1,127 @@
+"""Leave a place, come back: is it the same place? Condition (i) of Stage IV's revisit benchmark.
+
+Held-out out-and-back walks (:func:`~hitchhiker.interactive.revisit.revisit_set`: the world's
+``loop`` policy, ``P // 2`` moves out, the same moves undone, back on the first cell at step P).
+The engine is given the *real* way out (frames 0..P/2 and the actions between them) and imagines
+the way back (frames P/2+1..P) under the recorded actions. Everything on the way back was shown to
+it on the way out, so a perfect memory scores 1 and drift plays no part: this isolates memory.
+Condition (ii) (:func:`evaluate_whole_walk`) imagines the whole walk from frame 0: the memory then
+holds the engine's own frames, and drift counts (Stage III's
+:func:`~hitchhiker.interactive.revisit.revisit_scores`, with an interval).
+
+Every imagined cell is read with the tile reader and scored against the simulator, on three sets
+of cells, per walk (E walks, each walk one sample):
+
+- ``seen``: land shown in any real frame (:func:`~hitchhiker.interactive.rollout.seen_masks`,
+  no window);
+- ``beyond_window``: seen land that left the engine's W-frame window and came back (seen, but not
+  carried within the window): only a memory can know it;
+- ``memory_needing``: beyond-window cells whose kind is not the walk's dominant kind (the most
+  common kind in its real frames). A memory-less engine guessing from its prior draws the dominant
+  kind (an all-grass guess already scores well on ``beyond_window``); these it cannot guess.
+
+A figure is the mean over walks with a 95% interval, mean +- 1.96 s / sqrt(E) (s the walks'
+standard deviation); walks with no cell of a set are left out of that set's mean.
+
+Shapes: E walks, P period, h = P // 2 steps out, R x C view tiles (8 x 8), H x W pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hitchhiker.interactive.revisit import Revisits, revisit_scores
+from hitchhiker.interactive.rollout import _accepts_seeds, seen_masks
+from hitchhiker.world import read_tiles
+
+SETS = ("seen", "beyond_window", "memory_needing")
+
+
+def interval(values) -> tuple[float, float]:
+    """(mean, half-width of its 95% interval) of per-walk values, NaNs left out."""
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    half = 1.96 * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+    return float(v.mean()), float(half)
+
+
+def way_back(walks: Revisits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(frames 0..h (E, h+1, H, W, 3), actions 0..h-1 (E, h), actions h..P-1 (E, P-h))."""
+    h = walks.period // 2
+    return walks.frames[:, : h + 1], walks.actions[:, :h], walks.actions[:, h:]
+
+
+def cell_sets(walks: Revisits, window: int) -> dict[str, np.ndarray]:
+    """Each set of :data:`SETS` as (E, P-h, R, C) bool over the imagined frames h+1..P."""
+    h, p = walks.period // 2, walks.period
+    view = walks.tiles.shape[-2:]
+    seen = seen_masks(walks.positions, h + 1, p - h, None, view)
+    carried = seen_masks(walks.positions, h + 1, p - h, window, view)
+    beyond = seen & ~carried
+    real = walks.tiles[:, : h + 1].reshape(len(walks.tiles), -1)
+    dominant = np.array([np.bincount(r.astype(np.int64)).argmax() for r in real])
+    rare = walks.tiles[:, h + 1 :] != dominant[:, None, None, None]
+    return {"seen": seen, "beyond_window": beyond, "memory_needing": beyond & rare}
+
+
+def return_scores(imagined, walks: Revisits, window: int) -> dict[str, np.ndarray]:
+    """Per-walk accuracy (E,) of the imagined way back on each set of cells (NaN: empty set)."""
+    h, p = walks.period // 2, walks.period
+    imagined = np.asarray(imagined)
+    if imagined.shape[:2] != (walks.episodes, p - h):
+        raise ValueError(
+            f"expected the imagined way back (E={walks.episodes}, {p - h}, H, W, 3); "
+            f"got {imagined.shape}"
+        )
+    right = read_tiles(imagined).kinds == walks.tiles[:, h + 1 :]
+    out = {}
+    for name, cells in cell_sets(walks, window).items():
+        n = cells.sum(axis=(1, 2, 3))
+        hits = (right & cells).sum(axis=(1, 2, 3))
+        out[name] = np.where(n > 0, hits / np.maximum(n, 1), np.nan)
+    return out
+
+
+def imagine_way_back(engine, walks: Revisits, poses: bool = False, oracle: bool = False):
+    """The engine's way back (E, P-h, H, W, 3) after the real way out.
+
+    ``poses`` hands a memory engine the true positions (its ``pose="true"``); ``oracle`` writes the
+    real frames of the way back into its memory instead of the imagined ones."""
+    frames, past, future = way_back(walks)
+    kw = {"seeds": walks.seeds} if _accepts_seeds(engine) else {}  # the simulator replays seeds
+    if poses:
+        kw["poses"] = walks.positions
+    if oracle:
+        kw["truth"] = walks.frames[:, walks.period // 2 + 1 :]
+    return np.asarray(engine.rollout(frames, past, future, **kw))
+
+
+def evaluate_whole_walk(engine, walks: Revisits, prefix: str, poses: bool = False) -> dict:
+    """Condition (ii): the whole walk imagined from its first frame (``poses``: a memory engine
+    gets the true positions), scored by :func:`~hitchhiker.interactive.revisit.revisit_scores`,
+    with a 95% interval for the seen land (per walk)."""
+    no_past = np.zeros((walks.episodes, 0), dtype=np.int64)
+    kw = {"seeds": walks.seeds} if _accepts_seeds(engine) else {}
+    if poses:
+        kw["poses"] = walks.positions
+    imagined = np.asarray(engine.rollout(walks.frames[:, :1], no_past, walks.actions, **kw))
+    out = {f"{prefix}.{k}": v for k, v in revisit_scores(imagined, walks).items()}
+    kinds = read_tiles(imagined).kinds
+    shown = seen_masks(walks.positions, 1, walks.period, None, kinds.shape[-2:])
+    right = (kinds == walks.tiles[:, 1:]) & shown
+    per_walk = right.sum(axis=(1, 2, 3)) / np.maximum(shown.sum(axis=(1, 2, 3)), 1)
+    out[f"{prefix}.revisit_seen_land_accuracy_ci95"] = interval(per_walk)[1]
+    return out
+
+
+def evaluate_way_back(engine, walks: Revisits, prefix: str, window: int, **kw) -> dict:
+    """``prefix.way_back_<set>_accuracy`` and its ``..._ci95`` half-width, for every set."""
+    scores = return_scores(imagine_way_back(engine, walks, **kw), walks, window)
+    out = {}
+    for name, per_walk in scores.items():
+        mean, half = interval(per_walk)
+        out[f"{prefix}.way_back_{name}_accuracy"] = mean
+        out[f"{prefix}.way_back_{name}_accuracy_ci95"] = half
+    return out
