@@ -239,3 +239,43 @@ def test_an_imagined_frame_adds_to_memory_but_never_overwrites_what_was_known(sm
     np.testing.assert_array_equal(ignore[1], centre)  # a view the memory was not read for
     engine.use_memory = False
     np.testing.assert_array_equal(engine._imagined_ignore(2), np.stack([centre, centre]))
+
+
+def test_a_saved_world_continues_exactly_and_bad_files_get_clear_errors(smoke_memory, tmp_path):
+    from hitchhiker.checkpoint import CheckpointError
+    from hitchhiker.memory.saved_world import load_world, save_world
+
+    model, cfg, deps = smoke_memory
+    engine = MemoryEngine(model, deps["tokenizer"], pose="true", cfg=cfg)
+    engine.reset(2000003)
+    for a in [4, 4, 5, 4, 2, 2, 5, 3, 3, 1, 5, 4]:  # moves and interacts: the world is edited
+        engine.step(a)
+    path = save_world(engine, tmp_path / "world.safetensors")
+    later = [1, 1, 3, 3, 2, 5, 4, 4, 2, 2]
+    want = [engine.step(a) for a in later]
+    real = engine.world.env.position
+
+    again = MemoryEngine(model, deps["tokenizer"], pose="true", cfg=cfg)
+    load_world(again, path)
+    assert len(again._banks[0]) == len(engine._banks[0]) - len(later)
+    got = [again.step(a) for a in later]
+    for w, g in zip(want, got):
+        np.testing.assert_array_equal(w, g)  # the same frames, drawn from the same memory
+    assert again.world.env.position == real  # the real world replayed beside it
+    fresh = MemoryEngine(model, deps["tokenizer"], pose="true", cfg=cfg)
+    fresh.reset(2000003)  # the same world, not the saved one: other frames
+    assert any(not np.array_equal(w, fresh.step(a)) for w, a in zip(want, later))
+
+    with pytest.raises(ValueError, match="another engine"):
+        load_world(MemoryEngine(model, deps["tokenizer"], pose="estimated", cfg=cfg), path)
+    with pytest.raises(ValueError, match="kept under"):
+        load_world(
+            MemoryEngine(model, deps["tokenizer"], pose="true", cfg=cfg, policy=MemoryPolicy(k=1)),
+            path,
+        )
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_world(again, bad)
+    with pytest.raises(RuntimeError, match="reset"):
+        save_world(MemoryEngine(model, deps["tokenizer"], cfg=cfg), tmp_path / "x.safetensors")

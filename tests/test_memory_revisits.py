@@ -79,3 +79,22 @@ def smoke_model():
 
     cfg, deps = zoo.prepare("memory", "smoke")
     return memory_recipe.build(cfg).start_from(deps["dynamics"]).eval(), cfg, deps
+
+
+def test_edits_are_the_cells_the_player_changed_and_the_simulator_keeps_them():
+    walks = revisit_set("test", 12, 32, 4, water=False, edit_every=4)
+    h = walks.period // 2
+    assert (walks.actions[:, :h] == 5).sum(axis=1).min() >= 3  # interact on the way out
+    assert (walks.positions[:, -1] == walks.positions[:, 0]).all()  # and still back home
+    edits = cell_sets(walks, window=4)["edits"]
+    assert edits.any()
+    # an edited cell shows, on the way back, a kind other than the one frame 0 showed there
+    e, f, r, c = np.argwhere(edits)[0]
+    world = walks.positions[e, h + 1 + f] + np.array([r - 4, c - 4])
+    r0, c0 = world - walks.positions[e, 0] + 4
+    if 0 <= r0 < 8 and 0 <= c0 < 8:
+        assert walks.tiles[e, 0, r0, c0] != walks.tiles[e, h + 1 + f, r, c]
+    real = evaluate_way_back(SimulatorRollout(), walks, "sim", window=4)
+    assert real["sim.way_back_edits_accuracy"] == 1.0
+    plain = revisit_set("test", 12, 32, 4, water=False)
+    assert not cell_sets(plain, window=4)["edits"].any()  # no interact, no edit

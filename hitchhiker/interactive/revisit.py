@@ -68,20 +68,22 @@ def revisit_set(
     limit: int = 12,
     water: bool = True,
     world: WorldConfig | None = None,
+    edit_every: int = 0,
 ) -> Revisits:
     """The first ``limit`` of ``episodes`` recorded loop walks of ``split`` (in ``world``, default
     LEARNING_WORLD) that stand on their starting cell again after ``period`` steps.
 
     A walk whose way out was blocked may not return; it is left out. With ``water``, walks with
     water in view at the start (a lake to come back to) are taken; if none has, every returning
-    walk is. ValueError if no walk returns.
+    walk is. ``edit_every``: the walks change the world on the way out (see
+    :class:`~hitchhiker.world.policies.LoopWalk`). ValueError if no walk returns.
     """
     rec = record(
         split,
         episodes,
         period,
         policy="loop",
-        policy_kwargs={"period": period},
+        policy_kwargs={"period": period, **({"edit_every": edit_every} if edit_every else {})},
         world=world or LEARNING_WORLD,
         progress=False,
     )

@@ -14,6 +14,8 @@ models). This stage measures memory exactly, with the simulator as ground truth.
   estimated pose, memory on or off, the oracle memory
 - :mod:`.memory_recipe`          recipe "memory": fine-tune the dynamics model on walks that come
   back, score it on the revisit benchmark
+- :mod:`.saved_world`            save a dreamed world (window, memory, pose, generator, the real
+  world's replay) to one safetensors file and continue it exactly later
 - :mod:`.revisit_benchmark`      the revisit benchmark: condition (i) (real way out, imagined way
   back) and (ii) (the whole walk imagined), memory-needing tiles, 95% intervals
 - :mod:`.cost`                   what memory costs as the history grows: ms per frame and bytes,

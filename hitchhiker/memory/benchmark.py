@@ -63,6 +63,26 @@ def _rows() -> tuple[Figure, ...]:
                     f"K = {k}, (ii) whole walk imagined: {label}, the view on return",
                 ),
             ]
+    edits = f"k{PERIODS[-1]}_edits"
+    rows.append(Figure(f"stage4.memory.{edits}.revisit_walks", f"{edits}: walks that edit"))
+    for cond, label in CONDITIONS.items():
+        rows += [
+            Figure(
+                f"stage4.memory.{cond}.{edits}.way_back_edits_accuracy",
+                f"K = {PERIODS[-1]}, walks that edit, (i): {label}, the player's edits found on "
+                "return",
+                "",
+                ">= 0.95" if cond == "estimated_pose" else "",
+            ),
+            Figure(
+                f"stage4.memory.{cond}.{edits}.way_back_memory_needing_accuracy",
+                f"K = {PERIODS[-1]}, walks that edit, (i): {label}, memory-needing tiles",
+            ),
+            Figure(
+                f"stage4.memory.{cond}.{edits}.revisit_edits_accuracy",
+                f"K = {PERIODS[-1]}, walks that edit, (ii): {label}, edits drawn and kept",
+            ),
+        ]
     for h in HISTORIES:
         rows += [
             Figure(

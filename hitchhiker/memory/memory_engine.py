@@ -88,6 +88,7 @@ class MemoryEngine(DynamicsEngine):
         self._centre = explorer_cell(self.grid)
         self._reach = reach_cells(self.grid)
         self._recalled = None
+        self._seed, self._played = None, []
         self._banks: list[FrameBank] = []
         self._memory = None
         self.last_retrieved: list = []
@@ -230,6 +231,7 @@ class MemoryEngine(DynamicsEngine):
 
     def reset(self, seed: int) -> np.ndarray:
         frame = super().reset(seed)
+        self._seed, self._played = int(seed), []  # the real world replays from these (save_world)
         start = np.asarray(self.world.env.position, dtype=np.int64)[None, None]
         self._begin(self._tokens[:, -1:], np.zeros((1, 0), np.int64), start)
         return frame
@@ -239,6 +241,7 @@ class MemoryEngine(DynamicsEngine):
             raise RuntimeError("call reset(seed) before step(action)")
         a = action_index(action, self.actions)
         self.world.step(a)  # the real world in lockstep: the true pose, for pose="true"
+        self._played.append(a)
         with torch.inference_mode():
             acts = self.model_actions([a])
             nxt = self._draw(np.array([a]), acts, self._gen)

@@ -239,6 +239,9 @@ class Config(dynamics.Config):
     """Evaluation: K, steps from leaving a place to standing on it again (half out, half back)."""
     revisit_walks: int = 96
     """Evaluation: held-out walks that come back (each one sample of the 95% intervals)."""
+    revisit_edit_every: int = 4
+    """Evaluation: the walks that change the world interact every this many steps on the way out
+    (K the longest of ``revisit_periods``)."""
     data: DataConfig = field(
         default_factory=lambda: DataConfig(
             episodes=128, episode_steps=96, policy=("loop", "random"), eval_episodes=16
@@ -338,7 +341,8 @@ def evaluate(model: MemoryDynamicsModel, cfg: Config, deps: Deps) -> dict[str, f
     ``stage4.<name>.<condition>.k<K>.<figure>``.
 
     Condition (i) (:func:`~.revisit_benchmark.evaluate_way_back`): the real way out given, the way
-    back imagined. Condition (ii) (:func:`~.revisit_benchmark.evaluate_whole_walk`): the whole walk
+    back imagined; at the longest K also on walks that change the world on the way out
+    (``k<K>_edits``: are the edits found on return?). Condition (ii) (:func:`~.revisit_benchmark.evaluate_whole_walk`): the whole walk
     imagined from its first frame. 95% intervals over ``revisit_walks`` walks."""
     tokenizer = deps["tokenizer"]
     cfg.tokens.check(tokenizer, "the memory model")
@@ -350,12 +354,15 @@ def evaluate(model: MemoryDynamicsModel, cfg: Config, deps: Deps) -> dict[str, f
         ("estimated_pose", {"pose": "estimated"}, False),
         ("no_memory", {"use_memory": False}, False),
     )
-    for k in cfg.revisit_periods:
-        walks = revisit_set("test", 3 * cfg.revisit_walks, k, cfg.revisit_walks, water=False)
-        out[f"{prefix}.k{k}.revisit_walks"] = float(walks.episodes)
+    n, last = cfg.revisit_walks, max(cfg.revisit_periods)
+    sets = [(f"k{k}", k, 0) for k in cfg.revisit_periods]
+    sets.append((f"k{last}_edits", last, cfg.revisit_edit_every))  # the world changed on the way
+    for tag, k, edit_every in sets:
+        walks = revisit_set("test", 3 * n, k, n, water=False, edit_every=edit_every)
+        out[f"{prefix}.{tag}.revisit_walks"] = float(walks.episodes)
         for label, kw, poses in controls:
             engine = MemoryEngine(model, tokenizer, seed=cfg.train.seed, cfg=cfg, **kw)
-            name = f"{prefix}.{label}.k{k}"
+            name = f"{prefix}.{label}.{tag}"
             out.update(evaluate_way_back(engine, walks, name, cfg.context, poses=poses))
             out.update(evaluate_whole_walk(engine, walks, name, poses=poses))
     return out

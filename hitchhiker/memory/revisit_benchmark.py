@@ -18,7 +18,9 @@ of cells, per walk (E walks, each walk one sample):
   carried within the window): only a memory can know it;
 - ``memory_needing``: beyond-window cells whose kind is not the walk's dominant kind (the most
   common kind in its real frames). A memory-less engine guessing from its prior draws the dominant
-  kind (an all-grass guess already scores well on ``beyond_window``); these it cannot guess.
+  kind (an all-grass guess already scores well on ``beyond_window``); these it cannot guess;
+- ``edits``: seen cells the player changed on the way out (walks made with ``edit_every``: a tree
+  cut, flowers planted or picked), :func:`edited_cells`: does the world remember what was done?
 
 A figure is the mean over walks with a 95% interval, mean +- 1.96 s / sqrt(E) (s the walks'
 standard deviation); walks with no cell of a set are left out of that set's mean.
@@ -34,7 +36,7 @@ from hitchhiker.interactive.revisit import Revisits, revisit_scores
 from hitchhiker.interactive.rollout import _accepts_seeds, seen_masks
 from hitchhiker.world import read_tiles
 
-SETS = ("seen", "beyond_window", "memory_needing")
+SETS = ("seen", "beyond_window", "memory_needing", "edits")
 
 
 def interval(values) -> tuple[float, float]:
@@ -53,6 +55,30 @@ def way_back(walks: Revisits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return walks.frames[:, : h + 1], walks.actions[:, :h], walks.actions[:, h:]
 
 
+def edited_cells(walks: Revisits, start: int, steps: int) -> np.ndarray:
+    """(E, steps, R, C) bool: the view cells of frames start..start+steps-1 that show a map cell
+    the player changed (its true kind differs from what an earlier frame showed there) at or
+    before that frame. Only ``interact`` changes the ground, so these are the player's edits."""
+    pos, tiles = np.asarray(walks.positions), np.asarray(walks.tiles)
+    e, a = pos.shape[:2]
+    rows, cols = tiles.shape[-2:]
+    top = pos.min(axis=(0, 1)) - np.array([rows // 2, cols // 2])
+    size = pos.max(axis=(0, 1)) - top + np.array([rows, cols])
+    out = np.zeros((e, steps, rows, cols), dtype=bool)
+    for i in range(e):
+        kind = np.full(size, -1, dtype=np.int64)
+        edited_at = np.full(size, a, dtype=np.int64)
+        for f in range(a):
+            r0, c0 = pos[i, f] - top - np.array([rows // 2, cols // 2])
+            box = (slice(r0, r0 + rows), slice(c0, c0 + cols))
+            changed = (kind[box] >= 0) & (kind[box] != tiles[i, f])
+            edited_at[box] = np.where(changed, np.minimum(edited_at[box], f), edited_at[box])
+            kind[box] = tiles[i, f]
+            if start <= f < start + steps:
+                out[i, f - start] = edited_at[box] <= f
+    return out
+
+
 def cell_sets(walks: Revisits, window: int) -> dict[str, np.ndarray]:
     """Each set of :data:`SETS` as (E, P-h, R, C) bool over the imagined frames h+1..P."""
     h, p = walks.period // 2, walks.period
@@ -63,7 +89,8 @@ def cell_sets(walks: Revisits, window: int) -> dict[str, np.ndarray]:
     real = walks.tiles[:, : h + 1].reshape(len(walks.tiles), -1)
     dominant = np.array([np.bincount(r.astype(np.int64)).argmax() for r in real])
     rare = walks.tiles[:, h + 1 :] != dominant[:, None, None, None]
-    return {"seen": seen, "beyond_window": beyond, "memory_needing": beyond & rare}
+    edits = edited_cells(walks, h + 1, p - h) & seen
+    return {"seen": seen, "beyond_window": beyond, "memory_needing": beyond & rare, "edits": edits}
 
 
 def return_scores(imagined, walks: Revisits, window: int) -> dict[str, np.ndarray]:
@@ -113,6 +140,13 @@ def evaluate_whole_walk(engine, walks: Revisits, prefix: str, poses: bool = Fals
     right = (kinds == walks.tiles[:, 1:]) & shown
     per_walk = right.sum(axis=(1, 2, 3)) / np.maximum(shown.sum(axis=(1, 2, 3)), 1)
     out[f"{prefix}.revisit_seen_land_accuracy_ci95"] = interval(per_walk)[1]
+    edits = edited_cells(walks, 1, walks.period)
+    if edits.any():  # walks that change the world: the edits, drawn and kept (after each edit)
+        n = edits.sum(axis=(1, 2, 3))
+        hits = ((kinds == walks.tiles[:, 1:]) & edits).sum(axis=(1, 2, 3))
+        mean, half = interval(np.where(n > 0, hits / np.maximum(n, 1), np.nan))
+        out[f"{prefix}.revisit_edits_accuracy"] = mean
+        out[f"{prefix}.revisit_edits_accuracy_ci95"] = half
     return out
 
 

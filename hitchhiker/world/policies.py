@@ -144,22 +144,27 @@ class Explorer(Policy):
 class LoopWalk(Policy):
     """Walk out ``period // 2`` moves, then retrace them: back at the start every ``period`` steps.
 
+    With ``edit_every`` = n, every n-th step of the way out is an ``interact`` instead of a move
+    (the faced cell changes, if it can), and the way back, done sooner, waits at the start.
+
     ``returns`` lists the steps at which the explorer stood again where its loop began (ground
     truth for revisit tests). Odd periods spend their extra step on a no-op at the turning point.
     """
 
     name = "loop"
 
-    def __init__(self, period: int = 32, momentum: float = 0.7):
+    def __init__(self, period: int = 32, momentum: float = 0.7, edit_every: int = 0):
         if period < 2:
             raise ValueError(f"period must be >= 2 steps; got {period}")
-        self.period, self.momentum = period, momentum
+        if edit_every < 0 or edit_every == 1:
+            raise ValueError(f"edit_every must be 0 (no edits) or >= 2 steps; got {edit_every}")
+        self.period, self.momentum, self.edit_every = period, momentum, edit_every
 
     def reset(self, env, rng):
         super().reset(env, rng)
         self.t = 0
         self.out: list[Action] = []
-        self.back: list[Action] = []
+        self.back: list[Action] | None = None
         self.start = None
         self.returns: list[int] = []
 
@@ -170,8 +175,13 @@ class LoopWalk(Policy):
         if phase == 0:
             if self.start is not None and pos == self.start:
                 self.returns.append(int(info["step"]))
-            self.start, self.out, self.back = pos, [], []
+            self.start, self.out, self.back = pos, [], None
         half = self.period // 2
+        edit = self.edit_every and phase % self.edit_every == self.edit_every - 1
+        if phase < half and edit and self.out:
+            # change the world on the way out (cut a tree, plant or pick flowers) at the cell the
+            # last move faces; the way back retraces the moves, so it passes the edit again
+            return int(Action.INTERACT)
         if phase < half:
             open_moves = self._open_moves(pos)
             if self.out and self.out[-1] in open_moves and self.rng.random() < self.momentum:
@@ -186,7 +196,7 @@ class LoopWalk(Policy):
             return int(move)
         if phase == half and self.period % 2:
             return int(Action.NOOP)
-        if not self.back:
+        if self.back is None:  # the turning point: retrace the way out, once
             self.back = [OPPOSITE[m] for m in reversed(self.out)]
         return int(self.back.pop(0)) if self.back else int(Action.NOOP)
 
