@@ -323,3 +323,24 @@ def test_edits_of_a_random_walk_are_read_back_where_they_happened():
                     stale_reads += wrong
                 bank.write(rec.tiles[e, t], rec.positions[e, t], t, ignore=skip[t])
     assert stale_reads > 0  # without update, edited tiles come back as they were before
+
+
+def test_update_changed_overwrites_only_what_a_newer_frame_shows_differently():
+    policy = MemoryPolicy(update=False, update_changed=True, k=2)
+    bank = FrameBank(policy, (8, 8))
+    old = np.arange(64).reshape(8, 8)
+    bank.write(old, (10, 10), 0)
+    new = old.copy()
+    new[2, 5] = 99  # a tree cut: one cell differs; the new frame sits one row down
+    shifted = np.roll(new, -1, axis=0)  # the view at (11, 10) shows old rows 1..7 in rows 0..6
+    shifted[7] = 100 + np.arange(8)
+    bank.write(shifted, (11, 10), 1)
+    fresh = bank.state_dict()["fresh"]
+    want = np.ones((8, 8), dtype=bool)
+    want[2, 5] = False  # only the changed cell of the older frame is stale
+    np.testing.assert_array_equal(fresh[0], want)
+    assert fresh[1].all()
+    plain = FrameBank(MemoryPolicy(update=False, k=2), (8, 8))
+    plain.write(old, (10, 10), 0)
+    plain.write(shifted, (11, 10), 1)
+    assert plain.state_dict()["fresh"].all()  # update off: nothing overwritten

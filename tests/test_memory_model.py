@@ -161,7 +161,7 @@ def test_training_windows_read_the_true_land_they_retrieve(smoke_memory):
     tokens, actions, pos = memory_recipe.walk_tokens(
         cfg, "train", cfg.data.episodes, deps["tokenizer"]
     )
-    found = memory_recipe.window_retrievals(pos, actions, cfg.context, cfg.policy())
+    found = memory_recipe.window_retrievals(pos, actions, cfg.context, cfg.policy(), tokens=tokens)
     data = memory_recipe.MemoryWindowDataset(
         tokens, torch.as_tensor(actions), found, cfg.context, cfg.pad_action
     )

@@ -58,7 +58,11 @@ class MemoryPolicy:
     """Frames retrieved per step (fewer valid ones when the rule finds fewer; the rest is padding)."""
     update: bool = True
     """A newly written frame makes the cells it shows stale in every older frame (edits overwrite
-    what was remembered); off: every stored cell stays fresh."""
+    what was remembered); off: every stored cell stays fresh (but see ``update_changed``)."""
+    update_changed: bool = False
+    """With ``update`` off: a new frame still makes stale the older cells it shows *differently*
+    (a tree cut, a sheep gone): what changed is overwritten, what stayed the same stays readable
+    in every frame that saw it."""
     capacity: int | None = None
     """The most frames held (None: unbounded); a write into a full bank first evicts one."""
     evict: str = "oldest"
@@ -194,6 +198,16 @@ class FrameBank:
         m = np.arange(len(cells))[:, None, None]
         return inside & cells[m, np.clip(r, 0, rows - 1), np.clip(c, 0, cols - 1)]
 
+    def _moved(self, values, offsets) -> np.ndarray:
+        """(M, R, C): what each frame's ``values`` (M, R, C) show at each target cell, the frames
+        at ``offsets`` (M, 2) (cells no frame covers hold a clipped neighbour: mask them with
+        :meth:`_landed`)."""
+        rows, cols = self.view
+        r = np.arange(rows)[None, :, None] - offsets[:, 0, None, None]
+        c = np.arange(cols)[None, None, :] - offsets[:, 1, None, None]
+        m = np.arange(len(values))[:, None, None]
+        return values[m, np.clip(r, 0, rows - 1), np.clip(c, 0, cols - 1)]
+
     def _overlapping(self, pose: np.ndarray) -> np.ndarray:
         """Slots whose view shares at least one cell with the view at ``pose``."""
         d = np.abs(self._pose[: self._n] - pose)
@@ -225,11 +239,13 @@ class FrameBank:
         slots = self._overlapping(pose)
         if self.policy.write == "novel" and not self._is_novel(tokens, known, pose, slots):
             return False
-        if self.policy.update and len(slots):
+        if (self.policy.update or self.policy.update_changed) and len(slots):
             # the new frame's known cells, seen from each older frame: those cells are now stale
-            shown = self._landed(
-                np.broadcast_to(known, (len(slots), *self.view)), pose - self._pose[slots]
-            )
+            offsets = pose - self._pose[slots]
+            shown = self._landed(np.broadcast_to(known, (len(slots), *self.view)), offsets)
+            if not self.policy.update:  # only where the new frame shows something else there
+                seen = self._moved(np.broadcast_to(tokens, (len(slots), *self.view)), offsets)
+                shown &= seen != self._tokens[slots]
             self._fresh[slots] &= ~shown
         if self.policy.capacity is not None and self._n >= self.policy.capacity:
             self._evict()
