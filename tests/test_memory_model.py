@@ -279,3 +279,20 @@ def test_a_saved_world_continues_exactly_and_bad_files_get_clear_errors(smoke_me
         load_world(again, bad)
     with pytest.raises(RuntimeError, match="reset"):
         save_world(MemoryEngine(model, deps["tokenizer"], cfg=cfg), tmp_path / "x.safetensors")
+
+
+def test_memory_engines_play_in_dream_play_beside_the_real_world(smoke_memory):
+    from hitchhiker.interactive.dream_play import dream_play
+
+    model, cfg, deps = smoke_memory
+    on = MemoryEngine(model, deps["tokenizer"], cfg=cfg)
+    off = MemoryEngine(model, deps["tokenizer"], use_memory=False, cfg=cfg)
+    panel = dream_play({"memory on": on, "memory off": off}, seed=2000003)
+    for name in ["right"] * 6 + ["left"] * 6:  # out and back: the memory is read on the way back
+        frame = panel.controller.press(name)
+    assert frame.dtype == np.uint8 and frame.shape[0] == 64 and frame.shape[1] > 128  # both
+    assert len(on._banks[0]) == 12 + 1 - cfg.context  # every frame that left the window
+    assert any(g.valid.any() for g in on.last_retrieved)
+    panel.engine_menu.value = "memory off"
+    panel.controller.press("up")
+    assert off.last_retrieved == [] and off.memory_bytes >= 0
