@@ -155,6 +155,8 @@ def evaluate_way_back(engine, walks: Revisits, prefix: str, window: int, **kw) -
     scores = return_scores(imagine_way_back(engine, walks, **kw), walks, window)
     out = {}
     for name, per_walk in scores.items():
+        if np.isnan(per_walk).all():
+            continue  # no walk shows a cell of this set (e.g. edits, on walks that edit nothing)
         mean, half = interval(per_walk)
         out[f"{prefix}.way_back_{name}_accuracy"] = mean
         out[f"{prefix}.way_back_{name}_accuracy_ci95"] = half
