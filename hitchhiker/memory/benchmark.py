@@ -64,7 +64,11 @@ def _rows() -> tuple[Figure, ...]:
                 ),
             ]
     edits = f"k{PERIODS[-1]}_edits"
-    rows.append(Figure(f"stage4.memory.{edits}.revisit_walks", f"{edits}: walks that edit"))
+    rows.append(
+        Figure(
+            f"stage4.memory.{edits}.revisit_walks", f"K = {PERIODS[-1]}: held-out walks that edit"
+        )
+    )
     for cond, label in CONDITIONS.items():
         rows += [
             Figure(
