@@ -34,7 +34,7 @@ V codebook size, A actions (+ 1 "none"), D model width, E episodes, T steps per 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -51,6 +51,7 @@ from hitchhiker.interactive.rollout import evaluate_engine, teacher_forced_frame
 from hitchhiker.interactive.truth import truth_set
 from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import random_mask
+from hitchhiker.masks.maskgit_recipe import core_config as token_core_config
 from hitchhiker.recipe import Deps, Need
 from hitchhiker.tokens import TokenGrid, check_tokenizer, encode_frames, tokenizer_needs
 from hitchhiker.train import TrainConfig, train
@@ -120,6 +121,45 @@ def corrupt_context(tokens, level: float, vocab: int, generator=None):
     return torch.cat([ctx, tokens[:, -1:]], 1)
 
 
+def corrupted_windows(net, batch, context_noise=0.0, pad_prob=0.0, pad_action=0):
+    """(tokens (B, F, N), corrupted context (B, F, N), actions (B, F)) of a batch of windows:
+    padded at random (``pad_prob``), the context frames noised (``context_noise``)."""
+    tokens = batch["tokens"].flatten(2)  # (B, F, N)
+    actions = batch["actions"].clone()
+    actions[:, 0] = net.none_action
+    tokens, actions = pad_windows(tokens, actions, pad_action, pad_prob)
+    return tokens, corrupt_context(tokens, context_noise, net.cfg.vocab_size), actions
+
+
+def masked_frames_loss(
+    model,
+    net,
+    tokens,
+    context,
+    actions,
+    schedule="cosine",
+    explorer_weight=1.0,
+    last_weight=1.0,
+    **model_kwargs,
+):
+    """MaskGIT cross-entropy on the hidden tokens of the F-1 target frames: (loss, right, hide),
+    ``right`` (B, F-1, N) where the argmax is the target, ``hide`` the hidden positions.
+
+    The explorer's cell weighs ``explorer_weight``, the last target slot ``last_weight``;
+    ``model_kwargs`` go to the model (Stage IV's memory)."""
+    b, f, n = tokens.shape
+    target = tokens[:, 1:]
+    hide = random_mask(b * (f - 1), n, schedule, device=tokens.device).view(b, f - 1, n)
+    logits = model(context, actions, hide=hide, targets=target, **model_kwargs)
+    centre = (net.grid[0] // 2) * net.grid[1] + net.grid[1] // 2
+    weight = torch.ones(f - 1, n, device=tokens.device)
+    weight[:, centre] = explorer_weight
+    weight[-1] *= last_weight
+    w = weight.expand_as(hide)[hide]
+    nll = F.cross_entropy(logits[hide].float(), target[hide], reduction="none")
+    return (nll * w).sum() / w.sum(), logits.argmax(-1) == target, hide
+
+
 def dynamics_loss(
     model,
     batch,
@@ -137,26 +177,35 @@ def dynamics_loss(
     shows (the explorer turns to face it), and at weight 1 it is one cell in N, learned last.
     """
     net = getattr(model, "module", model)  # the DDP wrapper hides the attributes
-    tokens = batch["tokens"].flatten(2)  # (B, F, N)
-    actions = batch["actions"].clone()
-    actions[:, 0] = net.none_action
-    tokens, actions = pad_windows(tokens, actions, pad_action, pad_prob)
-    b, f, n = tokens.shape
-    context = corrupt_context(tokens, context_noise, net.cfg.vocab_size)
-    target = tokens[:, 1:]
-    hide = random_mask(b * (f - 1), n, schedule, device=tokens.device).view(b, f - 1, n)
-    logits = model(context, actions, hide=hide, targets=target)
+    tokens, context, actions = corrupted_windows(net, batch, context_noise, pad_prob, pad_action)
+    loss, right, hide = masked_frames_loss(
+        model, net, tokens, context, actions, schedule, explorer_weight
+    )
     centre = (net.grid[0] // 2) * net.grid[1] + net.grid[1] // 2
-    weight = torch.ones(n, device=tokens.device)
-    weight[centre] = explorer_weight
-    w = weight.expand_as(hide)[hide]
-    nll = F.cross_entropy(logits[hide].float(), target[hide], reduction="none")
-    loss = (nll * w).sum() / w.sum()
-    right = logits.argmax(-1) == target
     return loss, {
         "masked_acc": right[hide].float().mean().detach(),
         "explorer_acc": right[..., centre][hide[..., centre]].float().mean().detach(),
     }
+
+
+def loss_settings(cfg) -> dict[str, Any]:
+    """The keyword settings of :func:`dynamics_loss` a config trains with."""
+    return {
+        "context_noise": cfg.context_noise,
+        "pad_prob": cfg.pad_prob,
+        "pad_action": cfg.pad_action,
+        "schedule": cfg.mask_schedule,
+        "explorer_weight": cfg.explorer_weight,
+    }
+
+
+def train_windows(model, data, loss_fn, cfg, run_dir=None, progress: bool = True):
+    """Train ``model`` on ``data`` with ``loss_fn`` under ``cfg.train``; the model keeps its loss
+    history, training time and log."""
+    result = train(model, data, loss_fn, cfg.train, run_dir, progress=progress)
+    model.losses = result.losses
+    model.train_seconds, model.log = result.seconds, result.log
+    return result.model
 
 
 # ----------------------------------------------------------------------------- the recipe
@@ -325,16 +374,18 @@ def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
 def build(cfg: Config) -> DynamicsModel:
     """The untrained dynamics model of a (tokenizer- and action-bound) config."""
     torch.manual_seed(cfg.train.seed)
-    core = CoreConfig(
-        vocab_size=cfg.tokens.vocab_size,
-        seq_len=cfg.tokens.grid_h * cfg.tokens.grid_w,
-        dim=cfg.dim,
-        depth=cfg.depth,
-        heads=cfg.heads,
-        dropout=cfg.dropout,
-        modalities=cfg.context + 1,
-    )
-    return DynamicsModel(core, cfg.actions, cfg.context, (cfg.tokens.grid_h, cfg.tokens.grid_w))
+    return DynamicsModel(core_config(cfg), cfg.actions, cfg.context, grid_of(cfg))
+
+
+def core_config(cfg) -> CoreConfig:
+    """The transformer of a dynamics config: a token model's (:func:`~hitchhiker.masks.
+    maskgit_recipe.core_config`) with one frame-time embedding per window slot."""
+    return replace(token_core_config(cfg), modalities=cfg.context + 1)
+
+
+def grid_of(cfg) -> tuple[int, int]:
+    """(h, w) token grid of a bound config."""
+    return (cfg.tokens.grid_h, cfg.tokens.grid_w)
 
 
 def episode_tokens(cfg: Config, split: str, episodes: int, tokenizer):
@@ -363,19 +414,10 @@ def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> Dynamic
     actions = model_actions(cfg, tokens, rec.actions, deps)
     model = build(cfg)
     data = WindowDataset(tokens, actions, cfg.context, cfg.pad_action)
-    kw = {
-        "context_noise": cfg.context_noise,
-        "pad_prob": cfg.pad_prob,
-        "pad_action": cfg.pad_action,
-        "schedule": cfg.mask_schedule,
-        "explorer_weight": cfg.explorer_weight,
-    }
-    result = train(
-        model, data, lambda m, b: dynamics_loss(m, b, **kw), cfg.train, run_dir, progress=progress
+    kw = loss_settings(cfg)
+    return train_windows(
+        model, data, lambda m, b: dynamics_loss(m, b, **kw), cfg, run_dir, progress
     )
-    model.losses = result.losses
-    model.train_seconds, model.log = result.seconds, result.log
-    return result.model
 
 
 def evaluate(model: DynamicsModel, cfg: Config, deps: Deps) -> dict[str, float]:

@@ -28,19 +28,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from hitchhiker.interactive import masked_dynamics_recipe as dynamics
 from hitchhiker.interactive.masked_dynamics_recipe import (
     WindowDataset,
+    core_config,
     corrupt_context,
+    corrupted_windows,
+    grid_of,
+    loss_settings,
+    masked_frames_loss,
     model_actions,
-    pad_windows,
+    train_windows,
 )
 from hitchhiker.interactive.revisit import revisit_set
-from hitchhiker.masks.core import CoreConfig
-from hitchhiker.masks.maskgit import random_mask
 from hitchhiker.masks.tokenizer_recipe import policies_of
 from hitchhiker.memory.frame_bank import FrameBank, MemoryPolicy
 from hitchhiker.memory.memory_dynamics_model import MemoryDynamicsModel, warp_memory
@@ -49,7 +51,7 @@ from hitchhiker.memory.pose import ACTION_DELTAS
 from hitchhiker.memory.revisit_benchmark import evaluate_way_back, evaluate_whole_walk
 from hitchhiker.recipe import Deps, Need
 from hitchhiker.tokens import encode_frames, tokenizer_needs
-from hitchhiker.train import TrainConfig, train
+from hitchhiker.train import TrainConfig
 from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, record
 
 BASE_FIELDS = (
@@ -172,13 +174,8 @@ def memory_loss(
     ``last_weight`` weighs the last slot's tokens (the one the memory was retrieved for) against
     the earlier slots'; "memory_acc" is its accuracy on hidden cells the memory covers."""
     net = getattr(model, "module", model)
-    tokens = batch["tokens"].flatten(2)
-    actions = batch["actions"].clone()
-    actions[:, 0] = net.none_action
-    tokens, actions = pad_windows(tokens, actions, pad_action, pad_prob)
-    b, f, n = tokens.shape
-    context = corrupt_context(tokens, context_noise, net.cfg.vocab_size)
-    stored = corrupt_context(
+    tokens, context, actions = corrupted_windows(net, batch, context_noise, pad_prob, pad_action)
+    stored = corrupt_context(  # the last frame rides along untouched: corrupt_context spares it
         torch.cat([batch["memory"].flatten(2), tokens[:, -1:]], 1),
         context_noise if memory_noise is None else memory_noise,
         net.cfg.vocab_size,
@@ -191,17 +188,9 @@ def memory_loss(
         net.grid,
         net.mask_id,
     )
-    target = tokens[:, 1:]
-    hide = random_mask(b * (f - 1), n, schedule, device=tokens.device).view(b, f - 1, n)
-    logits = model(context, actions, hide=hide, targets=target, memory=memory)
-    centre = (net.grid[0] // 2) * net.grid[1] + net.grid[1] // 2
-    weight = torch.ones(f - 1, n, device=tokens.device)
-    weight[:, centre] = explorer_weight
-    weight[-1] *= last_weight
-    w = weight.expand_as(hide)[hide]
-    nll = F.cross_entropy(logits[hide].float(), target[hide], reduction="none")
-    loss = (nll * w).sum() / w.sum()
-    right = logits.argmax(-1) == target
+    loss, right, hide = masked_frames_loss(
+        model, net, tokens, context, actions, schedule, explorer_weight, last_weight, memory=memory
+    )
     covered = (memory.tokens != net.mask_id).any(1) & hide[:, -1]  # (B, N)
     return loss, {
         "masked_acc": right[hide].float().mean().detach(),
@@ -321,17 +310,9 @@ def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
 def build(cfg: Config) -> MemoryDynamicsModel:
     """The memory model of a bound config (memory weights fresh, the rest still to be loaded)."""
     torch.manual_seed(cfg.train.seed)
-    core = CoreConfig(
-        vocab_size=cfg.tokens.vocab_size,
-        seq_len=cfg.tokens.grid_h * cfg.tokens.grid_w,
-        dim=cfg.dim,
-        depth=cfg.depth,
-        heads=cfg.heads,
-        dropout=cfg.dropout,
-        modalities=cfg.context + 1,
+    return MemoryDynamicsModel(
+        core_config(cfg), cfg.actions, cfg.context, grid_of(cfg), cfg.memory_frames
     )
-    grid = (cfg.tokens.grid_h, cfg.tokens.grid_w)
-    return MemoryDynamicsModel(core, cfg.actions, cfg.context, grid, cfg.memory_frames)
 
 
 def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> MemoryDynamicsModel:
@@ -344,20 +325,12 @@ def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> MemoryD
     data = MemoryWindowDataset(tokens, actions, found, cfg.context, cfg.pad_action)
     model = build(cfg).start_from(deps["dynamics"])
     kw = {
+        **loss_settings(cfg),
         "context_noise": cfg.window_noise,
         "memory_noise": cfg.memory_noise,
-        "pad_prob": cfg.pad_prob,
-        "pad_action": cfg.pad_action,
-        "schedule": cfg.mask_schedule,
-        "explorer_weight": cfg.explorer_weight,
         "last_weight": cfg.last_weight,
     }
-    result = train(
-        model, data, lambda m, b: memory_loss(m, b, **kw), cfg.train, run_dir, progress=progress
-    )
-    model.losses = result.losses
-    model.train_seconds, model.log = result.seconds, result.log
-    return result.model
+    return train_windows(model, data, lambda m, b: memory_loss(m, b, **kw), cfg, run_dir, progress)
 
 
 def evaluate(model: MemoryDynamicsModel, cfg: Config, deps: Deps) -> dict[str, float]:
