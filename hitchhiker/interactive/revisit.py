@@ -117,14 +117,17 @@ def imagine(engine, revisits: Revisits) -> np.ndarray:
 
 def revisit_scores(imagined, revisits: Revisits) -> dict[str, float]:
     """The three revisit figures of imagined frames 1..P (E, P, H, W, 3) (see the module)."""
-    imagined = np.asarray(imagined)
+    return kinds_scores(read_tiles(np.asarray(imagined)).kinds, revisits)
+
+
+def kinds_scores(kinds, revisits: Revisits) -> dict[str, float]:
+    """:func:`revisit_scores` of imagined frames already read: tile kinds (E, P, R, C)."""
     p = revisits.period
-    if imagined.shape[:2] != (revisits.episodes, p):
+    if kinds.shape[:2] != (revisits.episodes, p):
         raise ValueError(
             f"expected imagined frames (E={revisits.episodes}, P={p}, H, W, 3); "
-            f"got {imagined.shape}"
+            f"got {kinds.shape[:2]} frames"
         )
-    kinds = read_tiles(imagined).kinds  # (E, P, R, C)
     truth = revisits.tiles[:, 1:]
     back, true_back = kinds[:, -1], truth[:, -1]
     wet = true_back == Tile.WATER

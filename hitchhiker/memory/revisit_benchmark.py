@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hitchhiker.interactive.revisit import Revisits, revisit_scores
+from hitchhiker.interactive.revisit import Revisits, kinds_scores
 from hitchhiker.interactive.rollout import _accepts_seeds, seen_masks
 from hitchhiker.world import read_tiles
 
@@ -103,12 +103,15 @@ def return_scores(imagined, walks: Revisits, window: int) -> dict[str, np.ndarra
             f"got {imagined.shape}"
         )
     right = read_tiles(imagined).kinds == walks.tiles[:, h + 1 :]
-    out = {}
-    for name, cells in cell_sets(walks, window).items():
-        n = cells.sum(axis=(1, 2, 3))
-        hits = (right & cells).sum(axis=(1, 2, 3))
-        out[name] = np.where(n > 0, hits / np.maximum(n, 1), np.nan)
-    return out
+    return {name: per_walk(right, cells) for name, cells in cell_sets(walks, window).items()}
+
+
+def per_walk(right, cells) -> np.ndarray:
+    """(E,) the share of each walk's ``cells`` (E, T, R, C) that are ``right``; NaN where a walk
+    has none."""
+    n = cells.sum(axis=(1, 2, 3))
+    hits = (right & cells).sum(axis=(1, 2, 3))
+    return np.where(n > 0, hits / np.maximum(n, 1), np.nan)
 
 
 def imagine_way_back(engine, walks: Revisits, poses: bool = False, oracle: bool = False):
@@ -134,17 +137,14 @@ def evaluate_whole_walk(engine, walks: Revisits, prefix: str, poses: bool = Fals
     if poses:
         kw["poses"] = walks.positions
     imagined = np.asarray(engine.rollout(walks.frames[:, :1], no_past, walks.actions, **kw))
-    out = {f"{prefix}.{k}": v for k, v in revisit_scores(imagined, walks).items()}
-    kinds = read_tiles(imagined).kinds
+    kinds = read_tiles(imagined).kinds  # read once: the scores and the intervals share it
+    out = {f"{prefix}.{k}": v for k, v in kinds_scores(kinds, walks).items()}
+    right = kinds == walks.tiles[:, 1:]
     shown = seen_masks(walks.positions, 1, walks.period, None, kinds.shape[-2:])
-    right = (kinds == walks.tiles[:, 1:]) & shown
-    per_walk = right.sum(axis=(1, 2, 3)) / np.maximum(shown.sum(axis=(1, 2, 3)), 1)
-    out[f"{prefix}.revisit_seen_land_accuracy_ci95"] = interval(per_walk)[1]
+    out[f"{prefix}.revisit_seen_land_accuracy_ci95"] = interval(per_walk(right, shown))[1]
     edits = edited_cells(walks, 1, walks.period)
     if edits.any():  # walks that change the world: the edits, drawn and kept (after each edit)
-        n = edits.sum(axis=(1, 2, 3))
-        hits = ((kinds == walks.tiles[:, 1:]) & edits).sum(axis=(1, 2, 3))
-        mean, half = interval(np.where(n > 0, hits / np.maximum(n, 1), np.nan))
+        mean, half = interval(per_walk(right, edits))
         out[f"{prefix}.revisit_edits_accuracy"] = mean
         out[f"{prefix}.revisit_edits_accuracy_ci95"] = half
     return out
