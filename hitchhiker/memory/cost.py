@@ -64,10 +64,7 @@ def retrieval_cost(engine, tokens: torch.Tensor, actions: np.ndarray, frames: in
 
     def step():
         a = rng.integers(0, 5, size=1)
-        acts = engine.model_actions(a)
-        nxt = engine._draw(a, acts, gen)
-        engine._slide(nxt, acts)
-        engine._advance(nxt, a)
+        engine._next(a, engine.model_actions(a), gen)
 
     ms = _median_ms(step, frames)
     return {"ms": ms, "bytes": engine.memory_bytes, "stored": len(engine._banks[0])}

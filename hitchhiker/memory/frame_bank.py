@@ -113,6 +113,18 @@ class Retrieved:
 STATE_KEYS = ("tokens", "fresh", "pose", "step", "serial", "next_serial", "view", "policy")
 
 
+def landed(cells, offsets, view) -> np.ndarray:
+    """(M, R, C) bool: which target cells the True cells of each frame (M, R, C) land on, the
+    frames sitting at ``offsets`` (M, 2) from the target (frame cell (r, c) -> target
+    (r, c) + offset) in views of ``view`` (R, C)."""
+    rows, cols = view
+    r = np.arange(rows)[None, :, None] - offsets[:, 0, None, None]  # source row of target row
+    c = np.arange(cols)[None, None, :] - offsets[:, 1, None, None]
+    inside = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
+    m = np.arange(len(cells))[:, None, None]
+    return inside & cells[m, np.clip(r, 0, rows - 1), np.clip(c, 0, cols - 1)]
+
+
 class FrameBank:
     """A bank of past token frames with pose and step, written and read under a
     :class:`MemoryPolicy`; see the module docstring for the rules."""
@@ -188,15 +200,8 @@ class FrameBank:
 
     # ------------------------------------------------------------------ geometry
     def _landed(self, cells, offsets) -> np.ndarray:
-        """(M, R, C) bool: which target cells the True cells of each frame (M, R, C) land on,
-        the frames sitting at ``offsets`` (M, 2) from the target (frame cell (r, c) -> target
-        (r, c) + offset)."""
-        rows, cols = self.view
-        r = np.arange(rows)[None, :, None] - offsets[:, 0, None, None]  # source row of target row
-        c = np.arange(cols)[None, None, :] - offsets[:, 1, None, None]
-        inside = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
-        m = np.arange(len(cells))[:, None, None]
-        return inside & cells[m, np.clip(r, 0, rows - 1), np.clip(c, 0, cols - 1)]
+        """:func:`landed` in this bank's view."""
+        return landed(cells, offsets, self.view)
 
     def _moved(self, values, offsets) -> np.ndarray:
         """(M, R, C): what each frame's ``values`` (M, R, C) show at each target cell, the frames

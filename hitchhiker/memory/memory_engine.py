@@ -32,7 +32,7 @@ import torch
 from hitchhiker.engine import action_index, check_rollout_args
 from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
 from hitchhiker.masks.core import KVCache
-from hitchhiker.memory.frame_bank import FrameBank, MemoryPolicy
+from hitchhiker.memory.frame_bank import FrameBank, MemoryPolicy, landed
 from hitchhiker.memory.memory_dynamics_model import warp_memory
 from hitchhiker.memory.pose import ACTION_DELTAS, PoseTracker
 
@@ -173,15 +173,13 @@ class MemoryEngine(DynamicsEngine):
     def _window_known(self, target: np.ndarray) -> np.ndarray:
         """(B, R, C) the cells of the views at ``target`` (B, 2) that the frames still in the
         window show (they go to the bank when they leave it)."""
-        rows, cols = self.grid
-        known = np.zeros((len(target), rows, cols), dtype=bool)
-        r, c = np.arange(rows)[:, None], np.arange(cols)[None, :]
-        for _grids, poses, _step, ignore in self._pending:
-            for i, off in enumerate(np.asarray(poses) - target):
-                sr, sc = r - off[0], c - off[1]  # target (r, c) shows the frame's (r, c) - off
-                inside = (sr >= 0) & (sr < rows) & (sc >= 0) & (sc < cols)
-                shown = ~ignore[i][sr.clip(0, rows - 1), sc.clip(0, cols - 1)]
-                known[i] |= inside & shown
+        known = np.zeros((len(target), *self.grid), dtype=bool)
+        if not self._pending:
+            return known
+        poses = np.stack([p[1] for p in self._pending], 1)  # (B, P, 2)
+        shown = ~np.stack([p[3] for p in self._pending], 1)  # (B, P, R, C)
+        for i, pose in enumerate(target):
+            known[i] = landed(shown[i], poses[i] - pose, self.grid).any(0)
         return known
 
     def _imagined_ignore(self, b: int) -> np.ndarray:
@@ -227,6 +225,15 @@ class MemoryEngine(DynamicsEngine):
         finally:
             self._memory = None
 
+    def _next(self, world_actions, model_actions, gen, true_poses=None, written=None):
+        """One imagined frame (B, N) of every walk: retrieve and draw it, slide the window, update
+        the pose and queue what leaves for the bank (``true_poses``, ``written``: see
+        :meth:`_advance`)."""
+        nxt = self._draw(world_actions, model_actions, gen)
+        self._slide(nxt, model_actions)
+        self._advance(nxt, world_actions, true_poses, written)
+        return nxt
+
     # -- the engine interface ----------------------------------------------------------------------
 
     def reset(self, seed: int) -> np.ndarray:
@@ -243,11 +250,8 @@ class MemoryEngine(DynamicsEngine):
         self.world.step(a)  # the real world in lockstep: the true pose, for pose="true"
         self._played.append(a)
         with torch.inference_mode():
-            acts = self.model_actions([a])
-            nxt = self._draw(np.array([a]), acts, self._gen)
-            self._slide(nxt, acts)
             true = np.asarray(self.world.env.position, dtype=np.int64)[None]
-            self._advance(nxt, [a], true)
+            nxt = self._next(np.array([a]), self.model_actions([a]), self._gen, true)
         return self.decode(nxt[0])
 
     def step_code(self, code: int) -> np.ndarray:
@@ -276,11 +280,9 @@ class MemoryEngine(DynamicsEngine):
         gen, out = self._generator(), []
         acts = self.model_actions(future)
         for s in range(t):
-            nxt = self._draw(future[:, s], acts[:, s], gen)
-            self._slide(nxt, acts[:, s])
             true = None if poses is None else np.asarray(poses)[:, n + s]
-            self._advance(nxt, future[:, s], true, None if truth is None else truth_tokens[:, s])
-            out.append(nxt)
+            written = None if truth is None else truth_tokens[:, s]
+            out.append(self._next(future[:, s], acts[:, s], gen, true, written))
         self._tokens, self._actions = saved
         if not out:
             return np.zeros((b, 0, 64, 64, 3), dtype=np.uint8)
