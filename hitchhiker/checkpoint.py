@@ -301,6 +301,17 @@ def load_checkpoint(
 # ----------------------------------------------------------------------------- shipped weights
 
 
+@torch.no_grad()
+def round_to_half(model: torch.nn.Module) -> torch.nn.Module:
+    """Round a model's float32 weights and buffers to the values float16 holds, in place: what
+    :func:`save_weights` with ``half=True`` stores and a load gives back, so that figures measured
+    next are those of the stored file."""
+    for t in _unwrap(model).state_dict().values():
+        if t.dtype == torch.float32:
+            t.copy_(t.to(torch.float16).to(torch.float32))
+    return model
+
+
 def save_weights(
     path: str | Path,
     model_or_state_dict: torch.nn.Module | dict[str, torch.Tensor],

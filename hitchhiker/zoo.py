@@ -40,6 +40,7 @@ from hitchhiker.checkpoint import (
     read_manifest,
     read_metadata,
     rewrite_metadata,
+    round_to_half,
     save_weights,
     verify_manifest,
 )
@@ -73,6 +74,8 @@ RECIPES: dict[str, str] = {
     "diffusion": "hitchhiker.interactive.diffusion_recipe",
     "diffusion_noaug": "hitchhiker.interactive.diffusion_recipe:no_context_noise",
     "memory": "hitchhiker.memory.memory_recipe",
+    "state_memory": "hitchhiker.memory.state_recipe",
+    "state_memory_screen": "hitchhiker.memory.state_recipe:screen",
 }
 """Model name -> recipe module, or ``module:variant`` for a variant of a recipe: the module's
 ``VARIANTS[variant]`` dict of Config overrides (e.g. the same dynamics model without context noise,
@@ -221,6 +224,7 @@ def ship(
         shutil.rmtree(run_dir)
     _claim_run_dir(run_dir, config_to_dict(cfg), name, preset)
     model = mod.fit(cfg, deps, run_dir=run_dir, progress=progress)
+    round_to_half(model)  # its figures are the shipped file's: weights as float16 stores them
     figures = {k: float(v) for k, v in mod.evaluate(model, cfg, deps).items()}
     target = path_of(name, shelf)
     meta = {"recipe": name, "preset": preset, "config": config_to_dict(cfg), "figures": figures}

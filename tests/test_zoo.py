@@ -65,6 +65,16 @@ def test_ship_then_load_rebuilds_the_architecture_from_the_file(tiny):
     assert torch.allclose(model.weight, ref.weight, atol=1e-3)  # fp16 storage
 
 
+def test_shipped_figures_are_measured_on_the_weights_the_file_stores(tiny):
+    """zoo.train evaluates the model rounded to float16, as shipped: re-evaluating the loaded file
+    gives the same figures to the last digit."""
+    sys.modules["hh_tiny_recipe"].evaluate = lambda model, cfg, deps: {
+        "tiny.sum": float(model.weight.double().sum())
+    }
+    shipped = zoo.ship("tiny", "cpu", progress=False)
+    assert zoo.reevaluate("tiny") == shipped
+
+
 def test_ship_trains_in_a_run_dir_so_a_cut_run_resumes(tiny, monkeypatch):
     zoo.ship("tiny", "cpu", progress=False)
     run_dir = tiny / "runs" / "tiny-cpu"
