@@ -1,12 +1,15 @@
 """What a memory costs as the history grows: milliseconds per frame and bytes held.
 
 A world model that plays must answer every action at the same speed after two thousand steps as
-after ten. Three ways to remember, measured on the same walk at batch 1:
+after ten. Four ways to remember, measured on the same walk at batch 1:
 
 - **retrieval memory** (:class:`~.memory_engine.MemoryEngine`): the bank grows by one frame per
   step (its tokens, pose and step: ~N + 4 integers), the model reads a fixed M frames, so the
   model's cost is flat; what grows is the retrieval's greedy coverage, which scores every stored
   frame's overlap with the view about to be drawn (O(history) cheap integer work).
+- **state-space memory** (:class:`~.state_memory_engine.StateMemoryEngine`): a fixed grid of
+  latent cells, one write and one read of N cells per frame, one memory frame read by the model:
+  flat in both time and bytes (a history longer than the grid's side aliases instead of growing).
 - **the plain longer window** (Stage III's engine, its window widened to hold the history): every
   frame re-runs the whole window through the transformer (its keys move one slot each frame), so
   the cost grows with the window, and attention's with its square. The window's cost does not
@@ -53,10 +56,8 @@ def _median_ms(step, frames: int) -> float:
     return float(np.median(times) * 1000)
 
 
-@torch.inference_mode()
-def retrieval_cost(engine, tokens: torch.Tensor, actions: np.ndarray, frames: int = 8) -> dict:
-    """ms per frame and bytes of a memory engine after the history ``tokens`` (1, H, N) and the
-    actions between them (1, H-1): {"ms": ..., "bytes": ..., "stored": frames in the bank}."""
+def _memory_ms(engine, tokens: torch.Tensor, actions: np.ndarray, frames: int) -> float:
+    """Median ms per imagined frame of a memory engine after the history ``tokens`` (1, H, N)."""
     engine._tokens, engine._actions = engine.window(tokens, torch.as_tensor(actions))
     engine._begin(tokens, np.asarray(actions), None)
     gen = engine._generator()
@@ -66,8 +67,24 @@ def retrieval_cost(engine, tokens: torch.Tensor, actions: np.ndarray, frames: in
         a = rng.integers(0, 5, size=1)
         engine._next(a, engine.model_actions(a), gen)
 
-    ms = _median_ms(step, frames)
+    return _median_ms(step, frames)
+
+
+@torch.inference_mode()
+def retrieval_cost(engine, tokens: torch.Tensor, actions: np.ndarray, frames: int = 8) -> dict:
+    """ms per frame and bytes of a memory engine after the history ``tokens`` (1, H, N) and the
+    actions between them (1, H-1): {"ms": ..., "bytes": ..., "stored": frames in the bank}."""
+    ms = _memory_ms(engine, tokens, actions, frames)
     return {"ms": ms, "bytes": engine.memory_bytes, "stored": len(engine._banks[0])}
+
+
+@torch.inference_mode()
+def state_cost(engine, tokens: torch.Tensor, actions: np.ndarray, frames: int = 8) -> dict:
+    """As :func:`retrieval_cost`, for a :class:`~.state_memory_engine.StateMemoryEngine`:
+    {"ms": ..., "bytes": the grid's (the same at any H), "written": grid cells ever written}."""
+    ms = _memory_ms(engine, tokens, actions, frames)
+    written = int((engine._state.last[0] >= 0).sum())
+    return {"ms": ms, "bytes": engine.memory_bytes, "written": written}
 
 
 @torch.inference_mode()

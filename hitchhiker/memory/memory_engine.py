@@ -16,6 +16,10 @@ holding M frames read from a :class:`~.frame_bank.FrameBank`. Per frame, in orde
 4. **Write**: the frame that just left the W-frame window goes into the bank (the policy's write
    rule decides), with its pose and step. The window and the memory never hold the same frame.
 
+The memory itself sits behind four hooks (``_new_memory``, ``_write``, ``_read``,
+``memory_bytes``); a memory of another kind overrides only those
+(:class:`~.state_memory_engine.StateMemoryEngine`: a latent grid instead of a bank).
+
 Controls on the same engine: ``use_memory=False`` is the model with an empty memory; ``truth=``
 in :meth:`rollout` writes the *real* frames' tokens instead of the imagined ones (the oracle memory,
 the ceiling of the read path). The memory costs what the bank holds (``memory_bytes``) and M N
@@ -101,7 +105,7 @@ class MemoryEngine(DynamicsEngine):
         before the last W go straight into the banks."""
         b, n = tokens.shape[:2]
         grids = tokens.view(b, n, *self.grid).cpu().numpy()
-        self._banks = [FrameBank(self.policy, self.grid) for _ in range(b)]
+        self._new_memory(b)
         self._trackers = [PoseTracker() for _ in range(b)]
         if poses is None or self.pose_source == "estimated":
             est = np.zeros((b, n, 2), dtype=np.int64)
@@ -119,9 +123,58 @@ class MemoryEngine(DynamicsEngine):
     def _write_leaving(self) -> None:
         """Frames that left the W-frame window go into the banks (the policy decides if kept)."""
         while len(self._pending) > self.context:
-            grids, poses, step, ignore = self._pending.pop(0)
-            for bank, grid, pose, skip in zip(self._banks, grids, poses, ignore):
-                bank.write(grid, pose, step, ignore=skip)
+            self._write(*self._pending.pop(0))
+
+    # -- the memory itself: what a memory of another kind overrides ----------------------------
+
+    def _new_memory(self, b: int) -> None:
+        """Empty memories for B walks."""
+        self._banks = [FrameBank(self.policy, self.grid) for _ in range(b)]
+
+    def _write(self, grids: np.ndarray, poses: np.ndarray, step: int, ignore: np.ndarray) -> None:
+        """Write one frame per walk: token grids (B, R, C) seen at ``poses`` (B, 2) at ``step``,
+        except the cells of ``ignore`` (B, R, C)."""
+        for bank, grid, pose, skip in zip(self._banks, grids, poses, ignore):
+            bank.write(grid, pose, step, ignore=skip)
+
+    def _read(self, target: np.ndarray):
+        """(the model's memory for the views at ``target`` (B, 2), (B, R, C) bool: the cells of
+        those views the memory knows); sets ``last_retrieved``."""
+        got = [bank.retrieve(p, self._steps + 1) for bank, p in zip(self._banks, target)]
+        self.last_retrieved = got
+        known = np.stack([bank.coverage(p) for bank, p in zip(self._banks, target)])
+        stack = {k: np.stack([getattr(g, k) for g in got]) for k in ("index", "offset", "age")}
+        stored = np.stack([g.tokens for g in got])
+        fresh = np.stack([g.fresh & g.valid[:, None, None] for g in got])
+        dev = self.device
+        memory = warp_memory(
+            torch.as_tensor(stored, device=dev),
+            torch.as_tensor(stack["offset"], device=dev),
+            torch.as_tensor(np.maximum(stack["age"], 1), device=dev),
+            torch.as_tensor(fresh, device=dev),
+            self.grid,
+            self.model.mask_id,
+        )
+        return memory, known
+
+    def memory_tensors(self) -> dict[str, torch.Tensor]:
+        """The first walk's memory as named tensors (:func:`~.saved_world.save_world`)."""
+        return {f"bank.{k}": torch.as_tensor(v) for k, v in self._banks[0].state_dict().items()}
+
+    def load_memory_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Put back a memory saved by :meth:`memory_tensors` (ValueError if it is not a bank kept
+        under this engine's policy)."""
+        bank = {k[len("bank.") :]: v.numpy() for k, v in tensors.items() if k.startswith("bank.")}
+        if not bank:
+            raise ValueError("this saved world holds no frame bank (saved from another memory?)")
+        if FrameBank.policy_of(bank) != self.policy:
+            raise ValueError(
+                f"this world's memory was kept under {FrameBank.policy_of(bank)}; this engine "
+                f"runs {self.policy}"
+            )
+        self._banks = [FrameBank.from_state_dict(bank)]
+
+    # -- the walk's bookkeeping, continued -------------------------------------------------------
 
     def _retrieve(self, actions: np.ndarray):
         """The memory for the next frame of each walk, read at the pose its action leads to."""
@@ -129,23 +182,10 @@ class MemoryEngine(DynamicsEngine):
             self.last_retrieved, self._recalled = [], None
             return None
         target = self._poses + ACTION_DELTAS[np.asarray(actions)]
-        got = [bank.retrieve(p, self._steps + 1) for bank, p in zip(self._banks, target)]
-        self.last_retrieved = got
+        memory, known = self._read(target)
         # what the memory already knew of the view, where it is (the frame drawn may not move)
-        known = np.stack([bank.coverage(p) for bank, p in zip(self._banks, target)])
         self._recalled = (target, known | self._window_known(target))
-        stack = {k: np.stack([getattr(g, k) for g in got]) for k in ("index", "offset", "age")}
-        stored = np.stack([g.tokens for g in got])
-        known = np.stack([g.fresh & g.valid[:, None, None] for g in got])
-        dev = self.device
-        return warp_memory(
-            torch.as_tensor(stored, device=dev),
-            torch.as_tensor(stack["offset"], device=dev),
-            torch.as_tensor(np.maximum(stack["age"], 1), device=dev),
-            torch.as_tensor(known, device=dev),
-            self.grid,
-            self.model.mask_id,
-        )
+        return memory
 
     def _advance(self, drawn, actions, true_poses=None, written=None) -> None:
         """After a frame: update the poses, queue the frame to be written when it leaves."""

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from hitchhiker.checkpoint import CheckpointError, _read_tensors, save_weights
-from hitchhiker.memory.frame_bank import FrameBank
 
 FORMAT = "hitchhiker-dreamed-world"
 VERSION = 1
@@ -42,8 +41,9 @@ def _identity(engine) -> dict:
 
 
 def save_world(engine, path) -> Path:
-    """Write the world ``engine`` (a :class:`~.memory_engine.MemoryEngine` played with
-    ``reset``/``step``) is in to ``path``: one safetensors file."""
+    """Write the world ``engine`` (a :class:`~.memory_engine.MemoryEngine`, or any engine built on
+    it such as the latent grid's, played with ``reset``/``step``) is in to ``path``: one
+    safetensors file; the memory itself comes from ``engine.memory_tensors()``."""
     if engine._tokens is None or engine._seed is None:
         raise RuntimeError("nothing to save: call reset(seed) (and play) first")
     pending = engine._pending
@@ -68,9 +68,7 @@ def save_world(engine, path) -> Path:
         ),
         "world.actions": torch.as_tensor(np.asarray(engine._played, dtype=np.int64)),
     }
-    tensors.update(
-        {f"bank.{k}": torch.as_tensor(v) for k, v in engine._banks[0].state_dict().items()}
-    )
+    tensors.update(engine.memory_tensors())
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -126,11 +124,5 @@ def load_world(engine, path) -> np.ndarray:
             tensors["pending.ignore"].numpy(),
         )
     ]
-    bank = {k[len("bank.") :]: v.numpy() for k, v in tensors.items() if k.startswith("bank.")}
-    if FrameBank.policy_of(bank) != engine.policy:
-        raise ValueError(
-            f"this world's memory was kept under {FrameBank.policy_of(bank)}; this engine runs "
-            f"{engine.policy}"
-        )
-    engine._banks = [FrameBank.from_state_dict(bank)]
+    engine.load_memory_tensors(tensors)
     return engine.decode(engine._tokens[0, -1])
