@@ -76,6 +76,28 @@ def test_without_memory_it_is_the_stage3_model_and_only_the_last_slot_reads_memo
     assert not torch.allclose(plain[:, -1], read[:, -1])
 
 
+def test_memories_older_than_training_showed_read_as_the_oldest_it_knows():
+    _, mem = tiny()
+    tokens, actions = window()
+    mem.oldest_age = 95  # walks of 96 steps: ages up to 95 were trained (bucket 6, 64-127)
+    ages = torch.tensor([1, 95, 96, 200, 10**6])
+    assert mem.bucket_of(ages).tolist() == [0, 6, 6, 6, 6]
+    stored = torch.randint(0, V, (2, 2, 8, 8))
+    known = torch.ones_like(stored).bool()
+
+    def read(age):
+        memory = warp_memory(
+            stored, torch.zeros(2, 2, 2), torch.full((2, 2), age), known, (8, 8), MASK
+        )
+        return mem(tokens, actions, hide=torch.ones(2, 3, 64, dtype=torch.bool), memory=memory)
+
+    assert torch.equal(read(95), read(300))  # an old memory reads like the oldest trained one
+    mem.oldest_age = None
+    assert not torch.equal(read(95), read(300))
+    with pytest.raises(ValueError, match="oldest_age"):
+        MemoryDynamicsModel(mem.cfg, 6, 3, (8, 8), 2, oldest_age=0)
+
+
 def test_play_through_the_cache_computes_what_training_computes():
     _, mem = tiny()
     tokens, actions = window()

@@ -23,7 +23,7 @@ grid, N = h * w tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -248,6 +248,9 @@ class Config(dynamics.Config):
     sees the world change and learns that what it saw last is what is there."""
     revisit_periods: tuple[int, ...] = (32, 64)
     """Evaluation: K, steps from leaving a place to standing on it again (half out, half back)."""
+    way_back_periods: tuple[int, ...] = (128, 256)
+    """Evaluation, condition (i) only: longer K (imagining the whole walk, condition (ii), would
+    cost K frames per walk for a figure drift, not memory, decides)."""
     revisit_walks: int = 96
     """Evaluation: held-out walks that come back (each one sample of the 95% intervals)."""
     revisit_edit_every: int = 4
@@ -273,7 +276,7 @@ class Config(dynamics.Config):
         for name in ("window_noise", "memory_noise"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must lie in [0, 1); got {getattr(self, name)}")
-        if self.revisit_walks < 2 or min(self.revisit_periods, default=0) < 2:
+        if self.revisit_walks < 2 or min((*self.revisit_periods, *self.way_back_periods)) < 2:
             raise ValueError(
                 f"revisit_walks and revisit_periods must be >= 2 (an interval needs two walks, a "
                 f"walk out and back two steps); got {self.revisit_walks}, {self.revisit_periods}"
@@ -311,8 +314,18 @@ def build(cfg: Config) -> MemoryDynamicsModel:
     """The memory model of a bound config (memory weights fresh, the rest still to be loaded)."""
     torch.manual_seed(cfg.train.seed)
     return MemoryDynamicsModel(
-        core_config(cfg), cfg.actions, cfg.context, grid_of(cfg), cfg.memory_frames
+        core_config(cfg),
+        cfg.actions,
+        cfg.context,
+        grid_of(cfg),
+        cfg.memory_frames,
+        oldest_age=oldest_age(cfg),
     )
+
+
+def oldest_age(cfg: Config) -> int:
+    """The oldest memory training shows the model: a frame of a walk read at its last step."""
+    return cfg.data.episode_steps - 1
 
 
 def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> MemoryDynamicsModel:
@@ -333,16 +346,29 @@ def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> MemoryD
     return train_windows(model, data, lambda m, b: memory_loss(m, b, **kw), cfg, run_dir, progress)
 
 
+POLICY_VARIANTS: dict[str, dict[str, Any]] = {
+    "recency": {"retrieve": "recency"},
+    "random": {"retrieve": "random"},
+    "novel_writes": {"write": "novel"},
+    "capacity8": {"capacity": 8, "evict": "least_covering"},
+}
+"""The policies measured beside the trained one (condition (i), estimated pose, longest of
+``revisit_periods``): retrieval by recency or at random (WorldMem's control), writing only novel
+views, and a budget of 8 frames that forgets the frame covering least."""
+
+
 def evaluate(model: MemoryDynamicsModel, cfg: Config, deps: Deps) -> dict[str, float]:
-    """Revisit figures on held-out walks that leave a place and come back K steps later (K in
-    ``revisit_periods``), of the memory engine (true and estimated pose) and of the same model
-    with its memory off (the Stage III engine, logit for logit), named
-    ``stage4.<name>.<condition>.k<K>.<figure>``.
+    """Revisit figures on held-out walks that leave a place and come back K steps later, of the
+    memory engine (true and estimated pose) and of the same model with its memory off (the Stage
+    III engine, logit for logit), named ``stage4.<name>.<condition>.k<K>.<figure>``.
 
     Condition (i) (:func:`~.revisit_benchmark.evaluate_way_back`): the real way out given, the way
-    back imagined; at the longest K also on walks that change the world on the way out
-    (``k<K>_edits``: are the edits found on return?). Condition (ii) (:func:`~.revisit_benchmark.evaluate_whole_walk`): the whole walk
-    imagined from its first frame. 95% intervals over ``revisit_walks`` walks."""
+    back imagined, for K in ``revisit_periods`` and ``way_back_periods``; at the longest K of
+    ``revisit_periods`` also on walks that change the world on the way out (``k<K>_edits``: are
+    the edits found on return?), with an oracle memory (the real frames of the way back written,
+    the ceiling of the read path) and with the other policies of :data:`POLICY_VARIANTS`.
+    Condition (ii) (:func:`~.revisit_benchmark.evaluate_whole_walk`): the whole walk imagined from
+    its first frame, K in ``revisit_periods``. 95% intervals over ``revisit_walks`` walks."""
     tokenizer = deps["tokenizer"]
     cfg.tokens.check(tokenizer, "the memory model")
     model.eval()
@@ -354,14 +380,26 @@ def evaluate(model: MemoryDynamicsModel, cfg: Config, deps: Deps) -> dict[str, f
         ("no_memory", {"use_memory": False}, False),
     )
     n, last = cfg.revisit_walks, max(cfg.revisit_periods)
-    sets = [(f"k{k}", k, 0) for k in cfg.revisit_periods]
-    sets.append((f"k{last}_edits", last, cfg.revisit_edit_every))  # the world changed on the way
-    for tag, k, edit_every in sets:
+    sets = [(f"k{k}", k, 0, True) for k in cfg.revisit_periods]
+    sets += [(f"k{k}", k, 0, False) for k in cfg.way_back_periods]
+    sets.append((f"k{last}_edits", last, cfg.revisit_edit_every, True))  # the world changed
+    for tag, k, edit_every, whole in sets:
         walks = revisit_set("test", 3 * n, k, n, water=False, edit_every=edit_every)
         out[f"{prefix}.{tag}.revisit_walks"] = float(walks.episodes)
         for label, kw, poses in controls:
             engine = MemoryEngine(model, tokenizer, seed=cfg.train.seed, cfg=cfg, **kw)
             name = f"{prefix}.{label}.{tag}"
             out.update(evaluate_way_back(engine, walks, name, cfg.context, poses=poses))
-            out.update(evaluate_whole_walk(engine, walks, name, poses=poses))
+            if whole:
+                out.update(evaluate_whole_walk(engine, walks, name, poses=poses))
+        if k != last or edit_every:
+            continue
+        engine = MemoryEngine(model, tokenizer, pose="true", seed=cfg.train.seed, cfg=cfg)
+        name = f"{prefix}.oracle.{tag}"
+        out.update(evaluate_way_back(engine, walks, name, cfg.context, poses=True, oracle=True))
+        for label, change in POLICY_VARIANTS.items():
+            policy = replace(cfg.policy(), **change)
+            engine = MemoryEngine(model, tokenizer, policy, seed=cfg.train.seed, cfg=cfg)
+            name = f"{prefix}.policy_{label}.{tag}"
+            out.update(evaluate_way_back(engine, walks, name, cfg.context))
     return out
