@@ -1,6 +1,6 @@
-"""Stage IV's rows of the course benchmark (:mod:`hitchhiker.bench`): the retrieval memory on
-held-out walks that leave a place and come back, its controls, and what memory costs as the
-history grows (:mod:`.cost`). Every accuracy is a mean over walks with its 95% interval
+"""Stage IV's rows of the course benchmark (:mod:`hitchhiker.bench`): the retrieval memory and the
+state-space memory (with its screen-aligned ablation) on held-out walks that leave a place and come
+back, their controls and policies, and what memory costs as the history grows (:mod:`.cost`). Every accuracy is a mean over walks with its 95% interval
 (``..._ci95``, shown as ± in the table)."""
 
 from __future__ import annotations
@@ -9,8 +9,15 @@ import torch
 
 from hitchhiker import zoo
 from hitchhiker.bench import Figure, figures
-from hitchhiker.memory.cost import HISTORIES, history_walk, retrieval_cost, window_cost
+from hitchhiker.memory.cost import (
+    HISTORIES,
+    history_walk,
+    retrieval_cost,
+    state_cost,
+    window_cost,
+)
 from hitchhiker.memory.memory_engine import MemoryEngine
+from hitchhiker.memory.state_memory_engine import StateMemoryEngine
 
 WINDOWS = (4, 16, 64)
 """Plain windows timed (frames); 128 and more would hold 8,192+ tokens per frame of play."""
@@ -29,17 +36,90 @@ SETS = {
 
 
 PERIODS = (32, 64)
-"""K: steps from leaving a place to standing on it again, as the shipped recipe evaluates them."""
+"""K: steps from leaving a place to standing on it again, as the shipped recipe evaluates them in
+both conditions."""
+
+WAY_BACK_PERIODS = (128, 256)
+"""Longer K, condition (i) only (the recipe's ``way_back_periods``)."""
 
 GOALS = {
-    ("true_pose", 32, "way_back_memory_needing"): ">= 0.95 (asked at K = 256)",
+    ("estimated_pose", 256, "way_back_memory_needing"): ">= 0.95",
     ("estimated_pose", 64, "revisit_seen_land"): ">= 0.90",
 }
+
+VARIANTS = {
+    "oracle": "oracle memory (the real way back written, true pose): the read path's ceiling",
+    "policy_recency": "the 2 newest frames retrieved (recency), estimated pose",
+    "policy_random": "2 frames retrieved at random, estimated pose",
+    "policy_novel_writes": "only novel views written, estimated pose",
+    "policy_capacity8": "a budget of 8 frames, the least covering forgotten, estimated pose",
+}
+"""Controls and policies measured at the longest K of :data:`PERIODS`, condition (i)."""
+
+UPDATE_LABELS = {
+    "policy_no_update": "no update (nothing remembered is ever overwritten), estimated pose",
+    "policy_update_all": "every cell a newer frame shows overwritten, estimated pose",
+}
+"""The update rules measured beside the trained one (what changed is overwritten)."""
+
+STATE_CONDITIONS = {
+    "true_pose": "state-space memory (world-aligned grid), true pose",
+    "estimated_pose": "state-space memory (world-aligned grid), estimated pose",
+}
+SCREEN_LABEL = "state-space memory, screen-aligned grid (ablation), estimated pose"
+
+
+def _state_rows() -> list[Figure]:
+    """The state-space memory's rows (recipe "state_memory") and its screen-aligned ablation's."""
+    rows = []
+    for k in PERIODS + WAY_BACK_PERIODS:
+        for cond, label in STATE_CONDITIONS.items():
+            for s in ("seen", "memory_needing"):
+                goal = (
+                    ">= 0.95" if (cond, k, s) == ("estimated_pose", 256, "memory_needing") else ""
+                )
+                rows.append(
+                    Figure(
+                        f"stage4.state_memory.{cond}.k{k}.way_back_{s}_accuracy",
+                        f"K = {k}, (i) real way out, way back imagined: {label}, {SETS[s]}",
+                        "",
+                        goal,
+                    )
+                )
+            if k in PERIODS:
+                rows.append(
+                    Figure(
+                        f"stage4.state_memory.{cond}.k{k}.revisit_seen_land_accuracy",
+                        f"K = {k}, (ii) whole walk imagined: {label}, land seen",
+                    )
+                )
+    k = PERIODS[-1]
+    rows.append(
+        Figure(
+            f"stage4.state_memory.estimated_pose.k{k}_edits.way_back_edits_accuracy",
+            f"K = {k}, walks that edit, (i): {STATE_CONDITIONS['estimated_pose']}, the player's "
+            "edits found on return",
+        )
+    )
+    for s in ("seen", "memory_needing"):
+        rows.append(
+            Figure(
+                f"stage4.state_memory_screen.estimated_pose.k{k}.way_back_{s}_accuracy",
+                f"K = {k}, (i): {SCREEN_LABEL}, {SETS[s]}",
+            )
+        )
+    rows.append(
+        Figure(
+            f"stage4.state_memory_screen.estimated_pose.k{k}.revisit_seen_land_accuracy",
+            f"K = {k}, (ii) whole walk imagined: {SCREEN_LABEL}, land seen",
+        )
+    )
+    return rows
 
 
 def _rows() -> tuple[Figure, ...]:
     rows = []
-    for k in PERIODS:
+    for k in PERIODS + WAY_BACK_PERIODS:
         rows.append(Figure(f"stage4.memory.k{k}.revisit_walks", f"K = {k}: held-out walks"))
         for cond, label in CONDITIONS.items():
             for s, what in SETS.items():
@@ -51,6 +131,8 @@ def _rows() -> tuple[Figure, ...]:
                         GOALS.get((cond, k, f"way_back_{s}"), ""),
                     )
                 )
+            if k in WAY_BACK_PERIODS:
+                continue  # condition (i) only
             rows += [
                 Figure(
                     f"stage4.memory.{cond}.k{k}.revisit_seen_land_accuracy",
@@ -63,7 +145,24 @@ def _rows() -> tuple[Figure, ...]:
                     f"K = {k}, (ii) whole walk imagined: {label}, the view on return",
                 ),
             ]
+    k = PERIODS[-1]
+    for cond, label in VARIANTS.items():
+        for s in ("seen", "memory_needing"):
+            rows.append(
+                Figure(
+                    f"stage4.memory.{cond}.k{k}.way_back_{s}_accuracy",
+                    f"K = {k}, (i): {label}, {SETS[s]}",
+                )
+            )
     edits = f"k{PERIODS[-1]}_edits"
+    for cond, label in UPDATE_LABELS.items():
+        rows.append(
+            Figure(
+                f"stage4.memory.{cond}.{edits}.way_back_edits_accuracy",
+                f"K = {PERIODS[-1]}, walks that edit, (i): {label}, the player's edits found on "
+                "return",
+            )
+        )
     rows.append(
         Figure(
             f"stage4.memory.{edits}.revisit_walks", f"K = {PERIODS[-1]}: held-out walks that edit"
@@ -87,6 +186,7 @@ def _rows() -> tuple[Figure, ...]:
                 f"K = {PERIODS[-1]}, walks that edit, (ii): {label}, edits drawn and kept",
             ),
         ]
+    rows += _state_rows()
     for h in HISTORIES:
         rows += [
             Figure(
@@ -108,6 +208,28 @@ def _rows() -> tuple[Figure, ...]:
             ">= 50",
         )
     )
+    for h in HISTORIES:
+        rows += [
+            Figure(
+                f"stage4.cost.state.ms_h{h}", f"state-space memory, {h} frames of history", "ms"
+            ),
+            Figure(f"stage4.cost.state.kb_h{h}", f"its grid at {h} frames of history", "kB"),
+        ]
+    rows += [
+        Figure(
+            "stage4.cost.state.ms_ratio",
+            f"state-space memory: ms per frame at {HISTORIES[-1]} frames of history / at "
+            f"{HISTORIES[0]}",
+            "",
+            "<= 1.25",
+        ),
+        Figure(
+            "stage4.cost.state.fps_b1",
+            f"state-space memory on, {HISTORIES[-1]} frames of history: frames per second, batch 1",
+            "fps",
+            ">= 50",
+        ),
+    ]
     for w in WINDOWS:
         rows.append(Figure(f"stage4.cost.window.ms_w{w}", f"plain window of {w} frames", "ms"))
     rows.append(
@@ -117,6 +239,23 @@ def _rows() -> tuple[Figure, ...]:
         )
     )
     return tuple(rows)
+
+
+def state_cost_figures(model, cfg, tokenizer, frames: int = 8) -> dict[str, float]:
+    """ms per frame and kB held at each history length, state-space memory."""
+    out: dict[str, float] = {}
+    walk, actions = history_walk(HISTORIES[-1])
+    engine = StateMemoryEngine(model, tokenizer, cfg=cfg)
+    tokens = engine.encode(walk)
+    for h in HISTORIES:
+        c = state_cost(engine, tokens[:, :h], actions[:, : h - 1], frames)
+        out[f"stage4.cost.state.ms_h{h}"] = c["ms"]
+        out[f"stage4.cost.state.kb_h{h}"] = c["bytes"] / 1024
+    out["stage4.cost.state.ms_ratio"] = (
+        out[f"stage4.cost.state.ms_h{HISTORIES[-1]}"] / out[f"stage4.cost.state.ms_h{HISTORIES[0]}"]
+    )
+    out["stage4.cost.state.fps_b1"] = 1000 / out[f"stage4.cost.state.ms_h{HISTORIES[-1]}"]
+    return out
 
 
 def cost_figures(model, cfg, tokenizer, frames: int = 8) -> dict[str, float]:
@@ -143,9 +282,17 @@ def cost_figures(model, cfg, tokenizer, frames: int = 8) -> dict[str, float]:
 @figures("stage4", *_rows())
 def stage4_figures(preset: str) -> dict[str, float]:
     """Evaluate the shipped memory model (a fresh smoke-sized one under the smoke preset)."""
+    frames = 2 if preset == "smoke" else 8
     model, cfg = zoo.load_or_fit("memory", preset)
     out = zoo.evaluate("memory", model, cfg)
     tokenizer = zoo.dependencies("memory", cfg)["tokenizer"]
     with torch.inference_mode():
-        out.update(cost_figures(model, cfg, tokenizer, frames=2 if preset == "smoke" else 8))
+        out.update(cost_figures(model, cfg, tokenizer, frames))
+    for name in ("state_memory", "state_memory_screen"):
+        model, cfg = zoo.load_or_fit(name, preset)
+        out.update(zoo.evaluate(name, model, cfg))
+        if name == "state_memory":
+            tokenizer = zoo.dependencies(name, cfg)["tokenizer"]
+            with torch.inference_mode():
+                out.update(state_cost_figures(model, cfg, tokenizer, frames))
     return out

@@ -357,6 +357,15 @@ POLICY_VARIANTS: dict[str, dict[str, Any]] = {
 views, and a budget of 8 frames that forgets the frame covering least."""
 
 
+UPDATE_VARIANTS: dict[str, dict[str, Any]] = {
+    "no_update": {"update": False, "update_changed": False},
+    "update_all": {"update": True},
+}
+"""The update rules measured beside the trained one (a newer frame overwrites only the cells it
+shows differently), on the walks that edit: nothing ever overwritten, and every cell a newer frame
+shows overwritten."""
+
+
 def evaluate(model: MemoryDynamicsModel, cfg: Config, deps: Deps) -> dict[str, float]:
     """Revisit figures on held-out walks that leave a place and come back K steps later, of the
     memory engine (true and estimated pose) and of the same model with its memory off (the Stage
@@ -366,7 +375,8 @@ def evaluate(model: MemoryDynamicsModel, cfg: Config, deps: Deps) -> dict[str, f
     back imagined, for K in ``revisit_periods`` and ``way_back_periods``; at the longest K of
     ``revisit_periods`` also on walks that change the world on the way out (``k<K>_edits``: are
     the edits found on return?), with an oracle memory (the real frames of the way back written,
-    the ceiling of the read path) and with the other policies of :data:`POLICY_VARIANTS`.
+    the ceiling of the read path) and with the other policies of :data:`POLICY_VARIANTS`; the
+    walks that edit also under the update rules of :data:`UPDATE_VARIANTS`.
     Condition (ii) (:func:`~.revisit_benchmark.evaluate_whole_walk`): the whole walk imagined from
     its first frame, K in ``revisit_periods``. 95% intervals over ``revisit_walks`` walks."""
     tokenizer = deps["tokenizer"]
@@ -392,6 +402,12 @@ def evaluate(model: MemoryDynamicsModel, cfg: Config, deps: Deps) -> dict[str, f
             out.update(evaluate_way_back(engine, walks, name, cfg.context, poses=poses))
             if whole:
                 out.update(evaluate_whole_walk(engine, walks, name, poses=poses))
+        if edit_every:  # what the update rule buys: the edits walks under the other two rules
+            for label, change in UPDATE_VARIANTS.items():
+                policy = replace(cfg.policy(), **change)
+                engine = MemoryEngine(model, tokenizer, policy, seed=cfg.train.seed, cfg=cfg)
+                name = f"{prefix}.policy_{label}.{tag}"
+                out.update(evaluate_way_back(engine, walks, name, cfg.context))
         if k != last or edit_every:
             continue
         engine = MemoryEngine(model, tokenizer, pose="true", seed=cfg.train.seed, cfg=cfg)
