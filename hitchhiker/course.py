@@ -191,6 +191,27 @@ NOTEBOOKS: list[Notebook] = [
             "retraining both engines at the cpu preset (one thread)": "12 min",
         },
     ),
+    Notebook(
+        "06_memory",
+        "Memory: leave a place, come back, find the same place",
+        "A bank of past frames retrieved by view overlap (WorldMem, Context-as-Memory) on the "
+        "masked engine; the revisit benchmark with exact ground truth; true against estimated "
+        "pose; policies, budget and cost; play with memory on and off; save a dreamed world.",
+        stage=4,
+        goals=(
+            "measure memory exactly: walks that leave a place and come back, scored tile by tile against the simulator, with intervals",
+            "write retrieval by view overlap (greedy coverage) and warp a remembered frame into the view being drawn",
+            "give the masked engine a memory and see what inferring its own position costs",
+            "weigh the memory's policies, budget and cost per frame as the history grows",
+            "play a dreamed world that stays the same world, save it and load it back",
+        ),
+        assumes="Notebook 04 (the masked dynamics engine this stage extends) and 05's honest ending.",
+        runtimes={
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, 3 Dec)": "32 s",
+            "same, smoke preset": "16 s",
+            "retraining the three memories at the cpu preset (training only, partly on a shared machine)": "~33 min",
+        },
+    ),
 ]
 
 

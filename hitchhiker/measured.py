@@ -122,6 +122,12 @@ QUOTED: dict[str, dict[str, str]] = {
     "03": {},
     "04": {},
     "05": {},
+    "06": {
+        "25.32 dB": "WorldMem, beyond the context window, ground-truth pose (Xiao et al., 2025, "
+        "https://arxiv.org/abs/2504.12369, Table 8)",
+        "23.13 dB": "WorldMem with predicted pose (Xiao et al., 2025, Table 8)",
+        "18.32 dB": "WorldMem with random retrieval (Xiao et al., 2025, retrieval ablation)",
+    },
 }
 
 _UNIT = r"(?:ms|fps|FPS|steps/s|frames/s|s|sec|seconds|min|minutes|h|hours|x|×|dB|GB|MB|KB|k|M)"

@@ -30,7 +30,7 @@ poses (row, col) int64, steps int64.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
@@ -172,6 +172,21 @@ class FrameBank:
         """Bytes of the arrays the bank holds (allocated slots included)."""
         arrays = (self._tokens, self._fresh, self._pose, self._step, self._serial)
         return int(sum(a.nbytes for a in arrays))
+
+    def held_cells(self) -> np.ndarray:
+        """(K, 2) int64: the map cells (row, col) some fresh stored cell shows, each once (in the
+        bank's pose frame; a frame's view is centred on its pose)."""
+        rows, cols = self.view
+        slot, r, c = np.nonzero(self._fresh[: self._n])
+        cells = self._pose[slot] + np.stack([r - rows // 2, c - cols // 2], 1)
+        return np.unique(cells, axis=0) if len(cells) else cells.reshape(0, 2)
+
+    def limit(self, capacity: int | None) -> None:
+        """Set the policy's capacity (a memory budget, in frames) and forget down to it now, by
+        the policy's eviction rule (None: unbounded)."""
+        self.policy = replace(self.policy, capacity=capacity)  # validates it
+        while capacity is not None and self._n > capacity:
+            self._evict()
 
     # ------------------------------------------------------------------ checks
     def _check_pose(self, pose) -> np.ndarray:

@@ -1,0 +1,332 @@
+"""Play a dreamed world with a memory: memory on and off side by side, the real world, and a map
+of what the memory holds.
+
+Stage III's :func:`~hitchhiker.interactive.dream_play.dream_play` plays one engine beside the real
+world. Memory is a comparison, so this panel plays three worlds with every action, from one seed,
+and draws them as one frame with a mini-map of the memory beside them:
+
+    frame = [ memory on | memory off | real | mini-map ]        (64, 4 * 64 + 3 gaps, 3)
+
+The mini-map shows, around where the engine thinks it stands, the map cells its memory holds
+(grey), the cells of the frames read for the frame just drawn (orange), the view (a white box) and
+the explorer (red). It is drawn in the engine's own frame of reference: with ``pose="estimated"``
+a wrong estimate shows as memory drawn in the wrong place.
+
+Controls under the player (:class:`MemoryPlay`):
+
+- **walk the loop**: ``loop`` steps out (right, then down), the same steps back; when the real
+  explorer is back on its first cell, the view on return is read with the tile reader and scored
+  against the real one for memory on and off (blocked moves, into water or rock, can keep it from
+  returning, and the line says so);
+- **memory budget**: the most frames the memory keeps (the policy's capacity; a smaller budget
+  forgets the frame that covers least), applied at once to what it holds.
+
+The budget and loop read from the engine exactly what the benchmark measures; nothing here is
+scored by eye. Widgets keep to APIs common to ipywidgets 7.7 (Colab) and 8.
+
+Shapes: a frame is (H, W, 3) uint8 with H = W = 64; the mini-map is ``cells`` x ``cells`` map
+cells, 64 // cells pixels each.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import replace
+
+import ipywidgets as w
+import numpy as np
+
+from hitchhiker.engine import action_index, action_names, as_frame, check_engine
+from hitchhiker.memory.state_memory_engine import StateMemoryEngine
+from hitchhiker.play import PlayController, PlayWidget
+from hitchhiker.world import SimulatorEngine, read_tiles
+from hitchhiker.world.dataset import LEARNING_WORLD
+
+BUDGETS = ("unbounded", 256, 64, 16, 4, 1)
+"""Options of the budget slider (frames the memory keeps)."""
+
+COLOURS = {
+    "unknown": (24, 24, 32),
+    "held": (150, 150, 160),
+    "read": (245, 150, 40),
+    "view": (255, 255, 255),
+    "explorer": (220, 30, 30),
+}
+
+
+def memory_map(held, pose, read=(), view=(8, 8), cells: int = 32) -> np.ndarray:
+    """(64, 64, 3) uint8: ``held`` (K, 2) map cells remembered, ``read`` (J, 2) cells read for
+    the current frame, the view at ``pose`` (2,) outlined and the explorer, in a window of
+    ``cells`` x ``cells`` map cells centred on ``pose``."""
+    if cells < 8 or 64 % cells:
+        raise ValueError(f"cells must divide 64 and be >= 8; got {cells}")
+    pose = np.asarray(pose, dtype=np.int64)
+    grid = np.zeros((cells, cells, 3), dtype=np.uint8)
+    grid[:] = COLOURS["unknown"]
+    top = pose - cells // 2
+
+    def paint(points, colour):
+        p = np.asarray(points, dtype=np.int64).reshape(-1, 2) - top
+        p = p[((p >= 0) & (p < cells)).all(1)]
+        grid[p[:, 0], p[:, 1]] = colour
+
+    paint(held, COLOURS["held"])
+    paint(read, COLOURS["read"])
+    r0, c0 = pose - np.array(view) // 2 - top
+    r1, c1 = r0 + view[0] - 1, c0 + view[1] - 1
+    for r in range(r0, r1 + 1):
+        for c in range(c0, c1 + 1):
+            on_edge = r in (r0, r1) or c in (c0, c1)
+            if on_edge and 0 <= r < cells and 0 <= c < cells:
+                grid[r, c] = np.maximum(grid[r, c], 200)  # a light box, what is under it shows
+    paint([pose], COLOURS["explorer"])
+    px = 64 // cells
+    return grid.repeat(px, 0).repeat(px, 1)
+
+
+def memory_view(engine, cells: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(held cells (K, 2), pose (2,), cells read for the last frame (J, 2)) of the first walk of a
+    memory engine, in its own frame of reference, within ``cells`` of its pose; empty arrays before
+    a reset or with memory off. A frame bank holds the cells its fresh frames show and reads those
+    of the frames it retrieved; a latent grid holds the map cells whose grid cell was ever written
+    (a world-aligned grid wraps every S cells) and reads the view's."""
+    poses = getattr(engine, "_poses", None)
+    none = np.zeros((0, 2), dtype=np.int64)
+    if poses is None or not len(poses):
+        return none, np.zeros(2, dtype=np.int64), none
+    pose = np.asarray(poses[0], dtype=np.int64)
+    target = pose if getattr(engine, "_recalled", None) is None else engine._recalled[0][0]
+    grid_state = getattr(engine, "_state", None)
+    if grid_state is not None:  # a latent grid: which map cells around the pose were written
+        lg = engine.model.mem_grid
+        r, c = np.mgrid[-cells // 2 : cells // 2, -cells // 2 : cells // 2]
+        around = pose + np.stack([r.ravel(), c.ravel()], 1)
+        if lg.aligned == "screen":  # the grid follows the view: its cells are the view's cells
+            view = np.array(lg.view)
+            r, c = np.mgrid[0 : view[0], 0 : view[1]]
+            cand = pose - view // 2 + np.stack([r.ravel(), c.ravel()], 1)
+            written = grid_state.last[0].cpu().numpy() >= 0
+        else:
+            at = np.mod(around, lg.grid_size)
+            last = grid_state.last[0].view(lg.grid_size, lg.grid_size).cpu().numpy()
+            cand, written = around, last[at[:, 0], at[:, 1]] >= 0
+        held = cand[written]
+        if not engine.use_memory:
+            return held, pose, none
+        view = np.array(lg.view)
+        r, c = np.mgrid[0 : view[0], 0 : view[1]]
+        read = target - view // 2 + np.stack([r.ravel(), c.ravel()], 1)
+        known = {tuple(x) for x in held}
+        read = np.array([x for x in read if tuple(x) in known], dtype=np.int64).reshape(-1, 2)
+        return held, pose, read
+    banks = getattr(engine, "_banks", [])
+    if not banks:
+        return none, pose, none
+    read = none
+    got = engine.last_retrieved[0] if engine.use_memory and engine.last_retrieved else None
+    if got is not None and got.valid.any():
+        view = np.array(banks[0].view)
+        slot, r, c = np.nonzero(got.fresh & got.valid[:, None, None])
+        read = target + got.offset[slot] + np.stack([r, c], 1) - view // 2
+    return banks[0].held_cells(), pose, read
+
+
+class MemoryPanel:
+    """An engine whose frame is ``[memory on | memory off | real | mini-map]``: all three reset to
+    one seed and stepped with every action (the dreams start from the real first frame)."""
+
+    def __init__(self, on, off=None, real=None, gap: int = 4, cells: int = 32):
+        check_engine(on, "memory on")
+        if off is not None:
+            check_engine(off, "memory off")
+        real = SimulatorEngine(LEARNING_WORLD) if real is None else real
+        check_engine(real, "real")
+        self.on, self.off, self.real, self.gap, self.cells = on, off, real, int(gap), cells
+        self.actions: list[str] = action_names(on)
+        self.frames: dict[str, np.ndarray] = {}
+        """The latest frame of each world ("on", "off", "real"), uint8 (64, 64, 3)."""
+        self.on_step: list = []
+        """Called with no argument after every reset and step (the panel refreshes its lines)."""
+
+    @property
+    def name(self) -> str:
+        return f"{getattr(self.on, 'name', 'memory')} on | off | real"
+
+    @property
+    def decode_steps(self) -> int:
+        return self.on.decode_steps
+
+    @decode_steps.setter
+    def decode_steps(self, value: int) -> None:
+        for e in (self.on, self.off):
+            if e is not None:
+                e.decode_steps = value
+
+    def _join(self) -> np.ndarray:
+        held, pose, read = memory_view(self.on, self.cells)
+        parts = [self.frames["on"]]
+        if self.off is not None:
+            parts.append(self.frames["off"])
+        parts += [self.frames["real"], memory_map(held, pose, read, cells=self.cells)]
+        bar = np.full((64, self.gap, 3), 255, dtype=np.uint8)
+        out = [parts[0]]
+        for p in parts[1:]:
+            out += [bar, p]
+        for call in self.on_step:
+            call()
+        return np.concatenate(out, axis=1)
+
+    def reset(self, seed: int) -> np.ndarray:
+        self.frames = {"on": as_frame(self.on.reset(seed)), "real": as_frame(self.real.reset(seed))}
+        if self.off is not None:
+            self.frames["off"] = as_frame(self.off.reset(seed))
+        return self._join()
+
+    def step(self, action) -> np.ndarray:
+        name = self.actions[action_index(action, self.actions)]
+        self.frames["on"] = as_frame(self.on.step(name))
+        if self.off is not None:
+            self.frames["off"] = as_frame(self.off.step(name))
+        self.frames["real"] = as_frame(self.real.step(name))
+        return self._join()
+
+    def score_view(self) -> dict[str, float]:
+        """Share of the current view's tiles each dream draws as the real world shows them."""
+        truth = read_tiles(self.frames["real"][None]).kinds[0]
+        return {
+            k: float((read_tiles(self.frames[k][None]).kinds[0] == truth).mean())
+            for k in ("on", "off")
+            if k in self.frames
+        }
+
+
+MOVES = {"right": (0, 1), "down": (1, 0), "left": (0, -1), "up": (-1, 0)}
+BACK = {"right": "left", "down": "up", "left": "right", "up": "down"}
+
+
+def loop_actions(steps: int, env=None) -> list[str]:
+    """``steps`` moves out and the same moves undone. With the real world's ``env`` (its
+    ``position`` and ``walkable``) the way out keeps its direction while the ground ahead is
+    walkable and new, and turns where it is not (water and rock block a move); without it, right
+    then down."""
+    if env is None:
+        out = ["right"] * (steps - steps // 2) + ["down"] * (steps // 2)
+    else:
+        pos, heading, seen, out = np.array(env.position), "right", set(), []
+        seen.add(tuple(pos))
+        order = list(MOVES)
+        for _ in range(steps):
+            turns = [heading] + [
+                m for m in order[order.index(heading) + 1 :] + order if m != heading
+            ]
+            for move in turns:
+                nxt = pos + MOVES[move]
+                if env.walkable(*nxt) and tuple(nxt) not in seen:
+                    break
+            else:
+                break  # boxed in: a shorter loop
+            pos, heading = nxt, move
+            seen.add(tuple(pos))
+            out.append(move)
+    return out + [BACK[a] for a in reversed(out)]
+
+
+class MemoryPlay(w.VBox):
+    """The panel :func:`memory_play` returns: a caption, the player, a line that reads the memory
+    back (frames held, bytes, frames read), the loop and budget controls and their result line.
+    CSS hooks: class ``hh-memory``; ``hh-loop``, ``hh-budget``, ``hh-memory-info``,
+    ``hh-memory-status``."""
+
+    def __init__(self, on, off=None, seed: int = 0, scale: int = 3, fps: float = 8, **kw):
+        super().__init__()
+        self.panel = MemoryPanel(on, off, kw.pop("real", None))
+        self.info = w.HTML(value="")
+        self.info.add_class("hh-memory-info")
+        self.status = w.HTML(value="")
+        self.status.add_class("hh-memory-status")
+        self.panel.on_step.append(self._show_info)
+        self.player = PlayWidget(
+            PlayController(self.panel, seed=seed), scale, fps, kw.pop("keyboard", True)
+        )
+        self.loop = w.IntSlider(
+            value=12, min=2, max=64, step=2, description="loop steps", continuous_update=False
+        )
+        self.walk = w.Button(description="walk the loop", tooltip="out and back; then score")
+        self.walk.add_class("hh-loop")
+        self.walk.on_click(lambda _b: self.walk_loop())
+        self.budget = w.SelectionSlider(
+            options=[str(b) for b in BUDGETS], value="unbounded", description="budget"
+        )
+        self.budget.add_class("hh-budget")
+        self.budget.observe(lambda ch: self.set_budget(ch["new"]), names="value")
+        self.budget.disabled = isinstance(on, StateMemoryEngine)  # a grid has no frames to forget
+        worlds = ["memory on"] + (["memory off"] if off is not None else []) + ["real world"]
+        caption = w.HTML(
+            value="<small>"
+            + " · ".join(f"<b>{x}</b>" for x in worlds + ["what the memory holds"])
+            + " (grey: remembered cells, orange: read for this frame, white box: the view, "
+            "red: the explorer)</small>"
+        )
+        self.children = [
+            caption,
+            self.player,
+            self.info,
+            w.HBox([self.walk, self.loop, self.budget]),
+            self.status,
+        ]
+        self.add_class("hh-memory")
+        self._show_info()
+
+    @property
+    def controller(self) -> PlayController:
+        return self.player.controller
+
+    def _show_info(self) -> None:
+        on = self.panel.on
+        kb = on.memory_bytes / 1024
+        if isinstance(on, StateMemoryEngine) and on._state is not None:  # a fixed-size grid
+            written = int((on._state.last[0] >= 0).sum())
+            self.info.value = (
+                f"<small>memory: a latent grid, {written} cells written, {kb:.1f} kB "
+                "(the same after any number of frames)</small>"
+            )
+            return
+        frames = sum(len(b) for b in getattr(on, "_banks", []))
+        got = on.last_retrieved[0] if getattr(on, "last_retrieved", None) else None
+        reading = 0 if got is None else int(got.valid.sum())
+        self.info.value = (
+            f"<small>memory: {frames} frames held, {kb:.1f} kB; "
+            f"{reading} read for the last frame</small>"
+        )
+
+    def set_budget(self, value) -> None:
+        """The most frames the memory keeps ("unbounded" or an int), applied now and after resets."""
+        capacity = None if str(value) == "unbounded" else int(value)
+        on = self.panel.on
+        on.policy = replace(on.policy, capacity=capacity)
+        for bank in getattr(on, "_banks", []):
+            bank.limit(capacity)
+        self._show_info()
+
+    def walk_loop(self, steps: int | None = None) -> dict[str, float]:
+        """Walk ``steps`` (default the slider's) out and back; score the view on return."""
+        steps = int(self.loop.value if steps is None else steps)
+        real = self.panel.real
+        start = tuple(real.env.position) if hasattr(real, "env") else None
+        for a in loop_actions(steps, getattr(real, "env", None)):
+            self.controller.press(a)
+        back = start is None or tuple(real.env.position) == start
+        scores = self.panel.score_view()
+        line = ", ".join(f"memory {k}: {v:.2f}" for k, v in scores.items())
+        where = "back on its first cell" if back else "not back on its first cell (a blocked move)"
+        self.status.value = html.escape(
+            f"{steps} steps out, {steps} back; the real explorer is {where}. "
+            f"Tiles of the view drawn as the real world shows them: {line}."
+        )
+        return scores
+
+
+def memory_play(on, off=None, seed: int = 0, scale: int = 3, fps: float = 8, **kw) -> MemoryPlay:
+    """Play memory engine ``on`` beside ``off`` (the same model without its memory, or None) and
+    the real world, with a mini-map of the memory, a walk-the-loop button and a budget slider."""
+    return MemoryPlay(on, off, seed, scale, fps, **kw)
