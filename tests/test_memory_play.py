@@ -68,8 +68,13 @@ def test_a_bank_lists_its_held_cells_and_forgets_down_to_a_budget():
     held = {tuple(c) for c in bank.held_cells()}
     assert held == {(4, 4), (4, 5), (5, 4), (5, 5), (4, 6), (5, 6)}
     bank.write(np.ones((2, 2), dtype=np.int64), (9, 9), 2)
+    held = {tuple(c) for c in bank.held_cells()}
     bank.limit(1)
     assert len(bank) == 1 and bank.policy.capacity == 1
+    one = FrameBank(bank.policy, view=(2, 2))
+    one.write(np.ones((2, 2), dtype=np.int64), (0, 0), 0)
+    assert bank.nbytes == one.nbytes  # the budget gives the memory back, not only the frames
+    assert {tuple(c) for c in bank.held_cells()} < held
     bank.write(np.ones((2, 2), dtype=np.int64), (20, 20), 3)
     assert len(bank) == 1  # the budget holds after the limit
     bank.limit(None)

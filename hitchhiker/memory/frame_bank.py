@@ -187,6 +187,13 @@ class FrameBank:
         self.policy = replace(self.policy, capacity=capacity)  # validates it
         while capacity is not None and self._n > capacity:
             self._evict()
+        if capacity is not None and len(self._step) > capacity:  # give the memory back
+            old = (self._tokens, self._fresh, self._pose, self._step, self._serial)
+            self._alloc(capacity)
+            for dst, src in zip(
+                (self._tokens, self._fresh, self._pose, self._step, self._serial), old
+            ):
+                dst[: self._n] = src[: self._n]
 
     # ------------------------------------------------------------------ checks
     def _check_pose(self, pose) -> np.ndarray:
