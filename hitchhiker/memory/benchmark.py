@@ -117,6 +117,31 @@ def _state_rows() -> list[Figure]:
     return rows
 
 
+def _cost_rows(kind: str, label: str, holds: str, ratio_goal: str) -> list[Figure]:
+    """The rows :func:`history_cost_figures` fills for one memory."""
+    rows = []
+    for h in HISTORIES:
+        rows += [
+            Figure(f"stage4.cost.{kind}.ms_h{h}", f"{label}, {h} frames of history", "ms"),
+            Figure(f"stage4.cost.{kind}.kb_h{h}", f"its {holds} at {h} frames of history", "kB"),
+        ]
+    longest, shortest = HISTORIES[-1], HISTORIES[0]
+    return rows + [
+        Figure(
+            f"stage4.cost.{kind}.ms_ratio",
+            f"{label}: ms per frame at {longest} frames of history / at {shortest}",
+            "",
+            ratio_goal,
+        ),
+        Figure(
+            f"stage4.cost.{kind}.fps_b1",
+            f"{label} on, {longest} frames of history: frames per second, batch 1",
+            "fps",
+            ">= 50",
+        ),
+    ]
+
+
 def _rows() -> tuple[Figure, ...]:
     rows = []
     for k in PERIODS + WAY_BACK_PERIODS:
@@ -187,49 +212,8 @@ def _rows() -> tuple[Figure, ...]:
             ),
         ]
     rows += _state_rows()
-    for h in HISTORIES:
-        rows += [
-            Figure(
-                f"stage4.cost.retrieval.ms_h{h}", f"retrieval memory, {h} frames of history", "ms"
-            ),
-            Figure(f"stage4.cost.retrieval.kb_h{h}", f"its bank at {h} frames of history", "kB"),
-        ]
-    rows.append(
-        Figure(
-            "stage4.cost.retrieval.ms_ratio",
-            f"retrieval memory: ms per frame at {HISTORIES[-1]} frames of history / at {HISTORIES[0]}",
-        )
-    )
-    rows.append(
-        Figure(
-            "stage4.cost.retrieval.fps_b1",
-            f"retrieval memory on, {HISTORIES[-1]} frames of history: frames per second, batch 1",
-            "fps",
-            ">= 50",
-        )
-    )
-    for h in HISTORIES:
-        rows += [
-            Figure(
-                f"stage4.cost.state.ms_h{h}", f"state-space memory, {h} frames of history", "ms"
-            ),
-            Figure(f"stage4.cost.state.kb_h{h}", f"its grid at {h} frames of history", "kB"),
-        ]
-    rows += [
-        Figure(
-            "stage4.cost.state.ms_ratio",
-            f"state-space memory: ms per frame at {HISTORIES[-1]} frames of history / at "
-            f"{HISTORIES[0]}",
-            "",
-            "<= 1.25",
-        ),
-        Figure(
-            "stage4.cost.state.fps_b1",
-            f"state-space memory on, {HISTORIES[-1]} frames of history: frames per second, batch 1",
-            "fps",
-            ">= 50",
-        ),
-    ]
+    rows += _cost_rows("retrieval", "retrieval memory", "bank", "")
+    rows += _cost_rows("state", "state-space memory", "grid", "<= 1.25")
     for w in WINDOWS:
         rows.append(Figure(f"stage4.cost.window.ms_w{w}", f"plain window of {w} frames", "ms"))
     rows.append(
@@ -241,36 +225,33 @@ def _rows() -> tuple[Figure, ...]:
     return tuple(rows)
 
 
-def state_cost_figures(model, cfg, tokenizer, frames: int = 8) -> dict[str, float]:
-    """ms per frame and kB held at each history length, state-space memory."""
+def history_cost_figures(engine, measure, kind: str, frames: int = 8) -> dict[str, float]:
+    """``stage4.cost.<kind>.*``: ms per frame and kB held by a memory ``engine`` at each history
+    length (``measure``: :func:`~.cost.retrieval_cost` or :func:`~.cost.state_cost`), their ratio
+    from the shortest to the longest, and frames per second at the longest."""
     out: dict[str, float] = {}
     walk, actions = history_walk(HISTORIES[-1])
-    engine = StateMemoryEngine(model, tokenizer, cfg=cfg)
     tokens = engine.encode(walk)
     for h in HISTORIES:
-        c = state_cost(engine, tokens[:, :h], actions[:, : h - 1], frames)
-        out[f"stage4.cost.state.ms_h{h}"] = c["ms"]
-        out[f"stage4.cost.state.kb_h{h}"] = c["bytes"] / 1024
-    out["stage4.cost.state.ms_ratio"] = (
-        out[f"stage4.cost.state.ms_h{HISTORIES[-1]}"] / out[f"stage4.cost.state.ms_h{HISTORIES[0]}"]
-    )
-    out["stage4.cost.state.fps_b1"] = 1000 / out[f"stage4.cost.state.ms_h{HISTORIES[-1]}"]
+        c = measure(engine, tokens[:, :h], actions[:, : h - 1], frames)
+        out[f"stage4.cost.{kind}.ms_h{h}"] = c["ms"]
+        out[f"stage4.cost.{kind}.kb_h{h}"] = c["bytes"] / 1024
+    ms = [out[f"stage4.cost.{kind}.ms_h{h}"] for h in HISTORIES]
+    out[f"stage4.cost.{kind}.ms_ratio"] = ms[-1] / ms[0]
+    out[f"stage4.cost.{kind}.fps_b1"] = 1000 / ms[-1]
     return out
+
+
+def state_cost_figures(model, cfg, tokenizer, frames: int = 8) -> dict[str, float]:
+    """ms per frame and kB held at each history length, state-space memory."""
+    engine = StateMemoryEngine(model, tokenizer, cfg=cfg)
+    return history_cost_figures(engine, state_cost, "state", frames)
 
 
 def cost_figures(model, cfg, tokenizer, frames: int = 8) -> dict[str, float]:
     """ms per frame and kB held at each history length (retrieval memory) and window (plain)."""
-    out: dict[str, float] = {}
-    walk, actions = history_walk(HISTORIES[-1])
     engine = MemoryEngine(model, tokenizer, cfg=cfg)
-    tokens = engine.encode(walk)
-    for h in HISTORIES:
-        c = retrieval_cost(engine, tokens[:, :h], actions[:, : h - 1], frames)
-        out[f"stage4.cost.retrieval.ms_h{h}"] = c["ms"]
-        out[f"stage4.cost.retrieval.kb_h{h}"] = c["bytes"] / 1024
-    ms = [out[f"stage4.cost.retrieval.ms_h{h}"] for h in HISTORIES]
-    out["stage4.cost.retrieval.ms_ratio"] = ms[-1] / ms[0]
-    out["stage4.cost.retrieval.fps_b1"] = 1000 / ms[-1]
+    out = history_cost_figures(engine, retrieval_cost, "retrieval", frames)
     for w in WINDOWS:
         out[f"stage4.cost.window.ms_w{w}"] = window_cost(model, tokenizer, cfg, w, frames)["ms"]
     out["stage4.cost.window.ms_ratio"] = (

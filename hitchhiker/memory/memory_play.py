@@ -172,15 +172,19 @@ class MemoryPanel:
         out = [parts[0]]
         for p in parts[1:]:
             out += [bar, p]
+        return np.concatenate(out, axis=1)
+
+    def _shown(self) -> np.ndarray:
+        """The joined frame, after telling ``on_step`` that the worlds moved."""
         for call in self.on_step:
             call()
-        return np.concatenate(out, axis=1)
+        return self._join()
 
     def reset(self, seed: int) -> np.ndarray:
         self.frames = {"on": as_frame(self.on.reset(seed)), "real": as_frame(self.real.reset(seed))}
         if self.off is not None:
             self.frames["off"] = as_frame(self.off.reset(seed))
-        return self._join()
+        return self._shown()
 
     def step(self, action) -> np.ndarray:
         name = self.actions[action_index(action, self.actions)]
@@ -188,7 +192,7 @@ class MemoryPanel:
         if self.off is not None:
             self.frames["off"] = as_frame(self.off.step(name))
         self.frames["real"] = as_frame(self.real.step(name))
-        return self._join()
+        return self._shown()
 
     def score_view(self) -> dict[str, float]:
         """Share of the current view's tiles each dream draws as the real world shows them."""

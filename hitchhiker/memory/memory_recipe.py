@@ -382,13 +382,43 @@ def evaluate(model: MemoryDynamicsModel, cfg: Config, deps: Deps) -> dict[str, f
     tokenizer = deps["tokenizer"]
     cfg.tokens.check(tokenizer, "the memory model")
     model.eval()
+    last = max(cfg.revisit_periods)
+
+    def engine_for(**kw):
+        return MemoryEngine(model, tokenizer, seed=cfg.train.seed, cfg=cfg, **kw)
+
+    def variants(k: int, edit_every: int) -> list:
+        def policies(table):
+            return [
+                (f"policy_{label}", {"policy": replace(cfg.policy(), **change)}, False, False)
+                for label, change in table.items()
+            ]
+
+        if edit_every:  # what the update rule buys: the edits walks under the other two rules
+            return policies(UPDATE_VARIANTS)
+        if k != last:
+            return []
+        return [("oracle", {"pose": "true"}, True, True)] + policies(POLICY_VARIANTS)
+
+    controls = (*POSES, ("no_memory", {"use_memory": False}, False))
+    return revisit_figures(cfg, engine_for, controls, variants)
+
+
+POSES = (("true_pose", {"pose": "true"}, True), ("estimated_pose", {"pose": "estimated"}, False))
+"""The memory engine's two poses as revisit controls: (label, engine keywords, true poses given)."""
+
+
+def revisit_figures(cfg: Config, engine_for, controls, variants=None) -> dict[str, float]:
+    """The revisit figures of a memory engine, named ``stage4.<name>.<control>.<set>.<figure>``.
+
+    Sets of held-out walks: K in ``revisit_periods`` (conditions (i) and (ii)), K in
+    ``way_back_periods`` (condition (i)), and walks that edit at the longest K of
+    ``revisit_periods`` (``k<K>_edits``, both conditions). ``engine_for(**kw)`` builds an engine;
+    each of ``controls`` (label, keywords, true poses given) is scored on every set;
+    ``variants(K, edit_every)`` names more (label, keywords, true poses given, oracle), scored in
+    condition (i) on that set only."""
     prefix = f"stage4.{cfg.name}"
     out: dict[str, float] = {}
-    controls = (
-        ("true_pose", {"pose": "true"}, True),
-        ("estimated_pose", {"pose": "estimated"}, False),
-        ("no_memory", {"use_memory": False}, False),
-    )
     n, last = cfg.revisit_walks, max(cfg.revisit_periods)
     sets = [(f"k{k}", k, 0, True) for k in cfg.revisit_periods]
     sets += [(f"k{k}", k, 0, False) for k in cfg.way_back_periods]
@@ -397,25 +427,15 @@ def evaluate(model: MemoryDynamicsModel, cfg: Config, deps: Deps) -> dict[str, f
         walks = revisit_set("test", 3 * n, k, n, water=False, edit_every=edit_every)
         out[f"{prefix}.{tag}.revisit_walks"] = float(walks.episodes)
         for label, kw, poses in controls:
-            engine = MemoryEngine(model, tokenizer, seed=cfg.train.seed, cfg=cfg, **kw)
+            engine = engine_for(**kw)
             name = f"{prefix}.{label}.{tag}"
             out.update(evaluate_way_back(engine, walks, name, cfg.context, poses=poses))
             if whole:
                 out.update(evaluate_whole_walk(engine, walks, name, poses=poses))
-        if edit_every:  # what the update rule buys: the edits walks under the other two rules
-            for label, change in UPDATE_VARIANTS.items():
-                policy = replace(cfg.policy(), **change)
-                engine = MemoryEngine(model, tokenizer, policy, seed=cfg.train.seed, cfg=cfg)
-                name = f"{prefix}.policy_{label}.{tag}"
-                out.update(evaluate_way_back(engine, walks, name, cfg.context))
-        if k != last or edit_every:
-            continue
-        engine = MemoryEngine(model, tokenizer, pose="true", seed=cfg.train.seed, cfg=cfg)
-        name = f"{prefix}.oracle.{tag}"
-        out.update(evaluate_way_back(engine, walks, name, cfg.context, poses=True, oracle=True))
-        for label, change in POLICY_VARIANTS.items():
-            policy = replace(cfg.policy(), **change)
-            engine = MemoryEngine(model, tokenizer, policy, seed=cfg.train.seed, cfg=cfg)
-            name = f"{prefix}.policy_{label}.{tag}"
-            out.update(evaluate_way_back(engine, walks, name, cfg.context))
+        for label, kw, poses, oracle in variants(k, edit_every) if variants else ():
+            name = f"{prefix}.{label}.{tag}"
+            engine = engine_for(**kw)
+            out.update(
+                evaluate_way_back(engine, walks, name, cfg.context, poses=poses, oracle=oracle)
+            )
     return out

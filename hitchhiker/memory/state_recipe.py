@@ -42,13 +42,11 @@ from hitchhiker.interactive.masked_dynamics_recipe import (
     model_actions,
     train_windows,
 )
-from hitchhiker.interactive.revisit import revisit_set
 from hitchhiker.memory import memory_recipe
 from hitchhiker.memory.latent_grid import ALIGNMENTS
 from hitchhiker.memory.memory_engine import explorer_cell
 from hitchhiker.memory.memory_recipe import bind, needs, walk_tokens
 from hitchhiker.memory.pose import ACTION_DELTAS
-from hitchhiker.memory.revisit_benchmark import evaluate_way_back, evaluate_whole_walk
 from hitchhiker.memory.state_memory_engine import StateMemoryEngine
 from hitchhiker.memory.state_memory_model import StateMemoryModel, StateRead
 from hitchhiker.recipe import Deps
@@ -267,20 +265,8 @@ def evaluate(model: StateMemoryModel, cfg: Config, deps: Deps) -> dict[str, floa
     tokenizer = deps["tokenizer"]
     cfg.tokens.check(tokenizer, "the state memory model")
     model.eval()
-    prefix = f"stage4.{cfg.name}"
-    out: dict[str, float] = {}
-    controls = (("true_pose", "true", True), ("estimated_pose", "estimated", False))
-    n, last = cfg.revisit_walks, max(cfg.revisit_periods)
-    sets = [(f"k{k}", k, 0, True) for k in cfg.revisit_periods]
-    sets += [(f"k{k}", k, 0, False) for k in cfg.way_back_periods]
-    sets.append((f"k{last}_edits", last, cfg.revisit_edit_every, True))  # the world changed
-    for tag, k, edit_every, whole in sets:
-        walks = revisit_set("test", 3 * n, k, n, water=False, edit_every=edit_every)
-        out[f"{prefix}.{tag}.revisit_walks"] = float(walks.episodes)
-        for label, pose, poses in controls:
-            engine = StateMemoryEngine(model, tokenizer, pose=pose, seed=cfg.train.seed, cfg=cfg)
-            name = f"{prefix}.{label}.{tag}"
-            out.update(evaluate_way_back(engine, walks, name, cfg.context, poses=poses))
-            if whole:
-                out.update(evaluate_whole_walk(engine, walks, name, poses=poses))
-    return out
+
+    def engine_for(**kw):
+        return StateMemoryEngine(model, tokenizer, seed=cfg.train.seed, cfg=cfg, **kw)
+
+    return memory_recipe.revisit_figures(cfg, engine_for, memory_recipe.POSES)
