@@ -158,11 +158,14 @@ class FrameBank:
         if self._n < slots:
             return
         cap = self.policy.capacity
-        new = max(4, 2 * slots) if cap is None else min(cap, max(4, 2 * slots))
+        self._resize(max(4, 2 * slots) if cap is None else min(cap, max(4, 2 * slots)))
+
+    def _resize(self, slots: int) -> None:
+        """Room for ``slots`` frames, the ones held kept (``slots`` >= frames held)."""
         old = (self._tokens, self._fresh, self._pose, self._step, self._serial)
-        self._alloc(new)
+        self._alloc(slots)
         for dst, src in zip((self._tokens, self._fresh, self._pose, self._step, self._serial), old):
-            dst[:slots] = src
+            dst[: self._n] = src[: self._n]
 
     def __len__(self) -> int:
         return self._n
@@ -188,12 +191,7 @@ class FrameBank:
         while capacity is not None and self._n > capacity:
             self._evict()
         if capacity is not None and len(self._step) > capacity:  # give the memory back
-            old = (self._tokens, self._fresh, self._pose, self._step, self._serial)
-            self._alloc(capacity)
-            for dst, src in zip(
-                (self._tokens, self._fresh, self._pose, self._step, self._serial), old
-            ):
-                dst[: self._n] = src[: self._n]
+            self._resize(capacity)
 
     # ------------------------------------------------------------------ checks
     def _check_pose(self, pose) -> np.ndarray:
