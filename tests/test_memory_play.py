@@ -107,7 +107,6 @@ def test_the_panel_plays_three_worlds_walks_a_loop_and_keeps_a_budget(smoke_memo
 
 def test_a_latent_grid_plays_in_the_panel_and_its_map_shows_what_was_written():
     from hitchhiker.memory import state_recipe
-    from hitchhiker.memory.memory_play import memory_view
     from hitchhiker.memory.state_memory_engine import StateMemoryEngine
 
     cfg, deps = zoo.prepare("state_memory", "smoke")
@@ -116,10 +115,10 @@ def test_a_latent_grid_plays_in_the_panel_and_its_map_shows_what_was_written():
     panel = memory_play(on, None, seed=2000003, keyboard=False)
     assert panel.controller.frame.shape == (64, 3 * 64 + 2 * 4, 3)  # on | real | map
     assert panel.budget.disabled and "latent grid" in panel.info.value
-    held0 = len(memory_view(on)[0])
+    held0 = len(on.memory_map()[0])
     for _ in range(cfg.context + 3):
         panel.controller.press("right")
-    held, pose, read = memory_view(on)
+    held, pose, read = on.memory_map()
     assert len(held) > held0 and len(read) > 0
     written = int((on._state.last[0] >= 0).sum())
     assert f"{written} cells written" in panel.info.value

@@ -157,6 +157,27 @@ class MemoryEngine(DynamicsEngine):
         )
         return memory, known
 
+    def memory_map(self, cells: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(held (K, 2), pose (2,), read (J, 2)) of the first walk, in its own frame of reference:
+        the map cells its memory holds (a memory that holds a region gives those within ``cells``
+        of the pose), where it thinks it stands, and the cells read for the last frame (none with
+        the memory off); all empty before a reset. The play panel's mini-map draws them. A bank
+        holds the cells its fresh frames show and reads those of the frames it retrieved."""
+        none = np.zeros((0, 2), dtype=np.int64)
+        if not self._banks:
+            return none, np.zeros(2, dtype=np.int64), none
+        pose, read = self._poses[0].astype(np.int64), none
+        got = self.last_retrieved[0] if self.use_memory and self.last_retrieved else None
+        if got is not None and got.valid.any():
+            slot, r, c = np.nonzero(got.fresh & got.valid[:, None, None])
+            corner = self._read_at() - np.array(self.grid) // 2
+            read = corner + got.offset[slot] + np.stack([r, c], 1)
+        return self._banks[0].held_cells(), pose, read
+
+    def _read_at(self) -> np.ndarray:
+        """(2,) the pose the first walk's last frame was read for (the pose, before any read)."""
+        return self._poses[0] if self._recalled is None else self._recalled[0][0]
+
     def memory_tensors(self) -> dict[str, torch.Tensor]:
         """The first walk's memory as named tensors (:func:`~.saved_world.save_world`)."""
         return {f"bank.{k}": torch.as_tensor(v) for k, v in self._banks[0].state_dict().items()}

@@ -84,53 +84,6 @@ def memory_map(held, pose, read=(), view=(8, 8), cells: int = 32) -> np.ndarray:
     return grid.repeat(px, 0).repeat(px, 1)
 
 
-def memory_view(engine, cells: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(held cells (K, 2), pose (2,), cells read for the last frame (J, 2)) of the first walk of a
-    memory engine, in its own frame of reference, within ``cells`` of its pose; empty arrays before
-    a reset or with memory off. A frame bank holds the cells its fresh frames show and reads those
-    of the frames it retrieved; a latent grid holds the map cells whose grid cell was ever written
-    (a world-aligned grid wraps every S cells) and reads the view's."""
-    poses = getattr(engine, "_poses", None)
-    none = np.zeros((0, 2), dtype=np.int64)
-    if poses is None or not len(poses):
-        return none, np.zeros(2, dtype=np.int64), none
-    pose = np.asarray(poses[0], dtype=np.int64)
-    target = pose if getattr(engine, "_recalled", None) is None else engine._recalled[0][0]
-    grid_state = getattr(engine, "_state", None)
-    if grid_state is not None:  # a latent grid: which map cells around the pose were written
-        lg = engine.model.mem_grid
-        r, c = np.mgrid[-cells // 2 : cells // 2, -cells // 2 : cells // 2]
-        around = pose + np.stack([r.ravel(), c.ravel()], 1)
-        if lg.aligned == "screen":  # the grid follows the view: its cells are the view's cells
-            view = np.array(lg.view)
-            r, c = np.mgrid[0 : view[0], 0 : view[1]]
-            cand = pose - view // 2 + np.stack([r.ravel(), c.ravel()], 1)
-            written = grid_state.last[0].cpu().numpy() >= 0
-        else:
-            at = np.mod(around, lg.grid_size)
-            last = grid_state.last[0].view(lg.grid_size, lg.grid_size).cpu().numpy()
-            cand, written = around, last[at[:, 0], at[:, 1]] >= 0
-        held = cand[written]
-        if not engine.use_memory:
-            return held, pose, none
-        view = np.array(lg.view)
-        r, c = np.mgrid[0 : view[0], 0 : view[1]]
-        read = target - view // 2 + np.stack([r.ravel(), c.ravel()], 1)
-        known = {tuple(x) for x in held}
-        read = np.array([x for x in read if tuple(x) in known], dtype=np.int64).reshape(-1, 2)
-        return held, pose, read
-    banks = getattr(engine, "_banks", [])
-    if not banks:
-        return none, pose, none
-    read = none
-    got = engine.last_retrieved[0] if engine.use_memory and engine.last_retrieved else None
-    if got is not None and got.valid.any():
-        view = np.array(banks[0].view)
-        slot, r, c = np.nonzero(got.fresh & got.valid[:, None, None])
-        read = target + got.offset[slot] + np.stack([r, c], 1) - view // 2
-    return banks[0].held_cells(), pose, read
-
-
 class MemoryPanel:
     """An engine whose frame is ``[memory on | memory off | real | mini-map]``: all three reset to
     one seed and stepped with every action (the dreams start from the real first frame)."""
@@ -163,7 +116,7 @@ class MemoryPanel:
                 e.decode_steps = value
 
     def _join(self) -> np.ndarray:
-        held, pose, read = memory_view(self.on, self.cells)
+        held, pose, read = self.on.memory_map(self.cells)
         parts = [self.frames["on"]]
         if self.off is not None:
             parts.append(self.frames["off"])

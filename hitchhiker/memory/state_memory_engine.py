@@ -70,6 +70,31 @@ class StateMemoryEngine(MemoryEngine):
         known = read.written.view(len(target), *self.grid).cpu().numpy()
         return read, known
 
+    def memory_map(self, cells: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`MemoryEngine.memory_map`: a grid holds the map cells within ``cells`` of the
+        pose whose grid cell was ever written (a world-aligned grid wraps every S cells; a
+        screen-aligned one holds the view's cells), and reads the written cells of the view."""
+        none = np.zeros((0, 2), dtype=np.int64)
+        if self._state is None:
+            return none, np.zeros(2, dtype=np.int64), none
+        grid, pose = self.model.mem_grid, self._poses[0].astype(np.int64)
+        last = self._state.last[0].cpu().numpy()
+        view = np.array(grid.view)
+        r, c = np.mgrid[0 : view[0], 0 : view[1]]
+        in_view = np.stack([r.ravel(), c.ravel()], 1) - view // 2  # view cells around a pose
+        if grid.aligned == "screen":  # the grid follows the view: its cells are the view's cells
+            held = (pose + in_view)[last >= 0]
+        else:
+            r, c = np.mgrid[-cells // 2 : cells // 2, -cells // 2 : cells // 2]
+            around = pose + np.stack([r.ravel(), c.ravel()], 1)
+            at = np.mod(around, grid.grid_size)
+            held = around[last.reshape(grid.shape)[at[:, 0], at[:, 1]] >= 0]
+        if not self.use_memory:
+            return held, pose, none
+        known = {tuple(x) for x in held}
+        read = [x for x in self._read_at() + in_view if tuple(x) in known]
+        return held, pose, np.array(read, dtype=np.int64).reshape(-1, 2)
+
     def memory_tensors(self) -> dict[str, torch.Tensor]:
         """The first walk's grid as named tensors (:func:`~.saved_world.save_world`)."""
         return {"grid.state": self._state.state[:1].cpu(), "grid.last": self._state.last[:1].cpu()}
