@@ -207,9 +207,9 @@ NOTEBOOKS: list[Notebook] = [
         ),
         assumes="Notebook 04 (the masked dynamics engine this stage extends) and 05's honest ending.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, 3 Dec)": "32 s",
-            "same, smoke preset": "16 s",
-            "retraining the three memories at the cpu preset (training only, partly on a shared machine)": "~33 min",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, 3 Dec)": "79 s",
+            "same, smoke preset": "34 s",
+            "retraining the three memories and the 16-frame window at the cpu preset (training only, partly on a shared machine)": "~63 min",
         },
     ),
 ]

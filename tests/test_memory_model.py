@@ -318,3 +318,40 @@ def test_memory_engines_play_in_dream_play_beside_the_real_world(smoke_memory):
     panel.engine_menu.value = "memory off"
     panel.controller.press("up")
     assert off.last_retrieved == [] and off.memory_bytes >= 0
+
+
+def test_the_window_is_newer_than_the_bank_where_the_two_differ(smoke_memory):
+    """An edit made in the last W steps is only in the window: the bank's older view of that cell
+    is not read (``window_first``), every other remembered cell is."""
+    model, cfg, deps = smoke_memory
+    for first in (True, False):
+        policy = MemoryPolicy(k=2, update=False, update_changed=True, window_first=first)
+        engine = MemoryEngine(model, deps["tokenizer"], policy=policy, cfg=cfg)
+        engine._new_memory(1)
+        engine._banks[0].write(np.full((8, 8), 3), (0, 0), 0)  # seen long ago at pose (0, 0)
+        newer = np.full((1, 8, 8), 3)
+        newer[0, 2, 2] = 7  # the window's frame at pose (0, 1) shows one cell changed
+        keep = np.zeros((1, 8, 8), dtype=bool)
+        keep[0, 4, 4] = True
+        engine._pending = [(newer, np.array([[0, 1]]), 4, keep)]
+        engine._steps = 5
+        memory, _ = engine._read(np.array([[0, 0]]))
+        read = memory.tokens[0, 0].view(8, 8)  # slot 0: the old frame, warped into the view
+        # frame cell (2, 2) at pose (0, 1) is target cell (2, 3) of the view at (0, 0)
+        assert read[2, 3] == (model.mask_id if first else 3)
+        others = torch.ones(8, 8, dtype=torch.bool)
+        others[2, 3] = False
+        assert (read[others] == 3).all()  # what the window shows alike stays readable
+
+
+def test_ages_read_up_to_the_last_age_bucket_training_fills():
+    from types import SimpleNamespace
+
+    def oldest(steps):
+        return memory_recipe.oldest_age(SimpleNamespace(data=SimpleNamespace(episode_steps=steps)))
+
+    # a walk of T steps reads ages 1..T-1; buckets floor(log2 age) hold 2^b..2^(b+1)-1
+    assert oldest(96) == 63  # 64..95 fill bucket 6 (64..127) in part: it reads as bucket 5
+    assert oldest(128) == 127 and oldest(64) == 63  # a filled last bucket is read
+    assert oldest(24) == 15 and oldest(2) == 1
+    assert age_bucket(torch.tensor(oldest(96))) == 5

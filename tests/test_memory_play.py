@@ -92,7 +92,11 @@ def test_the_panel_plays_three_worlds_walks_a_loop_and_keeps_a_budget(smoke_memo
     frame = panel.controller.frame
     assert frame.shape == (64, 4 * 64 + 3 * 4, 3)  # on | off | real | map
     scores = panel.walk_loop(6)
-    assert set(scores) == {"on", "off"} and all(0 <= v <= 1 for v in scores.values())
+    assert set(scores) == {"real", "same"}
+    for got in scores.values():
+        assert set(got) == {"on", "off"} and all(np.isnan(v) or 0 <= v <= 1 for v in got.values())
+    same = panel.panel.score_view(since=panel.panel.frames)  # a view against itself
+    assert all(np.isnan(v) or v == 1.0 for v in same.values())
     assert "6 steps out" in panel.status.value
     assert panel.controller.steps == 12 and len(on._banks[0]) == 12 + 1 - cfg.context
     panel.budget.value = "4"

@@ -21,6 +21,8 @@ models). This stage measures memory exactly, with the simulator as ground truth.
 - :mod:`.state_memory_engine`    the state memory model and its grid behind the engine interface
 - :mod:`.state_recipe`           recipes "state_memory" and "state_memory_screen": fine-tune through
   the grid's scan over whole walks, score it on the revisit benchmark
+- :mod:`.window_recipe`          recipe "window16": the control, Stage III's model with a plain
+  window of 16 frames, fine-tuned and scored on the same walks
 - :mod:`.memory_play`            play it: memory on and off beside the real world, a map of what
   the memory holds, walk the loop, a memory budget
 - :mod:`.saved_world`            save a dreamed world (window, memory, pose, generator, the real

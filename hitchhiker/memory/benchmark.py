@@ -35,7 +35,7 @@ SETS = {
 }
 
 
-PERIODS = (32, 64)
+PERIODS = (16, 32, 64)
 """K: steps from leaving a place to standing on it again, as the shipped recipe evaluates them in
 both conditions."""
 
@@ -59,6 +59,8 @@ VARIANTS = {
 UPDATE_LABELS = {
     "policy_no_update": "no update (nothing remembered is ever overwritten), estimated pose",
     "policy_update_all": "every cell a newer frame shows overwritten, estimated pose",
+    "policy_window_late": "what changed overwritten only once it leaves the window (the window "
+    "not read first), estimated pose",
 }
 """The update rules measured beside the trained one (what changed is overwritten)."""
 
@@ -67,6 +69,35 @@ STATE_CONDITIONS = {
     "estimated_pose": "state-space memory (world-aligned grid), estimated pose",
 }
 SCREEN_LABEL = "state-space memory, screen-aligned grid (ablation), estimated pose"
+WINDOW_LABEL = "no memory, a plain window of 16 frames (Stage III's model fine-tuned to it)"
+
+
+def _window_rows() -> list[Figure]:
+    """The longer plain window's rows (recipe "window16"): its cells "beyond the window" are those
+    that left the 4-frame window, as in the memories' rows."""
+    rows = []
+    for k in PERIODS:
+        for s in ("seen", "memory_needing"):
+            rows.append(
+                Figure(
+                    f"stage4.window16.plain_window.k{k}.way_back_{s}_accuracy",
+                    f"K = {k}, (i) real way out, way back imagined: {WINDOW_LABEL}, {SETS[s]}",
+                )
+            )
+        rows.append(
+            Figure(
+                f"stage4.window16.plain_window.k{k}.revisit_seen_land_accuracy",
+                f"K = {k}, (ii) whole walk imagined: {WINDOW_LABEL}, land seen",
+            )
+        )
+    rows.append(
+        Figure(
+            f"stage4.window16.plain_window.k{PERIODS[-1]}_edits.way_back_edits_accuracy",
+            f"K = {PERIODS[-1]}, walks that edit, (i): {WINDOW_LABEL}, the player's edits found "
+            "on return",
+        )
+    )
+    return rows
 
 
 def _state_rows() -> list[Figure]:
@@ -212,6 +243,7 @@ def _rows() -> tuple[Figure, ...]:
             ),
         ]
     rows += _state_rows()
+    rows += _window_rows()
     rows += _cost_rows("retrieval", "retrieval memory", "bank", "")
     rows += _cost_rows("state", "state-space memory", "grid", "<= 1.25")
     for w in WINDOWS:
@@ -269,7 +301,7 @@ def stage4_figures(preset: str) -> dict[str, float]:
     tokenizer = zoo.dependencies("memory", cfg)["tokenizer"]
     with torch.inference_mode():
         out.update(cost_figures(model, cfg, tokenizer, frames))
-    for name in ("state_memory", "state_memory_screen"):
+    for name in ("state_memory", "state_memory_screen", "window16"):
         model, cfg = zoo.load_or_fit(name, preset)
         out.update(zoo.evaluate(name, model, cfg))
         if name == "state_memory":

@@ -63,6 +63,10 @@ class MemoryPolicy:
     """With ``update`` off: a new frame still makes stale the older cells it shows *differently*
     (a tree cut, a sheep gone): what changed is overwritten, what stayed the same stays readable
     in every frame that saw it."""
+    window_first: bool = False
+    """Read by an engine that keeps its newest frames in a window before they are written (the
+    bank itself ignores it): a remembered cell that a frame still in the window shows differently
+    is not read, since the window is newer (an edit made a few steps ago is not yet in the bank)."""
     capacity: int | None = None
     """The most frames held (None: unbounded); a write into a full bank first evicts one."""
     evict: str = "oldest"

@@ -155,6 +155,13 @@ class MemoryEngine(DynamicsEngine):
             self.grid,
             self.model.mask_id,
         )
+        if self.policy.window_first:  # the window is newer than the bank: it wins where they differ
+            tokens, shown = self._window_view(target)
+            dev = memory.tokens.device
+            newer = torch.as_tensor(tokens.reshape(len(target), 1, -1), device=dev)
+            shown = torch.as_tensor(shown.reshape(len(target), 1, -1), device=dev)
+            stale = shown & (memory.tokens != self.model.mask_id) & (memory.tokens != newer)
+            memory.tokens.masked_fill_(stale, self.model.mask_id)
         return memory, known
 
     def memory_map(self, cells: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -242,6 +249,25 @@ class MemoryEngine(DynamicsEngine):
         for i, pose in enumerate(target):
             known[i] = landed(shown[i], poses[i] - pose, self.grid).any(0)
         return known
+
+    def _window_view(self, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens (B, R, C), shown (B, R, C) bool): the views at ``target`` (B, 2) as the frames
+        still in the window show them, newer frames over older ones, each frame's cells as it will
+        be written (its ``ignore`` cells left out)."""
+        b, (rows, cols) = len(target), self.grid
+        tokens = np.zeros((b, rows, cols), dtype=np.int64)
+        shown = np.zeros((b, rows, cols), dtype=bool)
+        r, c = np.arange(rows)[:, None], np.arange(cols)[None, :]
+        for grids, poses, _, ignore in self._pending:  # oldest first: newer frames paint over
+            for i in range(b):
+                dr, dc = np.asarray(poses[i]) - target[i]  # frame cell (r, c) lands on + (dr, dc)
+                sr, sc = r - dr, c - dc
+                inside = (sr >= 0) & (sr < rows) & (sc >= 0) & (sc < cols)
+                sr, sc = sr.clip(0, rows - 1), sc.clip(0, cols - 1)
+                ok = inside & ~ignore[i][sr, sc]
+                tokens[i][ok] = grids[i][sr, sc][ok]
+                shown[i] |= ok
+        return tokens, shown
 
     def _imagined_ignore(self, b: int) -> np.ndarray:
         """(B, R, C) the cells of the frame just imagined that the memory does *not* take: its

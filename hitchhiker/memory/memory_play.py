@@ -147,14 +147,25 @@ class MemoryPanel:
         self.frames["real"] = as_frame(self.real.step(name))
         return self._shown()
 
-    def score_view(self) -> dict[str, float]:
-        """Share of the current view's tiles each dream draws as the real world shows them."""
+    def score_view(self, since: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+        """Share of the current view's tiles each dream draws as the real world shows them; with
+        ``since`` (frames by name, e.g. the views when a loop set out), as that dream itself
+        showed them then, on the tiles of that view that are not its most common kind (a dream
+        that draws grass everywhere is trivially the same; NaN where that view held nothing
+        else): does the dream stay the same world, right or wrong?"""
         truth = read_tiles(self.frames["real"][None]).kinds[0]
-        return {
-            k: float((read_tiles(self.frames[k][None]).kinds[0] == truth).mean())
-            for k in ("on", "off")
-            if k in self.frames
-        }
+        out = {}
+        for k in ("on", "off"):
+            if k not in self.frames:
+                continue
+            drawn = read_tiles(self.frames[k][None]).kinds[0]
+            if since is None:
+                out[k] = float((drawn == truth).mean())
+                continue
+            ref = read_tiles(since[k][None]).kinds[0]
+            rare = ref != np.bincount(ref.ravel().astype(np.int64)).argmax()
+            out[k] = float((drawn == ref)[rare].mean()) if rare.any() else float("nan")
+        return out
 
 
 MOVES = {"right": (0, 1), "down": (1, 0), "left": (0, -1), "up": (-1, 0)}
@@ -265,20 +276,28 @@ class MemoryPlay(w.VBox):
             bank.limit(capacity)
         self._show_info()
 
-    def walk_loop(self, steps: int | None = None) -> dict[str, float]:
-        """Walk ``steps`` (default the slider's) out and back; score the view on return."""
+    def walk_loop(self, steps: int | None = None) -> dict[str, dict[str, float]]:
+        """Walk ``steps`` (default the slider's) out and back; score the view on return against
+        the real world ("real") and against the view each dream showed when it set out ("same").
+        A dream that drifted from the world before the loop can still be the same world."""
         steps = int(self.loop.value if steps is None else steps)
         real = self.panel.real
         start = tuple(real.env.position) if hasattr(real, "env") else None
+        left = dict(self.panel.frames)
         for a in loop_actions(steps, getattr(real, "env", None)):
             self.controller.press(a)
         back = start is None or tuple(real.env.position) == start
-        scores = self.panel.score_view()
-        line = ", ".join(f"memory {k}: {v:.2f}" for k, v in scores.items())
+        scores = {"real": self.panel.score_view(), "same": self.panel.score_view(since=left)}
+        line = {
+            key: ", ".join(f"memory {k}: {v:.2f}" for k, v in got.items())
+            for key, got in scores.items()
+        }
         where = "back on its first cell" if back else "not back on its first cell (a blocked move)"
         self.status.value = html.escape(
-            f"{steps} steps out, {steps} back; the real explorer is {where}. "
-            f"Tiles of the view drawn as the real world shows them: {line}."
+            f"{steps} steps out, {steps} back; the real explorer is {where}. Tiles of the view "
+            f"drawn as the real world shows them: {line['real']}; of the tiles other than the most "
+            f"common kind, as the dream itself showed them when it set out: {line['same']} "
+            "(nan: it showed nothing else)."
         )
         return scores
 
