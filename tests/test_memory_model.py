@@ -335,7 +335,8 @@ def test_the_window_is_newer_than_the_bank_where_the_two_differ(smoke_memory):
         keep[0, 4, 4] = True
         engine._pending = [(newer, np.array([[0, 1]]), 4, keep)]
         engine._steps = 5
-        memory, _ = engine._read(np.array([[0, 0]]))
+        target = np.array([[0, 0]])
+        memory, _ = engine._read(target, engine._window_view(target))
         read = memory.tokens[0, 0].view(8, 8)  # slot 0: the old frame, warped into the view
         # frame cell (2, 2) at pose (0, 1) is target cell (2, 3) of the view at (0, 0)
         assert read[2, 3] == (model.mask_id if first else 3)

@@ -129,6 +129,28 @@ def landed(cells, offsets, view) -> np.ndarray:
     return inside & cells[m, np.clip(r, 0, rows - 1), np.clip(c, 0, cols - 1)]
 
 
+def paint(tokens, fresh, offsets, view, order) -> tuple[np.ndarray, np.ndarray]:
+    """(tokens (R, C) int64, known (R, C) bool): the fresh cells of frames ``tokens`` (M, R, C)
+    sitting at ``offsets`` (M, 2) from the target view (frame cell (r, c) -> target
+    (r, c) + offset), painted in ``order`` (frame indices; a later one wins a cell). Unknown cells
+    hold 0."""
+    rows, cols = view
+    canvas = np.zeros(view, dtype=np.int64)
+    known = np.zeros(view, dtype=bool)
+    for j in order:
+        dr, dc = (int(v) for v in offsets[j])
+        tr = slice(max(0, dr), min(rows, rows + dr))
+        tc = slice(max(0, dc), min(cols, cols + dc))
+        sr = slice(max(0, -dr), min(rows, rows - dr))
+        sc = slice(max(0, -dc), min(cols, cols - dc))
+        if tr.start >= tr.stop or tc.start >= tc.stop:
+            continue
+        cells = fresh[j, sr, sc]
+        canvas[tr, tc][cells] = tokens[j, sr, sc][cells]
+        known[tr, tc] |= cells
+    return canvas, known
+
+
 class FrameBank:
     """A bank of past token frames with pose and step, written and read under a
     :class:`MemoryPolicy`; see the module docstring for the rules."""
@@ -291,8 +313,12 @@ class FrameBank:
         novel = known & ~landed.any(0)
         if self.policy.novel_counts_changes and len(slots):
             oldest_first = np.lexsort((self._serial[slots], self._step[slots]))
-            remembered, held = self._paint(
-                self._tokens[slots], self._fresh[slots], self._pose[slots] - pose, oldest_first
+            remembered, held = paint(
+                self._tokens[slots],
+                self._fresh[slots],
+                self._pose[slots] - pose,
+                self.view,
+                oldest_first,
             )
             novel |= known & held & (remembered != tokens)
         return int(novel.sum()) >= self.policy.novel_cells
@@ -361,24 +387,6 @@ class FrameBank:
         out.index[:m] = self._serial[chosen]
         return out
 
-    def _paint(self, tokens, fresh, offsets, order) -> tuple[np.ndarray, np.ndarray]:
-        """Fresh tokens shifted into the target view, painted in ``order`` (later wins)."""
-        rows, cols = self.view
-        canvas = np.zeros(self.view, dtype=np.int64)
-        known = np.zeros(self.view, dtype=bool)
-        for j in order:
-            dr, dc = (int(v) for v in offsets[j])
-            tr = slice(max(0, dr), min(rows, rows + dr))
-            tc = slice(max(0, dc), min(cols, cols + dc))
-            sr = slice(max(0, -dr), min(rows, rows - dr))
-            sc = slice(max(0, -dc), min(cols, cols - dc))
-            if tr.start >= tr.stop or tc.start >= tc.stop:
-                continue
-            cells = fresh[j, sr, sc]
-            canvas[tr, tc][cells] = tokens[j, sr, sc][cells]
-            known[tr, tc] |= cells
-        return canvas, known
-
     def aligned(self, retrieved: Retrieved) -> tuple[np.ndarray, np.ndarray]:
         """(tokens (R, C) int64, known (R, C) bool): the retrieved frames' fresh tokens moved into
         the target view's cells, the newest frame winning where several show a cell — what an
@@ -392,7 +400,7 @@ class FrameBank:
         valid = np.flatnonzero(retrieved.valid)
         # oldest first, so the newest paints last (largest age first; later written wins ties)
         order = valid[np.lexsort((retrieved.index[valid], -retrieved.age[valid]))]
-        return self._paint(retrieved.tokens, retrieved.fresh, retrieved.offset, order)
+        return paint(retrieved.tokens, retrieved.fresh, retrieved.offset, self.view, order)
 
     # ------------------------------------------------------------------ save / load
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -36,7 +36,7 @@ import torch
 from hitchhiker.engine import action_index, check_rollout_args
 from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
 from hitchhiker.masks.core import KVCache
-from hitchhiker.memory.frame_bank import FrameBank, MemoryPolicy, landed
+from hitchhiker.memory.frame_bank import FrameBank, MemoryPolicy, paint
 from hitchhiker.memory.memory_dynamics_model import warp_memory
 from hitchhiker.memory.pose import ACTION_DELTAS, PoseTracker
 
@@ -137,9 +137,11 @@ class MemoryEngine(DynamicsEngine):
         for bank, grid, pose, skip in zip(self._banks, grids, poses, ignore):
             bank.write(grid, pose, step, ignore=skip)
 
-    def _read(self, target: np.ndarray):
+    def _read(self, target: np.ndarray, window: tuple[np.ndarray, np.ndarray]):
         """(the model's memory for the views at ``target`` (B, 2), (B, R, C) bool: the cells of
-        those views the memory knows); sets ``last_retrieved``."""
+        those views the memory knows); sets ``last_retrieved``. ``window``: those views as the
+        frames still in the window show them (:meth:`_window_view`), for a memory that reads
+        the window first."""
         got = [bank.retrieve(p, self._steps + 1) for bank, p in zip(self._banks, target)]
         self.last_retrieved = got
         known = np.stack([bank.coverage(p) for bank, p in zip(self._banks, target)])
@@ -156,7 +158,7 @@ class MemoryEngine(DynamicsEngine):
             self.model.mask_id,
         )
         if self.policy.window_first:  # the window is newer than the bank: it wins where they differ
-            tokens, shown = self._window_view(target)
+            tokens, shown = window
             dev = memory.tokens.device
             newer = torch.as_tensor(tokens.reshape(len(target), 1, -1), device=dev)
             shown = torch.as_tensor(shown.reshape(len(target), 1, -1), device=dev)
@@ -210,9 +212,10 @@ class MemoryEngine(DynamicsEngine):
             self.last_retrieved, self._recalled = [], None
             return None
         target = self._poses + ACTION_DELTAS[np.asarray(actions)]
-        memory, known = self._read(target)
+        window = self._window_view(target)
+        memory, known = self._read(target, window)
         # what the memory already knew of the view, where it is (the frame drawn may not move)
-        self._recalled = (target, known | self._window_known(target))
+        self._recalled = (target, known | window[1])
         return memory
 
     def _advance(self, drawn, actions, true_poses=None, written=None) -> None:
@@ -238,35 +241,21 @@ class MemoryEngine(DynamicsEngine):
         self._pending.append((keep, self._poses.copy(), self._steps, ignore))
         self._write_leaving()
 
-    def _window_known(self, target: np.ndarray) -> np.ndarray:
-        """(B, R, C) the cells of the views at ``target`` (B, 2) that the frames still in the
-        window show (they go to the bank when they leave it)."""
-        known = np.zeros((len(target), *self.grid), dtype=bool)
-        if not self._pending:
-            return known
-        poses = np.stack([p[1] for p in self._pending], 1)  # (B, P, 2)
-        shown = ~np.stack([p[3] for p in self._pending], 1)  # (B, P, R, C)
-        for i, pose in enumerate(target):
-            known[i] = landed(shown[i], poses[i] - pose, self.grid).any(0)
-        return known
-
     def _window_view(self, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(tokens (B, R, C), shown (B, R, C) bool): the views at ``target`` (B, 2) as the frames
-        still in the window show them, newer frames over older ones, each frame's cells as it will
-        be written (its ``ignore`` cells left out)."""
-        b, (rows, cols) = len(target), self.grid
-        tokens = np.zeros((b, rows, cols), dtype=np.int64)
-        shown = np.zeros((b, rows, cols), dtype=bool)
-        r, c = np.arange(rows)[:, None], np.arange(cols)[None, :]
-        for grids, poses, _, ignore in self._pending:  # oldest first: newer frames paint over
-            for i in range(b):
-                dr, dc = np.asarray(poses[i]) - target[i]  # frame cell (r, c) lands on + (dr, dc)
-                sr, sc = r - dr, c - dc
-                inside = (sr >= 0) & (sr < rows) & (sc >= 0) & (sc < cols)
-                sr, sc = sr.clip(0, rows - 1), sc.clip(0, cols - 1)
-                ok = inside & ~ignore[i][sr, sc]
-                tokens[i][ok] = grids[i][sr, sc][ok]
-                shown[i] |= ok
+        still in the window show them (they go to the bank when they leave it), newer frames over
+        older ones, each frame's cells as it will be written (its ``ignore`` cells left out)."""
+        b = len(target)
+        tokens = np.zeros((b, *self.grid), dtype=np.int64)
+        shown = np.zeros((b, *self.grid), dtype=bool)
+        if not self._pending:
+            return tokens, shown
+        grids = np.stack([p[0] for p in self._pending], 1)  # (B, P, R, C), oldest first
+        poses = np.stack([p[1] for p in self._pending], 1)  # (B, P, 2)
+        keep = ~np.stack([p[3] for p in self._pending], 1)  # (B, P, R, C)
+        newest_last = range(len(self._pending))
+        for i, pose in enumerate(target):
+            tokens[i], shown[i] = paint(grids[i], keep[i], poses[i] - pose, self.grid, newest_last)
         return tokens, shown
 
     def _imagined_ignore(self, b: int) -> np.ndarray:

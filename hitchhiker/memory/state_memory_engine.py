@@ -64,7 +64,7 @@ class StateMemoryEngine(MemoryEngine):
         self._state = self.model.mem_grid.write(self._state, tokens, poses, step, keep)
 
     @torch.no_grad()
-    def _read(self, target: np.ndarray):
+    def _read(self, target: np.ndarray, window):
         read = self.model.recall(self._state, target, self._steps + 1)
         self.last_retrieved = []  # no frames are retrieved: the mini-map has nothing to show
         known = read.written.view(len(target), *self.grid).cpu().numpy()

@@ -99,9 +99,9 @@ def widen(model: DynamicsModel, start: DynamicsModel) -> DynamicsModel:
     table is the same shape; of that table, slot W' (the predicted frame) and the W before it take
     ``start``'s slots W..0, and the older slots start as ``start``'s oldest (slot 0)."""
     own = start.state_dict()
-    table = own.pop("core.modality.weight" if "core.modality.weight" in own else "modality.weight")
+    table = own.pop("modality.weight")
     missing, unexpected = model.load_state_dict(own, strict=False)
-    if unexpected or [k for k in missing if not k.endswith("modality.weight")]:
+    if unexpected or missing != ["modality.weight"]:
         raise ValueError(
             f"the dynamics model does not match the window model's shape: missing {missing}, "
             f"unexpected {unexpected}"
