@@ -119,6 +119,8 @@ def test_a_latent_grid_plays_in_the_panel_and_its_map_shows_what_was_written():
     panel = memory_play(on, None, seed=2000003, keyboard=False)
     assert panel.controller.frame.shape == (64, 3 * 64 + 2 * 4, 3)  # on | real | map
     assert panel.budget.disabled and "latent grid" in panel.info.value
+    with pytest.raises(ValueError, match="fixed size"):
+        on.set_capacity(4)  # a grid has no frames to forget
     held0 = len(on.memory_map()[0])
     for _ in range(cfg.context + 3):
         panel.controller.press("right")

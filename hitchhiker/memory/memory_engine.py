@@ -30,6 +30,8 @@ Shapes: B batch, W window, T imagined steps, M memory frames, h x w token grid, 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -280,6 +282,23 @@ class MemoryEngine(DynamicsEngine):
     def memory_bytes(self) -> int:
         """Bytes the banks hold now (all walks together)."""
         return int(sum(bank.nbytes for bank in self._banks))
+
+    def describe(self) -> str:
+        """One line on what the first walk's memory holds and read for its last frame."""
+        got = self.last_retrieved[0] if self.last_retrieved else None
+        reading = 0 if got is None else int(got.valid.sum())
+        frames = len(self._banks[0]) if self._banks else 0
+        return (
+            f"memory: {frames} frames held, {self.memory_bytes / 1024:.1f} kB; "
+            f"{reading} read for the last frame"
+        )
+
+    def set_capacity(self, capacity: int | None) -> None:
+        """Keep at most ``capacity`` frames (None: unbounded), now (the banks evict by their rule)
+        and after any reset."""
+        self.policy = replace(self.policy, capacity=capacity)
+        for bank in self._banks:
+            bank.limit(capacity)
 
     # -- drawing a frame with the memory in the cache --------------------------------------------
 

@@ -31,7 +31,6 @@ cells, 64 // cells pixels each.
 from __future__ import annotations
 
 import html
-from dataclasses import replace
 
 import ipywidgets as w
 import numpy as np
@@ -250,30 +249,11 @@ class MemoryPlay(w.VBox):
         return self.player.controller
 
     def _show_info(self) -> None:
-        on = self.panel.on
-        kb = on.memory_bytes / 1024
-        if isinstance(on, StateMemoryEngine) and on._state is not None:  # a fixed-size grid
-            written = int((on._state.last[0] >= 0).sum())
-            self.info.value = (
-                f"<small>memory: a latent grid, {written} cells written, {kb:.1f} kB "
-                "(the same after any number of frames)</small>"
-            )
-            return
-        frames = sum(len(b) for b in getattr(on, "_banks", []))
-        got = on.last_retrieved[0] if getattr(on, "last_retrieved", None) else None
-        reading = 0 if got is None else int(got.valid.sum())
-        self.info.value = (
-            f"<small>memory: {frames} frames held, {kb:.1f} kB; "
-            f"{reading} read for the last frame</small>"
-        )
+        self.info.value = f"<small>{self.panel.on.describe()}</small>"
 
     def set_budget(self, value) -> None:
         """The most frames the memory keeps ("unbounded" or an int), applied now and after resets."""
-        capacity = None if str(value) == "unbounded" else int(value)
-        on = self.panel.on
-        on.policy = replace(on.policy, capacity=capacity)
-        for bank in getattr(on, "_banks", []):
-            bank.limit(capacity)
+        self.panel.on.set_capacity(None if str(value) == "unbounded" else int(value))
         self._show_info()
 
     def walk_loop(self, steps: int | None = None) -> dict[str, dict[str, float]]:

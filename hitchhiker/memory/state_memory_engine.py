@@ -115,3 +115,15 @@ class StateMemoryEngine(MemoryEngine):
     def memory_bytes(self) -> int:
         """Bytes the grids hold (all walks together): the same after any number of frames."""
         return 0 if self._state is None else self._state.nbytes
+
+    def describe(self) -> str:
+        """One line on what the first walk's grid holds: written cells and bytes (fixed)."""
+        written = 0 if self._state is None else int((self._state.last[0] >= 0).sum())
+        return (
+            f"memory: a latent grid, {written} cells written, {self.memory_bytes / 1024:.1f} kB "
+            "(the same after any number of frames)"
+        )
+
+    def set_capacity(self, capacity: int | None) -> None:
+        """A grid has no frames to forget: its size is fixed by the model."""
+        raise ValueError("a latent grid has a fixed size: it takes no frame budget")
