@@ -209,7 +209,7 @@ NOTEBOOKS: list[Notebook] = [
         runtimes={
             "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, 3 Dec)": "79 s",
             "same, smoke preset": "34 s",
-            "retraining the three memories and the 16-frame window at the cpu preset (training only, partly on a shared machine)": "~63 min",
+            "retraining the three memories and the 16-frame window at the cpu preset (training only, partly on a shared machine)": "~89 min",
         },
     ),
 ]

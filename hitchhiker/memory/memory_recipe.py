@@ -111,10 +111,11 @@ def window_retrievals(
     return {"index": index, "offset": offset, "age": age, "known": known}
 
 
-def walk_tokens(cfg, split: str, episodes: int, tokenizer):
+def walk_tokens(cfg, split: str, episodes: int, tokenizer, period: int = 32):
     """(tokens (E, T+1, h, w), actions (E, T), positions (E, T+1, 2)) of ``episodes`` recorded
     walks of ``split`` per policy of ``cfg.data``, encoded once, the policies one after another
-    (``loop`` walks edit the world on the way out every ``cfg.edit_every`` steps)."""
+    (``loop`` walks come back every ``period`` steps and edit the world on the way out every
+    ``cfg.edit_every`` steps)."""
     parts = [
         record(
             split,
@@ -122,7 +123,9 @@ def walk_tokens(cfg, split: str, episodes: int, tokenizer):
             cfg.data.episode_steps,
             pol,
             world=LEARNING_WORLD,
-            policy_kwargs={"edit_every": cfg.edit_every} if pol == "loop" else None,
+            policy_kwargs={"period": period, "edit_every": cfg.edit_every}
+            if pol == "loop"
+            else None,
             progress=False,
         )
         for pol in policies_of(cfg.data)
