@@ -287,9 +287,9 @@ class MemoryEngine(DynamicsEngine):
         """One line on what the first walk's memory holds and read for its last frame."""
         got = self.last_retrieved[0] if self.last_retrieved else None
         reading = 0 if got is None else int(got.valid.sum())
-        frames = len(self._banks[0]) if self._banks else 0
+        frames, nbytes = (len(self._banks[0]), self._banks[0].nbytes) if self._banks else (0, 0)
         return (
-            f"memory: {frames} frames held, {self.memory_bytes / 1024:.1f} kB; "
+            f"memory: {frames} frames held, {nbytes / 1024:.1f} kB; "
             f"{reading} read for the last frame"
         )
 

@@ -36,6 +36,7 @@ import ipywidgets as w
 import numpy as np
 
 from hitchhiker.engine import action_index, action_names, as_frame, check_engine
+from hitchhiker.memory.revisit_benchmark import dominant_kind
 from hitchhiker.memory.state_memory_engine import StateMemoryEngine
 from hitchhiker.play import PlayController, PlayWidget
 from hitchhiker.world import SimulatorEngine, read_tiles
@@ -162,7 +163,7 @@ class MemoryPanel:
                 out[k] = float((drawn == truth).mean())
                 continue
             ref = read_tiles(since[k][None]).kinds[0]
-            rare = ref != np.bincount(ref.ravel().astype(np.int64)).argmax()
+            rare = ref != dominant_kind(ref)
             out[k] = float((drawn == ref)[rare].mean()) if rare.any() else float("nan")
         return out
 

@@ -111,11 +111,12 @@ def window_retrievals(
     return {"index": index, "offset": offset, "age": age, "known": known}
 
 
-def walk_tokens(cfg, split: str, episodes: int, tokenizer, period: int = 32):
+def walk_tokens(cfg, split: str, episodes: int, tokenizer, period: int | None = None):
     """(tokens (E, T+1, h, w), actions (E, T), positions (E, T+1, 2)) of ``episodes`` recorded
     walks of ``split`` per policy of ``cfg.data``, encoded once, the policies one after another
-    (``loop`` walks come back every ``period`` steps and edit the world on the way out every
-    ``cfg.edit_every`` steps)."""
+    (``loop`` walks come back every ``period`` steps, default :class:`~hitchhiker.world.policies.
+    LoopWalk`'s, and edit the world on the way out every ``cfg.edit_every`` steps)."""
+    loop = {"edit_every": cfg.edit_every} | ({} if period is None else {"period": period})
     parts = [
         record(
             split,
@@ -123,9 +124,7 @@ def walk_tokens(cfg, split: str, episodes: int, tokenizer, period: int = 32):
             cfg.data.episode_steps,
             pol,
             world=LEARNING_WORLD,
-            policy_kwargs={"period": period, "edit_every": cfg.edit_every}
-            if pol == "loop"
-            else None,
+            policy_kwargs=loop if pol == "loop" else None,
             progress=False,
         )
         for pol in policies_of(cfg.data)

@@ -79,6 +79,12 @@ def edited_cells(walks: Revisits, start: int, steps: int) -> np.ndarray:
     return out
 
 
+def dominant_kind(kinds) -> int:
+    """The most common tile kind of ``kinds`` (tile kinds, any shape): what an engine that does
+    not remember draws from its prior."""
+    return int(np.bincount(np.ravel(kinds).astype(np.int64)).argmax())
+
+
 def cell_sets(walks: Revisits, window: int) -> dict[str, np.ndarray]:
     """Each set of :data:`SETS` as (E, P-h, R, C) bool over the imagined frames h+1..P."""
     h, p = walks.period // 2, walks.period
@@ -86,8 +92,7 @@ def cell_sets(walks: Revisits, window: int) -> dict[str, np.ndarray]:
     seen = seen_masks(walks.positions, h + 1, p - h, None, view)
     carried = seen_masks(walks.positions, h + 1, p - h, window, view)
     beyond = seen & ~carried
-    real = walks.tiles[:, : h + 1].reshape(len(walks.tiles), -1)
-    dominant = np.array([np.bincount(r.astype(np.int64)).argmax() for r in real])
+    dominant = np.array([dominant_kind(real) for real in walks.tiles[:, : h + 1]])
     rare = walks.tiles[:, h + 1 :] != dominant[:, None, None, None]
     edits = edited_cells(walks, h + 1, p - h) & seen
     return {"seen": seen, "beyond_window": beyond, "memory_needing": beyond & rare, "edits": edits}
