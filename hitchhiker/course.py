@@ -174,21 +174,23 @@ NOTEBOOKS: list[Notebook] = [
     Notebook(
         "05_diffusion_engine",
         "A diffusion game engine",
-        "A few-step EDM denoiser conditioned on past frames and actions (GameNGen, DIAMOND); "
-        "context noise against drift; steps versus quality versus FPS; and what it forgets.",
+        "A few-step EDM denoiser conditioned on past frames and actions (GameNGen, DIAMOND), over "
+        "the tokenizer's latents and, as a control, over pixels; context noise against drift; steps "
+        "versus quality versus FPS; and what it forgets.",
         stage=3,
         goals=(
             "write the EDM denoiser's preconditioning and its few-step sampler",
             "condition a diffusion model on past frames and actions to get a playable engine (DIAMOND, GameNGen)",
-            "measure drift over long rollouts and what context noise does to it",
-            "trade denoising steps against quality and frames per second",
+            "choose what to denoise, pixels or a tokenizer's latents, by measuring what each keeps of the world",
+            "measure drift over long rollouts and what context noise does to it, and trade "
+            "denoising steps against quality and frames per second",
             "see what a frame-by-frame engine forgets when you walk away and come back",
         ),
         assumes="Notebook 04 (the interactive loop and how engines are scored); what a diffusion model is, roughly.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "48 s",
-            "same, smoke preset (shipped weights)": "11 s",
-            "retraining both engines at the cpu preset (one thread)": "12 min",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 3 Dec)": "39 s",
+            "same, smoke preset (shipped weights)": "13 s",
+            "retraining the three engines at the cpu preset (two threads, 3 Dec)": "45 min",
         },
     ),
     Notebook(

@@ -121,7 +121,7 @@ QUOTED: dict[str, dict[str, str]] = {
     },
     "03": {},
     "04": {},
-    "05": {},
+    "05": {"95%": "the level of the intervals the benchmark reports (a definition)"},
     "06": {
         "25.32 dB": "WorldMem, beyond the context window, ground-truth pose (Xiao et al., 2025, "
         "https://arxiv.org/abs/2504.12369, Table 8)",

@@ -133,6 +133,20 @@ def frame_validity(frames) -> float:
     return float(np.mean(reader.frame_validity(frames)))
 
 
+def mean_interval(values) -> tuple[float, float]:
+    """(mean, half-width of its 95% interval) of per-episode values, NaNs left out:
+    mean +- 1.96 s / sqrt(E), s the episodes' sample standard deviation (NaN from fewer than 2).
+
+    The unit is the episode (a walk, a held-out world), not the cell or the frame: cells of one
+    episode share its world and its rollout, so they are not independent draws."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[~np.isnan(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    half = 1.96 * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+    return float(v.mean()), float(half)
+
+
 @dataclass
 class HorizonCurve:
     """An error-versus-rollout-horizon curve: mean and a 95% interval at each step."""

@@ -73,6 +73,7 @@ RECIPES: dict[str, str] = {
     "dynamics_noaug": "hitchhiker.interactive.masked_dynamics_recipe:no_context_noise",
     "diffusion": "hitchhiker.interactive.diffusion_recipe",
     "diffusion_noaug": "hitchhiker.interactive.diffusion_recipe:no_context_noise",
+    "diffusion_pixels": "hitchhiker.interactive.diffusion_recipe:pixels",
     "memory": "hitchhiker.memory.memory_recipe",
     "state_memory": "hitchhiker.memory.state_recipe",
     "state_memory_screen": "hitchhiker.memory.state_recipe:screen",

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def smoke_cfg(**overrides) -> diffusion.Config:
-    return make_config(diffusion.Config, "smoke", **overrides)
+    """A pixel-space config (DIAMOND's space): the EDM and U-Net tests need no tokenizer."""
+    return make_config(diffusion.Config, "smoke", **{"space": "pixels", **overrides})
 
 
 # ----------------------------------------------------------------------------- EDM
@@ -190,6 +191,8 @@ def test_batches_pad_and_noise_the_context():
     assert ((level >= 0) & (level <= 0.5)).all() and level.std() > 0
     spread = (noisy["context"] - frames[:, :-1]).flatten(1).std(1)
     assert torch.allclose(spread, level, rtol=0.05, atol=0.005)  # the level told is the one added
+    # the residual's base is the clean last frame: the context noise is not in the target
+    assert torch.equal(noisy["last"], frames[:, -2])
     with pytest.raises(ValueError, match="W \\+ 1"):
         diffusion.prepare_batch({**batch, "frames": batch["frames"][:, :2]}, cfg)
 
@@ -203,6 +206,11 @@ def test_config_rejects_bad_values_and_has_the_variant():
         "context_noise": 0.0,
         "name": "diffusion_noaug",
     }
+    assert diffusion.VARIANTS["pixels"]["space"] == "pixels"
+    with pytest.raises(ValueError, match="space"):
+        smoke_cfg(space="voxels")
+    with pytest.raises(ValueError, match="tokenizer"):
+        make_config(diffusion.Config, "smoke", tokenizer="oracle")
 
 
 # ----------------------------------------------------------------------------- the engine
@@ -220,6 +228,7 @@ def tiny():
         context_noise=0.0,
         pad_prob=0.0,
         decode_steps=1,
+        p_mean=0.4,  # one-step sampling calls only sigma_max: train the high levels more
     )
     model = diffusion.fit(cfg, {}, progress=False)
     d = cfg.data
@@ -294,6 +303,88 @@ def test_tiny_model_learns_and_follows_actions(tiny):
     moved = copy > 0.05
     assert moved.sum() >= 10
     assert float(swapped[moved].mean()) > 1.3 * float(err[moved].mean())
+
+
+# ----------------------------------------------------------------------------- token space
+
+
+@pytest.fixture(scope="module")
+def tiny_tokens():
+    """A tiny engine that denoises the shipped tokenizer's latents (trained once, seconds)."""
+    from hitchhiker import zoo
+
+    torch.set_num_threads(1)
+    cfg, deps = zoo.prepare(
+        "diffusion",
+        "smoke",
+        channels=(24, 32),
+        emb_dim=32,
+        data={"episodes": 4, "episode_steps": 24},
+        train={"steps": 300, "batch_size": 16, "lr": 2e-3, "warmup_steps": 10},
+        context_noise=0.0,
+        pad_prob=0.0,
+    )
+    assert cfg.space == "tokens" and cfg.latent_dim == deps["tokenizer"].quantizer.dim
+    model = diffusion.fit(cfg, deps, progress=False)
+    d = cfg.data
+    rec = record("train", d.episodes, d.episode_steps, d.policy, world=LEARNING_WORLD)
+    return model, cfg, deps, rec
+
+
+def test_token_space_model_learns_and_its_frames_are_the_tokenizers(tiny_tokens):
+    from hitchhiker.metrics import frame_validity
+    from hitchhiker.tokens import encode_frames
+
+    model, cfg, deps, rec = tiny_tokens
+    tok = deps["tokenizer"]
+    # the codebook it denoises is the tokenizer's, scaled; snapping a code gives its token back
+    ids = torch.arange(cfg.tokens.vocab_size)
+    codes = tok.quantizer.embed(ids[:, None, None])
+    assert torch.allclose(model.latents(ids[:, None, None]), diffusion.LATENT_SCALE * codes)
+    assert torch.equal(model.nearest(model.latents(ids.view(2, 8, 8))), ids.view(2, 8, 8))
+    # one-step predictions from real windows: better than freezing the world, and the true
+    # action beats its opposite where the view scrolled
+    tokens = encode_frames(tok, rec.frames.reshape(-1, 64, 64, 3)).view(*rec.frames.shape[:2], 8, 8)
+    data = diffusion.TokenWindows(tokens, rec.actions, cfg.context + 1)
+    batch = {k: torch.stack([data[i][k] for i in range(len(data))]) for k in ("tokens", "actions")}
+    ctx, truth, acts = (
+        model.latents(batch["tokens"][:, :-1]),
+        batch["tokens"][:, -1],
+        batch["actions"],
+    )
+
+    def accuracy(actions):
+        gen = torch.Generator().manual_seed(0)
+        pred = model.nearest(model.next_frame(ctx, actions, steps=2, generator=gen))
+        return (pred == truth).flatten(1).float().mean(1)
+
+    moved = (batch["tokens"][:, -2] != truth).flatten(1).float().mean(1) > 0.3
+    assert moved.sum() >= 10
+    right = accuracy(acts)
+    copy = (batch["tokens"][:, -2] == truth).flatten(1).float().mean(1)
+    assert float(right[moved].mean()) > float(copy[moved].mean()) + 0.2
+    opposite = torch.tensor([0, 2, 1, 4, 3, 5])
+    swapped = accuracy(torch.cat([acts[:, :-1], opposite[acts[:, -1:]]], dim=1))
+    assert float(right[moved].mean()) > float(swapped[moved].mean()) + 0.1
+    # the engine's frames are the tokenizer's pictures: every cell looks like a real tile
+    engine = diffusion.engine_of(model, deps, 2, seed=1)
+    first = engine.reset(2_000_001)
+    frames = np.stack([first] + [engine.step(a) for a in ("right", "right", "down", "up")])
+    assert frame_validity(frames[1:]) > 0.9
+    out = engine.rollout(first[None, None], np.zeros((1, 0), np.int64), np.array([[4, 4, 2, 1]]))
+    assert np.array_equal(out[0], frames[1:])  # step() and a rollout imagine alike
+
+
+def test_token_space_engine_needs_its_tokenizer(tiny_tokens):
+    from hitchhiker.tokens import OracleTokenizer
+
+    model, cfg, _, _ = tiny_tokens
+    with pytest.raises(ValueError, match="tokenizer"):
+        DiffusionEngine(model)
+    with pytest.raises(ValueError, match="codebook"):
+        diffusion.bind({"space": "tokens"}, {"tokenizer": OracleTokenizer()})
+    with pytest.raises(ValueError, match="128-code"):
+        DiffusionEngine(model, tokenizer=OracleTokenizer())
 
 
 def test_smoke_fit_and_evaluate_names_the_figures():

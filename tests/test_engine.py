@@ -51,7 +51,18 @@ def masked_engine() -> DynamicsEngine:
 
 
 def diffusion_engine() -> DiffusionEngine:
-    return DiffusionEngine(diffusion.build(make_config(diffusion.Config, "smoke")))
+    """A tiny untrained diffusion engine in pixel space (DIAMOND's)."""
+    return DiffusionEngine(diffusion.build(make_config(diffusion.Config, "smoke", space="pixels")))
+
+
+def latent_diffusion_engine() -> DiffusionEngine:
+    """A tiny untrained diffusion engine over the shipped tokenizer's latents (GameNGen's way)."""
+    from hitchhiker import zoo
+
+    cfg, deps = zoo.prepare("diffusion", "smoke")
+    model = diffusion.build(cfg)
+    model.set_codebook(deps["tokenizer"])
+    return diffusion.engine_of(model, deps)
 
 
 def real_start(batch=2, n=2):
@@ -64,7 +75,7 @@ def real_start(batch=2, n=2):
 
 @pytest.mark.parametrize(
     "make",
-    [SimulatorRollout, CopyLastFrame, masked_engine, diffusion_engine],
+    [SimulatorRollout, CopyLastFrame, masked_engine, diffusion_engine, latent_diffusion_engine],
     ids=lambda f: f.__name__,
 )
 def test_every_engine_kind_satisfies_the_contract(make):
@@ -82,7 +93,7 @@ def test_every_engine_kind_satisfies_the_contract(make):
         engine.step("fly")
     with pytest.raises(ValueError, match="context_actions"):
         engine.rollout(frames, past[:, :0], np.zeros((2, 1), np.int64), **kw)
-    has_steps = make in (masked_engine, diffusion_engine)
+    has_steps = make in (masked_engine, diffusion_engine, latent_diffusion_engine)
     assert (decode_steps_of(engine) is not None) == has_steps
 
 

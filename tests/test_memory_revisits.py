@@ -9,7 +9,6 @@ from hitchhiker.interactive.truth import CopyLastFrame, SimulatorRollout
 from hitchhiker.memory.revisit_benchmark import (
     cell_sets,
     evaluate_way_back,
-    interval,
     return_scores,
     way_back,
 )
@@ -49,9 +48,11 @@ def test_the_simulator_scores_one_and_a_frozen_world_does_not(walks):
 
 
 def test_interval_is_mean_and_1_96_standard_errors():
-    mean, half = interval([0.5, 1.0, np.nan, 0.0])
+    from hitchhiker.metrics import mean_interval
+
+    mean, half = mean_interval([0.5, 1.0, np.nan, 0.0])
     assert mean == 0.5 and half == pytest.approx(1.96 * 0.5 / np.sqrt(3))
-    assert np.isnan(interval([np.nan])[0])
+    assert np.isnan(mean_interval([np.nan])[0])
 
 
 def test_cost_counts_what_each_memory_holds_as_history_grows(smoke_model):

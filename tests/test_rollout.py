@@ -58,6 +58,7 @@ def test_simulator_is_perfect(simulator_figures):
     f = simulator_figures
     assert f["sim.teacher_forced_tile_accuracy"] == 1.0
     assert f["sim.teacher_forced_tile_accuracy_all"] == 1.0
+    assert f["sim.teacher_forced_validity"] == 1.0
     assert f["sim.action_following_8"] == 1.0
     assert f["sim.seen_land_accuracy_16"] == 1.0
     assert f["sim.seen_land_accuracy_ever_16"] == 1.0
@@ -65,6 +66,25 @@ def test_simulator_is_perfect(simulator_figures):
     assert all(f[f"sim.tile_error_h{h}"] == 0.0 for h in (1, 8, 16))
     assert f["sim.delta_psnr_8"] > 10  # random actions take the explorer elsewhere
     assert f["sim.fps_b1"] > 0
+
+
+def test_figures_carry_per_episode_intervals(simulator_figures, copy_figures, truth):
+    from hitchhiker.interactive.rollout import episode_means
+    from hitchhiker.metrics import mean_interval
+
+    # a perfect engine: every episode scores 1, so the interval has no width
+    assert simulator_figures["sim.action_following_8_ci95"] == 0.0
+    assert "sim.fps_b1_ci95" not in simulator_figures  # a speed, not a mean over episodes
+    # the copy engine's interval is the spread of its episodes' own error at step 16
+    errors = np.stack([(truth.tiles[i, 3 + 15] != truth.tiles[i, 2]).mean() for i in range(4)])
+    mean, half = mean_interval(errors)
+    assert copy_figures["copy.tile_error_h16"] == pytest.approx(mean)
+    assert copy_figures["copy.tile_error_h16_ci95"] == pytest.approx(half) and half > 0
+    # an episode with no selected cell is left out, not counted as 0
+    values = np.array([[1.0, 0.0], [1.0, 1.0]])
+    np.testing.assert_array_equal(
+        episode_means(values, np.array([[True, True], [False, False]])), [0.5, np.nan]
+    )
 
 
 def test_copy_last_frame_ignores_actions(copy_figures):

@@ -36,6 +36,18 @@ def test_higher_or_lower_is_better_per_score(figures):
     assert versus.tally("a", "b", [versus.score(k) for k in keys]) == (1, 1)
 
 
+def test_a_difference_inside_the_intervals_is_a_tie(figures, monkeypatch):
+    with_ci = {**figures, "stage3.a.action_following_16_ci95": 0.08}
+    monkeypatch.setattr(versus, "stored_figures", lambda: with_ci)
+    assert versus.ahead("a", "b", "action_following_16") == 1  # 0.1 apart > 0.08
+    with_ci["stage3.b.action_following_16_ci95"] = 0.08  # combined: 0.113 > 0.1
+    assert versus.ahead("a", "b", "action_following_16") == 0
+    assert versus.word("a", "b", "action_following_16", same="as good") == "as good"
+    table = versus.table({"A": "a", "B": "b"}, [versus.score("action_following_16")])
+    assert "± {stage3.a.action_following_16_ci95:.3f}" in table
+    assert table.splitlines()[2].endswith("| tie |")
+
+
 def test_table_names_the_leader_and_leaves_numbers_to_say(figures):
     rows = [versus.score("action_following_16"), versus.score("tile_error_h8")]
     table = versus.table({"A": "a", "B": "b"}, rows)
@@ -49,7 +61,7 @@ def test_table_names_the_leader_and_leaves_numbers_to_say(figures):
 def test_stored_figures_exist_for_every_score():
     """Every score the notebook compares is stored for both shipped engines it names."""
     names = measured.stored_figures()
-    for engine in ("diffusion", "diffusion_noaug", "dynamics"):
-        for s in versus.QUALITY + versus.DRIFT:
+    for engine in ("diffusion", "diffusion_noaug", "diffusion_pixels", "dynamics"):
+        for s in versus.QUALITY + versus.DRIFT + versus.SPACE:
             assert versus.name(engine, s.key) in names
     assert versus.fps_target("diffusion") > 0

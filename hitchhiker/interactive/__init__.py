@@ -19,8 +19,9 @@ presets, VARIANTS, build, fit, evaluate) in the ``*_recipe`` module next to it.
 - :mod:`.edm`                     EDM: the denoiser's preconditioning, training noise, few-step sampler
 - :mod:`.unet`                    a small U-Net denoiser, conditioned on past frames and actions
 - :mod:`.diffusion_engine`        the diffusion engine (GameNGen, DIAMOND): the EDM denoiser played
-  frame by frame
-- :mod:`.diffusion_recipe`        recipe "diffusion" (and "diffusion_noaug"): train it, score the engine
+  frame by frame, over the Stage I tokenizer's latents (or pixels)
+- :mod:`.diffusion_recipe`        recipe "diffusion" (and "diffusion_noaug", "diffusion_pixels"):
+  train it, score the engine
 - :mod:`.truth`                   held-out ground truth, and the reference engines (the simulator
   itself, and a frozen world that copies the last frame)
 - :mod:`.rollout`                 evaluation against the simulator: teacher-forced accuracy, action

@@ -21,6 +21,10 @@ def _engine_rows(name: str, label: str, fps_goal: str, main: bool) -> tuple[Figu
             f"{label}: the same on every tile, incl. the row a move reveals",
         ),
         Figure(
+            f"stage3.{name}.teacher_forced_validity",
+            f"{label}: reader validity of those teacher-forced cells (drawn as real tiles)",
+        ),
+        Figure(
             f"stage3.{name}.action_following_16",
             f"{label}: action following over 16-step rollouts",
             "",
@@ -39,9 +43,16 @@ def _engine_rows(name: str, label: str, fps_goal: str, main: bool) -> tuple[Figu
         Figure(
             f"stage3.{name}.new_land_validity_32",
             f"{label}: reader validity of land never shown (invented)",
+            "",
+            g(">= 0.90"),
         ),
         *(
-            Figure(f"stage3.{name}.tile_error_h{h}", f"{label}: tile error at step {h}")
+            Figure(
+                f"stage3.{name}.tile_error_h{h}",
+                f"{label}: tile error at step {h}",
+                "",
+                g("no worse than the masked engine's") if h == 64 and name != "dynamics" else "",
+            )
             for h in (1, 8, 16, 32, 64)
         ),
         Figure(
@@ -58,8 +69,9 @@ STAGE3_ENGINES = {
     "dynamics": ("masked dynamics, true actions", ">= 25", True),
     "dynamics_noaug": ("masked dynamics, no context noise", "", False),
     "dynamics_latent": ("masked dynamics, latent actions", "", False),
-    "diffusion": ("diffusion engine, 2 steps", ">= 10", True),
+    "diffusion": ("diffusion engine (tokenizer latents), 2 steps", ">= 10", True),
     "diffusion_noaug": ("diffusion engine, no context noise", "", False),
+    "diffusion_pixels": ("diffusion engine in pixels (DIAMOND's space)", "", False),
 }
 
 

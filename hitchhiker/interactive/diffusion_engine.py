@@ -8,9 +8,12 @@ same for a batch, from a real context (padded or cut to W by :func:`hitchhiker.e
 The contract, its argument checks and its padding live in :mod:`hitchhiker.engine`; the model, its
 training and its evaluation in :mod:`.diffusion_recipe`.
 
-Pixels live in [-1, 1] inside the model, channel-first (:func:`to_model_space`); frames enter and
-leave the engine as uint8 (H, W, 3) (:func:`to_uint8`), so ``step`` and ``rollout`` see exactly the
-frames the player sees.
+Frames enter and leave the engine as uint8 (H, W, 3), so ``step`` and ``rollout`` see exactly the
+frames the player sees. In between they live in the model's space (:meth:`DiffusionEngine.encode`,
+:meth:`DiffusionEngine.decode`): pixels in [-1, 1], channel-first (:func:`to_model_space`,
+:func:`to_uint8`), or, for a model that denoises the Stage I tokenizer's latents, the scaled code
+vectors of the frame's tokens; a denoised latent is snapped to its nearest code and the tokenizer
+paints it.
 
 Shapes: B batch, W context frames, T imagined steps, H x W_px = 64 x 64 pixels, C = 3 channels.
 """
@@ -50,6 +53,10 @@ class DiffusionEngine:
     context with it (noop actions); each ``step`` samples the next frame in ``decode_steps`` denoising
     steps. Sampling noise comes from a generator seeded by ``seed`` at every reset and rollout, so a
     rollout is a pure function of its inputs and ``seed``.
+
+    A token-space model (``model.cfg.space == "tokens"``) needs the ``tokenizer`` it was trained
+    on: frames enter as its tokens' code vectors, and each denoised latent is snapped to the
+    nearest code and painted by its decoder.
     """
 
     actions = ACTION_NAMES
@@ -60,6 +67,7 @@ class DiffusionEngine:
         decode_steps: int | None = None,
         seed: int = 0,
         context_level: float | None = None,
+        tokenizer=None,
     ):
         self.model = model.eval()
         self.cfg = model.cfg
@@ -68,8 +76,18 @@ class DiffusionEngine:
         self.decode_steps = self.cfg.decode_steps if decode_steps is None else int(decode_steps)
         self.seed = int(seed)
         self.context_level = context_level  # None: the config's play_context_noise
+        self.in_tokens = getattr(self.cfg, "space", "pixels") == "tokens"
+        if self.in_tokens:
+            if tokenizer is None:
+                raise ValueError(
+                    f"{self.name!r} denoises tokenizer latents: pass the tokenizer it was trained "
+                    "on, e.g. DiffusionEngine(model, tokenizer=zoo.dependencies(name, cfg)"
+                    "['tokenizer'])"
+                )
+            self.cfg.tokens.check(tokenizer, f"the diffusion model {self.name!r}")
+        self.tokenizer = tokenizer
         self.world = HitchhikerWorld(LEARNING_WORLD, max_steps=0)
-        self._frames: torch.Tensor | None = None  # (1, W, 3, H, W) in [-1, 1]
+        self._frames: torch.Tensor | None = None  # (1, W, C, H, W) in model space
         self._actions: torch.Tensor | None = None  # (1, W - 1)
         self._gen = torch.Generator()
 
@@ -83,16 +101,36 @@ class DiffusionEngine:
             raise ValueError(f"decode_steps must be a positive integer; got {steps!r}")
         return int(steps)
 
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (..., H, W, 3) -> model space (..., C, H', W'): pixels in [-1, 1], or the
+        scaled code vectors of their tokens."""
+        if not self.in_tokens:
+            return to_model_space(frames.to(self.device))
+        lead = frames.shape[:-3]
+        flat = frames.reshape(-1, *frames.shape[-3:]).to(self.tokenizer.device)
+        tokens = self.tokenizer.encode(flat.movedim(-1, 1).float() / 255.0).to(self.device)
+        return self.model.latents(tokens.view(*lead, *tokens.shape[-2:]))
+
+    def decode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A sample (B, C, H', W') in model space -> (uint8 frames (B, H, W, 3), the model-space
+        form that joins the context: exactly what the player sees)."""
+        if not self.in_tokens:
+            frame = to_uint8(x)
+            return frame, to_model_space(frame.to(self.device))
+        tokens = self.model.nearest(x)
+        pixels = self.tokenizer.decode(tokens.to(self.tokenizer.device))
+        frame = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1)
+        return frame, self.model.latents(tokens)
+
     def _advance(self, frames, past, action, generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """One imagined step for a batch: (next frame uint8 (B, H, W, 3), its [-1, 1] form)."""
+        """One imagined step for a batch: (next frame uint8 (B, H, W, 3), its model-space form)."""
         acts = torch.cat([past, action[:, None]], dim=1)
         x = self.model.next_frame(frames, acts, self._check_steps(), generator, self.context_level)
-        frame = to_uint8(x)
-        return frame, to_model_space(frame.to(self.device))
+        return self.decode(x)
 
     def reset(self, seed: int) -> np.ndarray:
         frame, _ = self.world.reset(seed=check_seed(seed))
-        start = to_model_space(torch.from_numpy(frame).to(self.device))
+        start = self.encode(torch.from_numpy(frame))
         self._frames = start[None, None].repeat(1, self.context, 1, 1, 1)
         self._actions = torch.full((1, self.context - 1), int(Action.NOOP), device=self.device)
         self._gen = torch.Generator().manual_seed(self.seed)
@@ -114,7 +152,7 @@ class DiffusionEngine:
         _, _, future = check_rollout_args(context_frames, context_actions, actions)
         frames, past = pad_context(context_frames, context_actions, self.context)
         dev = self.device
-        x = to_model_space(torch.from_numpy(frames).to(dev))
+        x = self.encode(torch.from_numpy(frames))
         past = torch.from_numpy(past).to(dev)
         future = torch.from_numpy(future).to(dev)
         gen = torch.Generator().manual_seed(self.seed)

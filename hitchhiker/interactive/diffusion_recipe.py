@@ -8,16 +8,30 @@ https://arxiv.org/abs/2408.14837); Alonso et al. 2024, "Diffusion for World Mode
 Details Matter in Atari" (DIAMOND, https://arxiv.org/abs/2405.12399). The world model is a
 conditional denoiser
 
-    D(y; s | o[t-W+1..t], a[t-W+1..t]) ~ o[t+1],      y = o[t+1] + s * n
+    D(y; s | z[t-W+1..t], a[t-W+1..t]) ~ z[t+1],      y = z[t+1] + s * n
 
-trained with EDM's noise levels, input scaling and sampler (:mod:`.edm`) on a small pixel-space
-U-Net (:mod:`.unet`), but without EDM's skip path (``x_prediction``): D is the network's own
-estimate of the clean change, D(y; s) = s_d * F(c_in * y; s). The U-Net folds each 8 x 8 tile into
-its channels, so it cannot cancel pixel noise that EDM's c_skip * y would pass into every frame. To play, draw pure noise at s_max and denoise it in ``decode_steps`` steps into the
-next frame; append that frame to the context, drop the oldest, repeat.
+trained with EDM's noise levels, input scaling and sampler (:mod:`.edm`) on a small U-Net
+(:mod:`.unet`), without EDM's skip path (``x_prediction``): D is the network's own estimate of the
+clean change, D(y; s) = s_d * F(c_in * y; s). To play, draw pure noise at s_max and denoise it in
+``decode_steps`` steps into the next frame; append that frame to the context, drop the oldest,
+repeat.
+
+**Pixels or latents** (``space``). DIAMOND denoises pixels; GameNGen denoises the latents of Stable
+Diffusion's autoencoder, and latent diffusion with a VQ autoencoder (Rombach et al. 2022,
+https://arxiv.org/abs/2112.10752) leaves the quantiser to the decoder. Here z is either the
+64 x 64 x 3 frame ("pixels") or the Stage I tokenizer's latents ("tokens", the default): each 8 x 8
+tile's code vector, D = 16 numbers on an 8 x 8 grid. A denoised latent is snapped to the nearest
+code (:meth:`DiffusionModel.nearest`) and painted by the tokenizer's decoder, so every frame is
+made of real tiles and the next step reads a clean past. In pixels a small CPU-trained network
+must paint every tile to within ~5 grey levels of a real one, and does not: at the ``cpu`` preset
+its frames drift into fuzzy land the tile reader no longer recognises (notebook 05 and the
+benchmark's "diffusion_pixels" rows measure it, and ``docs/diffusion-drift.md`` tells how the
+engine was taken apart). Pixels are also why x-prediction: the pixel U-Net folds each 8 x 8 tile
+into its channels, so it cannot cancel the noise EDM's c_skip * y would pass into every frame.
 
 **What is diffused** (``residual``, on by default) is the change from the last context frame,
-x = o[t+1] - o[t], and the frame is o[t] + x: a still world (noop, a blocked move) is the zero
+x = z[t+1] - z[t] (taken from the clean frame, not the noised one the network sees), and the frame
+is z[t] + x: a still world (noop, a blocked move) is the zero
 change, so a small network trained for minutes spends its capacity on what moves, not on
 re-painting every grass texture. With ``residual=False`` it is the frame itself, as in DIAMOND.
 
@@ -40,11 +54,13 @@ squared error is weighted ``explorer_weight`` times (as the tokenizer and the ma
 **Short contexts.** A reset starts from ONE real frame, repeated W times with noop actions, so a
 share ``pad_prob`` of training windows is padded the same way.
 
-Pixels live in [-1, 1] inside the model (s_d = 0.5); frames enter and leave the engine as uint8.
-Each generated frame is rounded to uint8 before it joins the context, so ``step`` and ``rollout``
-see exactly the frames the player sees.
+Pixels live in [-1, 1] inside the model, latents are the codes times :data:`LATENT_SCALE` (both
+with s_d = 0.5); frames enter and leave the engine as uint8. Each generated frame is rounded to
+uint8 (pixels) or snapped to its tokens (latents) before it joins the context, so ``step`` and
+``rollout`` see exactly the frames the player sees.
 
-Shapes: B batch, W context frames, T imagined steps, H = W_px = 64 pixels, A = 6 actions.
+Shapes: B batch, W context frames, T imagined steps, C channels (3 colours or D latent widths),
+H = W_px = 64 pixels or 8 latent cells, K codes, A = 6 actions.
 """
 
 from __future__ import annotations
@@ -54,13 +70,15 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from hitchhiker.interactive.diffusion_engine import DiffusionEngine, to_model_space
 from hitchhiker.interactive.edm import EDM
 from hitchhiker.interactive.rollout import evaluate_engine
 from hitchhiker.interactive.truth import truth_set
 from hitchhiker.interactive.unet import DenoiserUNet
-from hitchhiker.recipe import Deps
+from hitchhiker.recipe import Deps, Need
+from hitchhiker.tokens import TokenGrid, encode_frames, tokenizer_needs
 from hitchhiker.train import TrainConfig, train
 from hitchhiker.world import ACTION_NAMES, Action
 from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, TrajectoryDataset, record
@@ -70,8 +88,9 @@ from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, TrajectoryDatas
 class Config:
     """A diffusion engine: its U-Net, EDM constants, augmentation, data and training."""
 
-    STORED_BEFORE: ClassVar[dict[str, Any]] = {"x_prediction": False}
-    """Files shipped before x-prediction were trained with EDM's skip path: they load as such."""
+    STORED_BEFORE: ClassVar[dict[str, Any]] = {"x_prediction": False, "space": "pixels"}
+    """Files shipped before x-prediction were trained with EDM's skip path, and before latents on
+    pixels: they load as such."""
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {
             "channels": (16, 32),
@@ -97,6 +116,19 @@ class Config:
 
     name: str = "diffusion"
     """Model name: figures read "stage3.<name>.<figure>" (each variant sets its own)."""
+    space: str = "tokens"
+    """What is denoised: "tokens", the Stage I tokenizer's latents (each 8 x 8 tile's code vector,
+    D numbers on an 8 x 8 grid), snapped to the nearest code and painted by the tokenizer's
+    decoder, as GameNGen denoises Stable Diffusion's latents and latent diffusion with a VQ
+    autoencoder quantises in its decoder; or "pixels", the 64 x 64 x 3 frame itself, as DIAMOND
+    does (see "Pixels or latents" in the module docstring)."""
+    tokenizer: str = "shipped"
+    """Which tokenizer (``space="tokens"``): "shipped" or a preset to train one at. It must have a
+    codebook (the ground-truth "oracle" stand-in has none)."""
+    tokens: TokenGrid = field(default_factory=TokenGrid)
+    """The tokenizer's vocabulary and grid, bound by the zoo from the tokenizer it hands in."""
+    latent_dim: int = 0
+    """D, the width of the tokenizer's code vectors (bound with the tokenizer; 0 for pixels)."""
     context: int = 4
     """Context window W: real (or imagined) frames the denoiser sees besides the noisy one."""
     channels: tuple[int, ...] = (80, 112)
@@ -106,21 +138,20 @@ class Config:
     emb_dim: int = 128
     """Width of the conditioning embedding (noise level, actions, context-noise level)."""
     unshuffle: int = 8
-    """Pixel-unshuffle factor u: the U-Net runs at 64/u pixels (8: one position per world tile)."""
+    """Pixel-unshuffle factor u (pixels only): the U-Net runs at 64/u pixels (8: one position per
+    world tile). Latents already sit one per tile, on the 8 x 8 grid."""
     sigma_data: float = 0.5
     """EDM s_d: standard deviation of the pixels in [-1, 1]."""
     x_prediction: bool = True
     """The network predicts the clean change itself (EDM without its skip path: c_skip = 0,
     c_out = s_d). With EDM's skip, D(y; s) = c_skip y + c_out F lets c_skip(s) * s of the input
-    noise through unless F cancels it pixel by pixel, which this U-Net cannot: it folds each 8 x 8
-    tile (192 noisy values, 960 with the context) into 80 channels. The leak (0.094 at the
+    noise through unless F cancels it pixel by pixel, which the pixel U-Net cannot: it folds each
+    8 x 8 tile (192 noisy values, 960 with the context) into 80 channels. The leak (0.094 at the
     sampler's last level 0.1; the tile reader tolerates RMS 0.04) was left in every frame and,
     through the residual, piled up frame after frame: the static of issue 17
     (docs/diffusion-drift.md)."""
-    p_mean: float = 0.4
-    """Mean of ln(sigma) of the training noise. Higher than DIAMOND's -0.4: with 1-2 sampling
-    steps the first call, at sigma_max, decides the frame (heading, scroll), so training leans
-    on high levels (measured: action following 0.51 -> 0.77 after 600 steps)."""
+    p_mean: float = -0.4
+    """Mean of ln(sigma) of the training noise (DIAMOND's value)."""
     p_std: float = 1.2
     """Standard deviation of ln(sigma) of the training noise."""
     sigma_min: float = 0.1
@@ -146,11 +177,13 @@ class Config:
     pad_prob: float = 0.15
     """Share of training windows whose context is padded (first frame repeated, noop actions)."""
     data: DataConfig = field(
-        default_factory=lambda: DataConfig(episodes=384, episode_steps=48, eval_episodes=16)
+        default_factory=lambda: DataConfig(episodes=384, episode_steps=48, eval_episodes=64)
     )
-    """Recorded play: training episodes, and the held-out (test) episodes of the figures."""
+    """Recorded play: training episodes, and the held-out (test) episodes of the figures (64, each
+    figure with its 95% interval: about 1 to 3 points for the headline accuracies, wider for the
+    tile error of long rollouts, whose worlds diverge each their own way)."""
     train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(steps=3000, batch_size=32, lr=2e-3, weight_decay=0.01)
+        default_factory=lambda: TrainConfig(steps=6000, batch_size=32, lr=2e-3, weight_decay=0.01)
     )
     """Optimisation: windows per step, learning rate, device and precision, and the seed of the
     weights, the data order and the training noise."""
@@ -169,6 +202,8 @@ class Config:
             "play_context_noise": self.play_context_noise >= 0,
             "pad_prob": 0 <= self.pad_prob <= 1,
             "explorer_weight": self.explorer_weight > 0,
+            "space": self.space in ("tokens", "pixels"),
+            "tokenizer": self.space == "pixels" or self.tokenizer != "oracle",
         }
         bad = [f"{k}={getattr(self, k)!r}" for k, ok in checks.items() if not ok]
         if bad:
@@ -189,23 +224,90 @@ class Config:
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "no_context_noise": {"context_noise": 0.0, "name": "diffusion_noaug"},
+    "pixels": {"space": "pixels", "name": "diffusion_pixels", "train": {"steps": 3000}},
 }
-"""Config overrides of the zoo's variant "diffusion_noaug" (the drift experiment's control)."""
+"""Config overrides of the zoo's variants "diffusion_noaug" (the drift experiment's control) and
+"diffusion_pixels" (DIAMOND's pixel space, for the comparison of notebook 05: half the steps, as
+each costs about twice a latent step on a CPU, so both train for similar minutes)."""
+
+LATENT_SCALE = 2.0
+"""The tokenizer's codes are unit vectors in D dimensions (D = 16: each coordinate's standard
+deviation ~ 1/4); times 2 their coordinates have the standard deviation s_d = 0.5 that EDM's
+preconditioning assumes, as pixels in [-1, 1] do."""
+
+
+def needs(values: dict[str, Any]) -> dict[str, Need]:
+    """The tokenizer whose latents are denoised (none for pixels)."""
+    return tokenizer_needs(values) if values["space"] == "tokens" else {}
+
+
+def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
+    """The tokenizer's vocabulary, grid and code width (nothing for pixels)."""
+    if values["space"] != "tokens":
+        return {}
+    tokenizer = deps["tokenizer"]
+    if not hasattr(tokenizer, "quantizer"):
+        raise ValueError(
+            f"the diffusion engine denoises a tokenizer's code vectors; {type(tokenizer).__name__} "
+            "has no codebook (use the shipped tokenizer, or space='pixels')"
+        )
+    return {"tokens": TokenGrid.of(tokenizer), "latent_dim": int(tokenizer.quantizer.dim)}
 
 
 class DiffusionModel(nn.Module):
-    """The EDM-wrapped U-Net: ``forward`` is the raw network F, ``next_frame`` samples D's chain."""
+    """The EDM-wrapped U-Net: ``forward`` is the raw network F, ``next_frame`` samples D's chain.
+
+    In token space it also holds the tokenizer's codebook (K, D), scaled by :data:`LATENT_SCALE`:
+    :meth:`latents` turns tokens into the vectors it denoises, :meth:`nearest` snaps a denoised
+    vector back to a token. The pixels of a token are the tokenizer's to paint (the engine's job).
+    """
 
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
         self.edm = cfg.edm()
+        tokens = cfg.space == "tokens"
+        if tokens:
+            cfg.tokens.require("the token-space diffusion model")
+            if cfg.latent_dim < 1:
+                raise ValueError(
+                    f"latent_dim must be bound from the tokenizer; got {cfg.latent_dim}"
+                )
+            codes = torch.zeros(cfg.tokens.vocab_size, cfg.latent_dim)
+            self.register_buffer("codebook", codes)  # filled by set_codebook, stored with weights
+        self.channels = cfg.latent_dim if tokens else 3
         self.net = DenoiserUNet(
-            cfg.context, len(ACTION_NAMES), cfg.channels, cfg.blocks, cfg.emb_dim, cfg.unshuffle
+            cfg.context,
+            len(ACTION_NAMES),
+            cfg.channels,
+            cfg.blocks,
+            cfg.emb_dim,
+            1 if tokens else cfg.unshuffle,
+            in_channels=self.channels,
         )
 
+    def set_codebook(self, tokenizer) -> None:
+        """Copy ``tokenizer``'s code vectors (scaled) into the model: the space it denoises."""
+        cfg = self.cfg
+        cfg.tokens.check(tokenizer, "the diffusion model")
+        ids = torch.arange(cfg.tokens.vocab_size, device=tokenizer.device)
+        codes = tokenizer.quantizer.embed(ids[:, None, None])[:, :, 0, 0].float()
+        self.codebook.copy_(LATENT_SCALE * codes.to(self.codebook.device))
+
+    def latents(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens (..., h, w) int64 -> their scaled code vectors (..., D, h, w)."""
+        return self.codebook[tokens].movedim(-1, -3)
+
+    def nearest(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (B, D, h, w) -> the token of the nearest code at every cell (B, h, w): the
+        quantiser of a VQ autoencoder, which latent diffusion leaves to the decoder."""
+        b, d, h, w = z.shape
+        flat = z.movedim(1, -1).reshape(-1, d).float()
+        dist = torch.cdist(flat, self.codebook.float())
+        return dist.argmin(1).view(b, h, w)
+
     def forward(self, x, c_noise, context, actions, context_level):
-        """F(c_in * y; c_noise, context (B, W, 3, H, W), actions (B, W), context_level (B,))."""
+        """F(c_in * y; c_noise, context (B, W, C, H, W), actions (B, W), context_level (B,))."""
         return self.net(x, c_noise, context, actions, context_level)
 
     def denoiser(self, context, actions, context_level):
@@ -222,15 +324,16 @@ class DiffusionModel(nn.Module):
         generator: torch.Generator | None = None,
         context_level: float | None = None,
     ) -> torch.Tensor:
-        """(B, 3, H, W) in [-1, 1]: a sample of the frame after ``context`` (B, W, 3, H, W) in
-        [-1, 1] under ``actions`` (B, W) (the W - 1 between the context frames, then the one now)."""
+        """(B, C, H, W) in model space: a sample of the frame after ``context`` (B, W, C, H, W)
+        under ``actions`` (B, W) (the W - 1 between the context frames, then the one now).
+        Pixels come out in [-1, 1]; latents unsnapped (:meth:`nearest` snaps them)."""
         cfg = self.cfg
         b = context.shape[0]
         level = cfg.play_context_noise if context_level is None else context_level
         levels = torch.full((b,), float(level), device=context.device)
         x = self.edm.sample(
             self.denoiser(context, actions, levels),
-            (b, 3, *context.shape[-2:]),
+            (b, *context.shape[-3:]),
             steps=cfg.decode_steps if steps is None else steps,
             heun=cfg.heun,
             generator=generator,
@@ -242,13 +345,40 @@ class DiffusionModel(nn.Module):
 # ----------------------------------------------------------------------------- training
 
 
-def prepare_batch(batch: dict, cfg: Config, generator=None) -> dict[str, torch.Tensor]:
-    """A window of W + 1 frames -> (clean target, padded and noised context, actions, level).
+class TokenWindows(Dataset):
+    """Windows of W + 1 consecutive frames of recorded episodes, as tokens.
 
-    Padding (share ``pad_prob``): the first k context frames become copies of frame k, their
-    actions noop, k ~ U{1..W-1}. Context noise: l ~ U(0, context_noise) per window.
+    Item: {"tokens": (W + 1, h, w) int64, "actions": (W,) int64} (the actions between them)."""
+
+    def __init__(self, tokens: torch.Tensor, actions, length: int):
+        e, t1 = tokens.shape[:2]
+        if not 2 <= length <= t1:
+            raise ValueError(f"window length must lie in [2, {t1}]; got {length}")
+        self.tokens, self.actions = tokens, torch.as_tensor(actions).long()
+        self.length, self.starts = length, t1 - length + 1
+
+    def __len__(self) -> int:
+        return len(self.tokens) * self.starts
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        e, s = divmod(i, self.starts)
+        return {
+            "tokens": self.tokens[e, s : s + self.length],
+            "actions": self.actions[e, s : s + self.length - 1],
+        }
+
+
+def prepare_batch(batch: dict, cfg: Config, generator=None) -> dict[str, torch.Tensor]:
+    """A window of W + 1 frames -> clean target, clean last context frame, padded and noised
+    context, actions and noise level, all in model space.
+
+    ``batch["frames"]`` are pixels (uint8, or float in [0, 1] channel-first); ``batch["latents"]``
+    (B, W + 1, D, h, w) are already in model space. Padding (share ``pad_prob``): the first k
+    context frames become copies of frame k, their actions noop, k ~ U{1..W-1}. Context noise:
+    l ~ U(0, context_noise) per window.
     """
-    frames, actions = to_model_space(batch["frames"]), batch["actions"]
+    frames = batch["latents"] if "latents" in batch else to_model_space(batch["frames"])
+    actions = batch["actions"]
     b, w = frames.shape[0], cfg.context
     if frames.shape[1] != w + 1 or actions.shape != (b, w):
         raise ValueError(
@@ -266,12 +396,20 @@ def prepare_batch(batch: dict, cfg: Config, generator=None) -> dict[str, torch.T
         actions = torch.where(slots < k[:, None], int(Action.NOOP), actions)
     level = torch.rand(b, generator=generator).to(dev) * cfg.context_noise
     noise = torch.randn(context.shape, generator=generator).to(dev)
+    last = context[:, -1]  # the clean last frame, before the noise: what the residual is taken from
     context = context + level[:, None, None, None, None] * noise
-    return {"target": target, "context": context, "actions": actions, "context_level": level}
+    return {
+        "target": target,
+        "last": last,
+        "context": context,
+        "actions": actions,
+        "context_level": level,
+    }
 
 
 def explorer_weights(cfg: Config, size: int = 64, device=None) -> torch.Tensor | None:
-    """(1, 1, size, size) pixel weights: ``explorer_weight`` on view cell (4, 4), 1 elsewhere."""
+    """(1, 1, size, size) weights of a frame's pixels or latent cells: ``explorer_weight`` on
+    view cell (4, 4), 1 elsewhere."""
     if cfg.explorer_weight == 1.0:
         return None
     tile = size // 8
@@ -283,9 +421,13 @@ def explorer_weights(cfg: Config, size: int = 64, device=None) -> torch.Tensor |
 def diffusion_loss(model: nn.Module, batch: dict) -> tuple[torch.Tensor, dict]:
     """EDM loss of the next frame given a (padded, noised) context: the trainer's ``loss_fn``."""
     inner = model.module if hasattr(model, "module") else model
+    if "tokens" in batch:
+        batch = {"latents": inner.latents(batch["tokens"]), "actions": batch["actions"]}
     p = prepare_batch(batch, inner.cfg)
     sigma = inner.edm.sample_sigma(p["target"].shape[0], device=p["target"].device)
-    target = p["target"] - p["context"][:, -1] if inner.cfg.residual else p["target"]
+    # The change is taken from the *clean* last frame: from the noised one, the network would
+    # have to predict the context noise it was given, cell by cell, besides the change.
+    target = p["target"] - p["last"] if inner.cfg.residual else p["target"]
     per_sample = inner.edm.loss(
         model,
         target,
@@ -308,8 +450,8 @@ def build(cfg: Config) -> DiffusionModel:
 
 
 def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> DiffusionModel:
-    """Record training episodes and train the denoiser on windows of W + 1 frames (a pixel model:
-    it depends on no other model, ``deps`` is ignored)."""
+    """Record training episodes and train the denoiser on windows of W + 1 frames: pixels, or
+    the tokenizer's tokens (``deps["tokenizer"]``, encoded once), whose code vectors it denoises."""
     rec = record(
         "train",
         cfg.data.episodes,
@@ -319,18 +461,32 @@ def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> Diffusi
         progress=progress,
     )
     model = build(cfg)
-    data = TrajectoryDataset(rec, cfg.context + 1)
+    if cfg.space == "tokens":
+        tokenizer = deps["tokenizer"]
+        model.set_codebook(tokenizer)
+        flat = rec.frames.reshape(-1, *rec.frames.shape[2:])
+        grid = (cfg.tokens.grid_h, cfg.tokens.grid_w)
+        tokens = encode_frames(tokenizer, flat).view(*rec.frames.shape[:2], *grid)
+        data = TokenWindows(tokens, rec.actions, cfg.context + 1)
+    else:
+        data = TrajectoryDataset(rec, cfg.context + 1)
     result = train(model, data, diffusion_loss, cfg.train, run_dir, progress=progress)
     model.losses = result.losses
     model.train_seconds = result.seconds
     return result.model.eval()
 
 
+def engine_of(model: DiffusionModel, deps: Deps, decode_steps=None, seed: int = 0, **kw):
+    """The engine that plays ``model``, with the tokenizer it needs in token space
+    (``deps["tokenizer"]``, e.g. ``zoo.dependencies("diffusion", cfg)``)."""
+    tokenizer = deps.get("tokenizer") if model.cfg.space == "tokens" else None
+    return DiffusionEngine(model, decode_steps, seed, tokenizer=tokenizer, **kw)
+
+
 def evaluate(model: DiffusionModel, cfg: Config, deps: Deps) -> dict[str, float]:
-    """Every Stage III figure of the engine on held-out episodes ("stage3.<name>.<figure>");
-    ``deps`` is ignored (no dependencies)."""
+    """Every Stage III figure of the engine on held-out episodes ("stage3.<name>.<figure>")."""
     h, seed = cfg.eval_horizon, cfg.train.seed
     truth = truth_set("test", cfg.data.eval_episodes, cfg.eval_context, h)
-    engine = DiffusionEngine(model, cfg.decode_steps, seed)
+    engine = engine_of(model, deps, cfg.decode_steps, seed)
     horizons = (min(16, h), min(32, h), h)
     return evaluate_engine(engine, truth, f"stage3.{cfg.name}", horizons=horizons, seed=seed)

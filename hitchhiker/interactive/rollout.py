@@ -8,7 +8,8 @@ start under the same actions, and read every generated frame back with the tile 
 
 - **teacher-forced tile accuracy**: frame t+1 predicted from the real frames up to t, every t, on
   the cells those frames showed (the row a move scrolls into view is undetermined by the inputs;
-  ``..._all`` scores it too);
+  ``..._all`` scores it too); and its *validity*, the share of those cells drawn closely enough to
+  a real tile for the reader to call them valid (a pixel engine's near-misses show here first);
 - **action following** (Genie, MineWorld): in 16-step free rollouts, did the generated explorer do
   what the simulator did? The view shift between consecutive generated frames (one of none / up /
   down / left / right, estimated by matching the read tile grids) and the heading read from the
@@ -23,6 +24,10 @@ start under the same actions, and read every generated frame back with the tile 
       delta_PSNR = PSNR(x, x_hat | recorded actions) - PSNR(x, x_hat' | random actions),
   averaged over 16 steps: an engine that ignores its actions scores 0;
 - **frames per second** at batch 1 (``reset`` + 64 ``step`` calls, median of 3 runs).
+
+Each figure but the frame rate is a mean over held-out episodes with the half-width of its 95%
+interval (``..._ci95``): figures move by points from one draw of worlds to another, so a figure
+without its interval cannot say whether it met a goal.
 
 The ground truth (:func:`~.truth.truth_set`) and two reference engines live in :mod:`.truth`:
 :class:`~.truth.SimulatorRollout` (the simulator itself: perfect everywhere) and
@@ -46,7 +51,7 @@ import torch
 
 from hitchhiker.engine import as_rollout_frames, check_rollout_args, context_window
 from hitchhiker.interactive.truth import Truth
-from hitchhiker.metrics import HorizonCurve, psnr
+from hitchhiker.metrics import HorizonCurve, mean_interval, psnr
 from hitchhiker.metrics import horizon_curve as _curve
 from hitchhiker.world import VALID_DISTANCE, Action, read_tiles
 
@@ -185,6 +190,18 @@ def seen_masks(positions, start: int, steps: int, window: int | None, view=(8, 8
     return out
 
 
+def episode_means(values, mask=None) -> np.ndarray:
+    """(E, ...) values (bool or float) -> (E,) each episode's mean over the cells ``mask`` (same
+    shape) selects, NaN for an episode with none; every cell when ``mask`` is None."""
+    v = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    if mask is None:
+        return v.mean(1)
+    m = np.asarray(mask, dtype=bool).reshape(v.shape)
+    n = m.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (v * m).sum(1) / np.maximum(n, 1), np.nan)
+
+
 def _tile_error(kinds, tiles) -> np.ndarray:
     """(E, T, R, C) read and true kinds -> (E, T) share of wrong cells."""
     return (np.asarray(kinds) != np.asarray(tiles)).mean(axis=(-2, -1))
@@ -250,6 +267,10 @@ def evaluate_engine(
     longest for the error curve; figure names carry the lengths (``action_following_16``). One free
     rollout of the longest is made and its prefixes scored (rollouts are causal). ``seed`` seeds
     the engine's sampler (``engine.seed`` when it has one) and the random actions of delta-PSNR.
+
+    Every figure but the frame rate is a mean over episodes (each episode's own mean first, so a
+    world with more land of one kind does not outvote the others) and comes with the half-width
+    of its 95% interval, ``<figure>_ci95`` (:func:`hitchhiker.metrics.mean_interval`).
     """
     hs = sorted(int(h) for h in horizons)
     if not 1 <= len(hs) <= 3 or hs[0] < 1 or hs[-1] > truth.horizon:
@@ -262,17 +283,24 @@ def evaluate_engine(
     k, window = truth.context, context_window(engine)
     out: dict[str, float] = {}
 
-    tf_right = read_tiles(teacher_forced_frames(engine, truth)).kinds == truth.tiles[:, 1:]
+    per_episode: dict[str, np.ndarray] = {}  # figure -> (E,) one value per held-out episode
+
+    tf_reading = read_tiles(teacher_forced_frames(engine, truth))
+    tf_right = tf_reading.kinds == truth.tiles[:, 1:]
     tf_shown = teacher_forced_masks(engine, truth)
-    out["teacher_forced_tile_accuracy"] = float(tf_right[tf_shown].mean())
-    out["teacher_forced_tile_accuracy_all"] = float(tf_right.mean())
+    per_episode["teacher_forced_tile_accuracy"] = episode_means(tf_right, tf_shown)
+    per_episode["teacher_forced_tile_accuracy_all"] = episode_means(tf_right)
+    # drawn from a real past, on land it was shown: are the cells real tiles at all?
+    per_episode["teacher_forced_validity"] = episode_means(
+        tf_reading.distance < VALID_DISTANCE, tf_shown
+    )
 
     gen = free_rollout(engine, truth, long_h)
     reading = read_tiles(gen)
     errors = _tile_error(reading.kinds, truth.future("tiles", long_h))
     for h in sorted({1, 8, *hs}):
         if h <= long_h:
-            out[f"tile_error_h{h}"] = float(errors[:, h - 1].mean())
+            per_episode[f"tile_error_h{h}"] = errors[:, h - 1]
 
     # action following: the last real frame, then the imagined ones
     prev = np.concatenate([truth.frames[:, k - 1 : k], gen[:, : follow_h - 1]], axis=1)
@@ -282,18 +310,17 @@ def evaluate_engine(
     shift = estimate_shift(prev, gen[:, :follow_h], prev_kinds, reading.kinds[:, :follow_h])
     want_shift = true_shift(truth.positions[:, k - 1 : k + follow_h])
     heading_ok = reading.heading[:, :follow_h] == truth.future("headings", follow_h)
-    out[f"action_following_{follow_h}"] = float(((shift == want_shift) & heading_ok).mean())
+    per_episode[f"action_following_{follow_h}"] = episode_means((shift == want_shift) & heading_ok)
 
     # seen land (engine's window, and ever) and new land
     right = reading.kinds[:, :seen_h] == truth.future("tiles", seen_h)
     valid = reading.distance[:, :seen_h] < VALID_DISTANCE
     seen = seen_masks(truth.positions, k, seen_h, window, right.shape[-2:])
     ever = seen_masks(truth.positions, k, seen_h, None, right.shape[-2:])
-    nan = float("nan")
-    out[f"seen_land_accuracy_{seen_h}"] = float(right[seen].mean()) if seen.any() else nan
-    out[f"seen_land_accuracy_ever_{seen_h}"] = float(right[ever].mean()) if ever.any() else nan
-    new = ~ever  # never shown in a real frame: invented, so only its plausibility is scored
-    out[f"new_land_validity_{seen_h}"] = float(valid[new].mean()) if new.any() else nan
+    per_episode[f"seen_land_accuracy_{seen_h}"] = episode_means(right, seen)
+    per_episode[f"seen_land_accuracy_ever_{seen_h}"] = episode_means(right, ever)
+    # never shown in a real frame: invented, so only its plausibility is scored
+    per_episode[f"new_land_validity_{seen_h}"] = episode_means(valid, ~ever)
 
     # controllability: same start, recorded versus uniformly random actions
     rng = np.random.default_rng(seed)
@@ -302,7 +329,11 @@ def evaluate_engine(
         engine.seed = seed
     gen_random = free_rollout(engine, truth, follow_h, random_actions)
     real = np.array(truth.future("frames", follow_h))  # a writable copy, as torch wants
-    out[f"delta_psnr_{follow_h}"] = psnr(gen[:, :follow_h], real) - psnr(gen_random, real)
+    gain = psnr(gen[:, :follow_h], real, reduce=False) - psnr(gen_random, real, reduce=False)
+    per_episode[f"delta_psnr_{follow_h}"] = gain.reshape(truth.episodes, -1).mean(1).numpy()
+
+    for name, values in per_episode.items():
+        out[name], out[f"{name}_ci95"] = mean_interval(values)
 
     fps_actions = np.resize(truth.actions[0], fps_steps)
     out["fps_b1"] = frames_per_second(engine, int(truth.seeds[0]), fps_actions)

@@ -18,8 +18,12 @@ channels) before the first convolution, so the U-Net proper runs at 64/u pixels 
 convolution unfolds u^2 * 3 channels back into the 64 x 64 frame. The world is drawn in 8 x 8 tiles
 that always sit on the 8-pixel grid, so a fold of 2 or 4 loses nothing the network needs.
 
-Shapes: B batch, W context frames, A actions, C channels, H = W_px = 64 pixels, u unshuffle factor,
-E embedding width.
+The same network denoises the Stage I tokenizer's latents instead of pixels (``in_channels`` = the
+latent width D, an 8 x 8 grid, ``unshuffle`` = 1): the diffusion engine's default, as GameNGen
+denoises Stable Diffusion's latents (:mod:`.diffusion_recipe`).
+
+Shapes: B batch, W context frames, A actions, C channels (3 pixel colours, or D latent channels),
+H = W_px = 64 pixels (8 latent cells), u unshuffle factor, E embedding width.
 """
 
 from __future__ import annotations
@@ -88,21 +92,23 @@ class DenoiserUNet(nn.Module):
         blocks: int = 1,
         emb_dim: int = 128,
         unshuffle: int = 2,
+        in_channels: int = 3,
     ):
         super().__init__()
-        if context < 1 or num_actions < 1 or blocks < 1 or not channels:
+        if context < 1 or num_actions < 1 or blocks < 1 or not channels or in_channels < 1:
             raise ValueError(
-                f"need context, num_actions, blocks >= 1 and some channels; got {context=}, "
-                f"{num_actions=}, {blocks=}, {channels=}"
+                f"need context, num_actions, blocks, in_channels >= 1 and some channels; got "
+                f"{context=}, {num_actions=}, {blocks=}, {in_channels=}, {channels=}"
             )
         self.context, self.num_actions, self.unshuffle = context, num_actions, unshuffle
+        self.in_channels = in_channels
         self.emb_dim = emb_dim
         # One embedding row per (slot, action): the action taken now is slot W - 1.
         self.action_emb = nn.Embedding(context * num_actions, emb_dim)
         self.emb_mlp = nn.Sequential(
             nn.Linear(3 * emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim)
         )
-        folded = 3 * (context + 1) * unshuffle**2
+        folded = in_channels * (context + 1) * unshuffle**2
         self.stem = nn.Conv2d(folded, channels[0], 3, padding=1)
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -125,7 +131,7 @@ class DenoiserUNet(nn.Module):
                 self.upsample.append(nn.Conv2d(c, channels[i - 1], 3, padding=1))
                 c = channels[i - 1]
         self.out_norm = nn.GroupNorm(_groups(c), c)
-        self.out = nn.Conv2d(c, 3 * unshuffle**2, 3, padding=1)
+        self.out = nn.Conv2d(c, in_channels * unshuffle**2, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.levels, self.blocks = len(channels), blocks
@@ -158,13 +164,14 @@ class DenoiserUNet(nn.Module):
         actions: torch.Tensor,
         context_level: torch.Tensor,
     ) -> torch.Tensor:
-        """x (B, 3, H, W) scaled noisy frame, c_noise (B,), context (B, W, 3, H, W) in [-1, 1]
-        (noised when training), actions (B, W) int64, context_level (B,) -> (B, 3, H, W)."""
-        b, _, h, w = x.shape
-        if context.shape != (b, self.context, 3, h, w):
+        """x (B, C, H, W) scaled noisy frame, c_noise (B,), context (B, W, C, H, W) in model space
+        (noised when training), actions (B, W) int64, context_level (B,) -> (B, C, H, W)."""
+        b, c, h, w = x.shape
+        if c != self.in_channels or context.shape != (b, self.context, c, h, w):
             raise ValueError(
-                f"context must be (B, W, 3, H, W) = ({b}, {self.context}, 3, {h}, {w}); "
-                f"got {tuple(context.shape)}"
+                f"expected a frame (B, {self.in_channels}, H, W) and its context (B, W, C, H, W) = "
+                f"({b}, {self.context}, {self.in_channels}, {h}, {w}); got {tuple(x.shape)} and "
+                f"{tuple(context.shape)}"
             )
         emb = self.embed(c_noise, actions, context_level)
         frames = torch.cat([x, context.reshape(b, -1, h, w)], dim=1)

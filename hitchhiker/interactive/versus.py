@@ -6,7 +6,9 @@ So the course never types a verdict: it reads both engines' figures (``stage3.<e
 from ``data/bench.json`` and the checkpoint manifest, through :mod:`hitchhiker.measured`) and
 chooses the words by comparing them. Each score knows which way is better (accuracy up, error
 down), and two figures are compared as they are shown (rounded to the shown digits), so a table
-never calls 0.993 "better" than 0.993.
+never calls 0.993 "better" than 0.993. Where the benchmark stored a figure's 95% interval
+(``..._ci95``, a half-width over held-out episodes), a difference no larger than the two
+half-widths combined, sqrt(h_a^2 + h_b^2), is no difference: the engines tie on that score.
 
     table({"diffusion": "diffusion", "masked": "dynamics"})   # a markdown template for say()
     word("diffusion", "dynamics", "fps_b1", "faster", "slower")  # "slower" (today)
@@ -20,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hitchhiker.interactive.benchmark import STAGE3_ENGINES
-from hitchhiker.measured import figure
+from hitchhiker.measured import figure, stored_figures
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,15 @@ QUALITY = (
 )
 """What the engines are compared on in notebook 05's scores (the README's Stage III rows)."""
 
+SPACE = (
+    Score("new_land_validity_32", "invented land drawn as real tiles (reader validity)"),
+    QUALITY[2],
+    Score("tile_error_h8", "tile error at step 8", higher_is_better=False),
+    Score("tile_error_h64", "tile error at step 64", higher_is_better=False),
+    QUALITY[1],
+)
+"""Notebook 05's "pixels or latents" comparison: does the engine still draw a world?"""
+
 HORIZONS = (1, 8, 16, 32, 64)
 """The rollout steps at which the benchmark stores the tile error."""
 
@@ -64,18 +75,28 @@ def shown(engine: str, score: Score) -> float:
     return float(format(figure(name(engine, score.key)), score.fmt))
 
 
+def half_width(engine: str, score: Score) -> float:
+    """The half-width of ``engine``'s 95% interval on ``score`` (0 where none was stored)."""
+    value = stored_figures().get(name(engine, score.key) + "_ci95", 0.0)
+    return 0.0 if value != value else float(value)  # NaN: no interval
+
+
 def score(key: str) -> Score:
     """The :class:`Score` called ``key`` (from :data:`QUALITY` or :data:`DRIFT`)."""
-    for s in QUALITY + DRIFT:
+    for s in QUALITY + DRIFT + SPACE:
         if s.key == key:
             return s
-    raise KeyError(f"no score {key!r}; known: {', '.join(s.key for s in QUALITY + DRIFT)}")
+    known = ", ".join(dict.fromkeys(s.key for s in QUALITY + DRIFT + SPACE))
+    raise KeyError(f"no score {key!r}; known: {known}")
 
 
 def ahead(a: str, b: str, s: Score | str) -> int:
-    """+1 when engine ``a`` beats engine ``b`` on score ``s`` (as shown), -1 when it trails, 0 tie."""
+    """+1 when engine ``a`` beats engine ``b`` on score ``s`` (as shown), -1 when it trails, 0 tie
+    (equal as shown, or apart by no more than their 95% intervals allow)."""
     s = score(s) if isinstance(s, str) else s
     va, vb = shown(a, s), shown(b, s)
+    if abs(va - vb) <= (half_width(a, s) ** 2 + half_width(b, s) ** 2) ** 0.5:
+        return 0
     sign = (va > vb) - (va < vb)
     return sign if s.higher_is_better else -sign
 
@@ -103,11 +124,20 @@ def table(engines: dict[str, str], scores=QUALITY) -> str:
         "| --- |" + " ---: |" * len(labels) + " --- |",
     ]
     for s in scores:
-        cells = [f"{{{name(engines[lb], s.key)}:{s.fmt}}}" for lb in labels]
-        values = {lb: shown(engines[lb], s) for lb in labels}
-        best = (max if s.higher_is_better else min)(values.values())
-        leaders = [lb for lb in labels if values[lb] == best]
-        lead = "tie" if len(leaders) == len(labels) else ", ".join(leaders)
+        cells = [
+            f"{{{name(engines[lb], s.key)}:{s.fmt}}}"
+            + (
+                f" ± {{{name(engines[lb], s.key)}_ci95:{s.fmt}}}"
+                if half_width(engines[lb], s)
+                else ""
+            )
+            for lb in labels
+        ]
+        # the leaders: every engine no other engine beats outside the intervals
+        leaders = [
+            lb for lb in labels if all(ahead(engines[lb], engines[o], s) >= 0 for o in labels)
+        ]
+        lead = "tie" if len(leaders) == len(labels) else ", ".join(leaders) or "no clear lead"
         lines.append(f"| {s.what} | " + " | ".join(cells) + f" | {lead} |")
     return "\n".join(lines)
 

@@ -34,19 +34,10 @@ import numpy as np
 
 from hitchhiker.interactive.revisit import Revisits, kinds_scores
 from hitchhiker.interactive.rollout import _accepts_seeds, seen_masks
+from hitchhiker.metrics import mean_interval
 from hitchhiker.world import read_tiles
 
 SETS = ("seen", "beyond_window", "memory_needing", "edits")
-
-
-def interval(values) -> tuple[float, float]:
-    """(mean, half-width of its 95% interval) of per-walk values, NaNs left out."""
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    if len(v) == 0:
-        return float("nan"), float("nan")
-    half = 1.96 * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
-    return float(v.mean()), float(half)
 
 
 def way_back(walks: Revisits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -146,10 +137,10 @@ def evaluate_whole_walk(engine, walks: Revisits, prefix: str, poses: bool = Fals
     out = {f"{prefix}.{k}": v for k, v in kinds_scores(kinds, walks).items()}
     right = kinds == walks.tiles[:, 1:]
     shown = seen_masks(walks.positions, 1, walks.period, None, kinds.shape[-2:])
-    out[f"{prefix}.revisit_seen_land_accuracy_ci95"] = interval(per_walk(right, shown))[1]
+    out[f"{prefix}.revisit_seen_land_accuracy_ci95"] = mean_interval(per_walk(right, shown))[1]
     edits = edited_cells(walks, 1, walks.period)
     if edits.any():  # walks that change the world: the edits, drawn and kept (after each edit)
-        mean, half = interval(per_walk(right, edits))
+        mean, half = mean_interval(per_walk(right, edits))
         out[f"{prefix}.revisit_edits_accuracy"] = mean
         out[f"{prefix}.revisit_edits_accuracy_ci95"] = half
     return out
@@ -162,7 +153,7 @@ def evaluate_way_back(engine, walks: Revisits, prefix: str, window: int, **kw) -
     for name, per_walk in scores.items():
         if np.isnan(per_walk).all():
             continue  # no walk shows a cell of this set (e.g. edits, on walks that edit nothing)
-        mean, half = interval(per_walk)
+        mean, half = mean_interval(per_walk)
         out[f"{prefix}.way_back_{name}_accuracy"] = mean
         out[f"{prefix}.way_back_{name}_accuracy_ci95"] = half
     return out
