@@ -216,17 +216,23 @@ def test_config_rejects_bad_values_and_has_the_variant():
 # ----------------------------------------------------------------------------- the engine
 
 
+TINY = {
+    "channels": (24, 32),
+    "emb_dim": 32,
+    "data": {"episodes": 4, "episode_steps": 24},
+    "train": {"steps": 300, "batch_size": 16, "lr": 2e-3, "warmup_steps": 10},
+    "context_noise": 0.0,
+    "pad_prob": 0.0,
+}
+"""The tiny engines' settings: trained in seconds on a tiny dataset, no augmentation."""
+
+
 @pytest.fixture(scope="module")
 def tiny():
     """A tiny engine trained on a tiny dataset (module-scoped: trained once, a few seconds)."""
     torch.set_num_threads(1)
     cfg = smoke_cfg(
-        channels=(24, 32),
-        emb_dim=32,
-        data={"episodes": 4, "episode_steps": 24},
-        train={"steps": 300, "batch_size": 16, "lr": 2e-3, "warmup_steps": 10},
-        context_noise=0.0,
-        pad_prob=0.0,
+        **TINY,
         decode_steps=1,
         p_mean=0.4,  # one-step sampling calls only sigma_max: train the high levels more
     )
@@ -314,16 +320,7 @@ def tiny_tokens():
     from hitchhiker import zoo
 
     torch.set_num_threads(1)
-    cfg, deps = zoo.prepare(
-        "diffusion",
-        "smoke",
-        channels=(24, 32),
-        emb_dim=32,
-        data={"episodes": 4, "episode_steps": 24},
-        train={"steps": 300, "batch_size": 16, "lr": 2e-3, "warmup_steps": 10},
-        context_noise=0.0,
-        pad_prob=0.0,
-    )
+    cfg, deps = zoo.prepare("diffusion", "smoke", **TINY)
     assert cfg.space == "tokens" and cfg.latent_dim == deps["tokenizer"].quantizer.dim
     model = diffusion.fit(cfg, deps, progress=False)
     d = cfg.data

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from hitchhiker.engine import action_index, check_rollout_args, check_seed, pad_context
+from hitchhiker.tokens import decode_tokens, encode_frames
 from hitchhiker.world import ACTION_NAMES, Action
 from hitchhiker.world.dataset import LEARNING_WORLD
 from hitchhiker.world.env import HitchhikerWorld
@@ -107,9 +108,8 @@ class DiffusionEngine:
         if not self.in_tokens:
             return to_model_space(frames.to(self.device))
         lead = frames.shape[:-3]
-        flat = frames.reshape(-1, *frames.shape[-3:]).to(self.tokenizer.device)
-        tokens = self.tokenizer.encode(flat.movedim(-1, 1).float() / 255.0).to(self.device)
-        return self.model.latents(tokens.view(*lead, *tokens.shape[-2:]))
+        tokens = encode_frames(self.tokenizer, frames.reshape(-1, *frames.shape[-3:]).numpy())
+        return self.model.latents(tokens.to(self.device).view(*lead, *tokens.shape[-2:]))
 
     def decode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A sample (B, C, H', W') in model space -> (uint8 frames (B, H, W, 3), the model-space
@@ -118,9 +118,7 @@ class DiffusionEngine:
             frame = to_uint8(x)
             return frame, to_model_space(frame.to(self.device))
         tokens = self.model.nearest(x)
-        pixels = self.tokenizer.decode(tokens.to(self.tokenizer.device))
-        frame = (pixels.clamp(0, 1) * 255).round().to(torch.uint8).movedim(1, -1)
-        return frame, self.model.latents(tokens)
+        return torch.from_numpy(decode_tokens(self.tokenizer, tokens)), self.model.latents(tokens)
 
     def _advance(self, frames, past, action, generator) -> tuple[torch.Tensor, torch.Tensor]:
         """One imagined step for a batch: (next frame uint8 (B, H, W, 3), its model-space form)."""

@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from hitchhiker.interactive.revisit import Revisits, kinds_scores
-from hitchhiker.interactive.rollout import _accepts_seeds, seen_masks
+from hitchhiker.interactive.rollout import _accepts_seeds, episode_means, seen_masks
 from hitchhiker.metrics import mean_interval
 from hitchhiker.world import read_tiles
 
@@ -99,15 +99,7 @@ def return_scores(imagined, walks: Revisits, window: int) -> dict[str, np.ndarra
             f"got {imagined.shape}"
         )
     right = read_tiles(imagined).kinds == walks.tiles[:, h + 1 :]
-    return {name: per_walk(right, cells) for name, cells in cell_sets(walks, window).items()}
-
-
-def per_walk(right, cells) -> np.ndarray:
-    """(E,) the share of each walk's ``cells`` (E, T, R, C) that are ``right``; NaN where a walk
-    has none."""
-    n = cells.sum(axis=(1, 2, 3))
-    hits = (right & cells).sum(axis=(1, 2, 3))
-    return np.where(n > 0, hits / np.maximum(n, 1), np.nan)
+    return {name: episode_means(right, cells) for name, cells in cell_sets(walks, window).items()}
 
 
 def imagine_way_back(engine, walks: Revisits, poses: bool = False, oracle: bool = False):
@@ -137,10 +129,10 @@ def evaluate_whole_walk(engine, walks: Revisits, prefix: str, poses: bool = Fals
     out = {f"{prefix}.{k}": v for k, v in kinds_scores(kinds, walks).items()}
     right = kinds == walks.tiles[:, 1:]
     shown = seen_masks(walks.positions, 1, walks.period, None, kinds.shape[-2:])
-    out[f"{prefix}.revisit_seen_land_accuracy_ci95"] = mean_interval(per_walk(right, shown))[1]
+    out[f"{prefix}.revisit_seen_land_accuracy_ci95"] = mean_interval(episode_means(right, shown))[1]
     edits = edited_cells(walks, 1, walks.period)
     if edits.any():  # walks that change the world: the edits, drawn and kept (after each edit)
-        mean, half = mean_interval(per_walk(right, edits))
+        mean, half = mean_interval(episode_means(right, edits))
         out[f"{prefix}.revisit_edits_accuracy"] = mean
         out[f"{prefix}.revisit_edits_accuracy_ci95"] = half
     return out
