@@ -78,6 +78,7 @@ RECIPES: dict[str, str] = {
     "state_memory": "hitchhiker.memory.state_recipe",
     "state_memory_screen": "hitchhiker.memory.state_recipe:screen",
     "window16": "hitchhiker.memory.window_recipe",
+    "agent": "hitchhiker.agents.agent_recipe",
 }
 """Model name -> recipe module, or ``module:variant`` for a variant of a recipe: the module's
 ``VARIANTS[variant]`` dict of Config overrides (e.g. the same dynamics model without context noise,
@@ -87,6 +88,7 @@ STAGE_DIR = {
     "hitchhiker.unified": "stage2",
     "hitchhiker.interactive": "stage3",
     "hitchhiker.memory": "stage4",
+    "hitchhiker.agents": "stage5",
 }
 
 

@@ -72,6 +72,8 @@ class DynamicsEngine:
         self.codes = torch.tensor(cfg.action_codes, dtype=torch.long, device=self.device)
         self.world = SimulatorEngine(LEARNING_WORLD)
         self._tokens = self._actions = self._gen = None
+        self.features: torch.Tensor | None = None
+        """(B, N, D) core output of the last context frame of the latest cached ``predict``."""
 
     # -- tokens <-> frames -------------------------------------------------------------------
 
@@ -122,7 +124,9 @@ class DynamicsEngine:
             acts = torch.cat([actions, nxt[:, None]], 1)
             return lambda x: model(torch.cat([tokens, x[:, None]], 1), acts)[:, -1]
         cache = KVCache()
-        model.hidden(tokens, actions, 0, cache)
+        n = tokens.shape[2]
+        # The last context frame as the model sees it (B, N, D): what Stage V's heads read.
+        self.features = model.hidden(tokens, actions, 0, cache)[:, -n:]
         cache.frozen = True  # decoding steps read the context but never append to it
         return lambda x: model(x[:, None], nxt[:, None], w, cache)[:, 0]
 

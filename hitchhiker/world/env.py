@@ -203,8 +203,9 @@ class HitchhikerWorld(gym.Env):
     # ------------------------------------------------------------------ episode
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        if options:
-            raise ValueError(f"HitchhikerWorld.reset takes no options, got {sorted(options)}")
+        unknown = sorted(set(options or {}) - {"start"})
+        if unknown:
+            raise ValueError(f"HitchhikerWorld.reset takes only the option 'start'; got {unknown}")
         cfg, pad = self.config, self._pad
         # An explicit seed names the map; without one, each episode draws a fresh map.
         self.map_seed = int(seed) if seed is not None else int(self.np_random.integers(2**31 - 1))
@@ -220,13 +221,29 @@ class HitchhikerWorld(gym.Env):
             self._pristine = (self.map_seed, tiles.transpose(0, 2, 1, 3, 4).reshape(n, n, 3))
         self._image = self._pristine[1].copy()
 
-        self._pos = np.array(self._map.spawn, dtype=np.int64)
+        self._pos = np.array(self._start((options or {}).get("start")), dtype=np.int64)
         self._heading = int(Heading.SOUTH)
         self._step = 0
         self._place_animals()
         self._render_frame()
         self._info = self._make_info(moved=False, changed=None)
         return self._frame.copy(), dict(self._info)
+
+    def _start(self, start) -> tuple[int, int]:
+        """Where the explorer starts: the map's spawn, or ``options["start"]``, a (row, col) of the
+        spawn's walkable region (Stage V's tasks start it beside a house)."""
+        if start is None:
+            return self._map.spawn
+        s = self.config.map_size
+        try:
+            r, c = (int(v) for v in start)
+        except (TypeError, ValueError):
+            raise ValueError(f"options['start'] must be a (row, col) pair; got {start!r}") from None
+        if not (0 <= r < s and 0 <= c < s and self._map.reachable[r, c]):
+            raise ValueError(
+                f"options['start'] must be a walkable tile of the spawn's region; got ({r}, {c})"
+            )
+        return r, c
 
     def _place_animals(self) -> None:
         """Half the flock within 12 tiles of the spawn (so sheep show up in early views), the
