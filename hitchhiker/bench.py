@@ -50,6 +50,7 @@ STAGE_MODULES: dict[str, str] = {
     "stage2": "hitchhiker.unified.benchmark",
     "stage3": "hitchhiker.interactive.benchmark",
     "stage4": "hitchhiker.memory.benchmark",
+    "stage5": "hitchhiker.agents.benchmark",
 }
 """Stage -> the module that registers its rows, in the order the table shows them."""
 

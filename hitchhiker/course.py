@@ -214,6 +214,23 @@ NOTEBOOKS: list[Notebook] = [
             "retraining the three memories and the 16-frame window at the cpu preset (training only, partly on a shared machine)": "~89 min",
         },
     ),
+    Notebook(
+        "07_agents_in_the_dream",
+        "Agents in the dream",
+        "Tasks with exact rewards; reward heads on the dynamics and their error; the dream as a "
+        "gymnasium environment; an actor-critic trained only in imagination and a planner through "
+        "the dream, judged in the real world; exploitation on purpose; the whole world model played.",
+        stage=5,
+        goals=(
+            "give the world a task and measure any policy's real return on held-out worlds, with intervals",
+            "fit reward heads on a world model and separate reward-model error from dynamics error",
+            "train an actor-critic only in imagination from lambda-returns, and plan through the dream without training",
+            "measure the gap between dream return and real return, and name what shrinks it",
+            "play the agent in the real world and in its dream side by side, and take the controls",
+        ),
+        assumes="Notebooks 04 (the masked dynamics this dream runs on) and 06 (memory); what a policy and a return are.",
+        runtimes={},
+    ),
 ]
 
 

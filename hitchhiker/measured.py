@@ -128,6 +128,9 @@ QUOTED: dict[str, dict[str, str]] = {
         "23.13 dB": "WorldMem with predicted pose (Xiao et al., 2025, Table 8)",
         "18.32 dB": "WorldMem with random retrieval (Xiao et al., 2025, retrieval ablation)",
     },
+    "07": {
+        "95%": "the level of the intervals the benchmark reports (a definition)",
+    },
 }
 
 _UNIT = r"(?:ms|fps|FPS|steps/s|frames/s|s|sec|seconds|min|minutes|h|hours|x|×|dB|GB|MB|KB|k|M)"

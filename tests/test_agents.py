@@ -7,16 +7,27 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from hitchhiker import zoo
-from hitchhiker.agents import FlowerPicker, FlowerScript, GoHome, HomeScript, make_task
+from hitchhiker.agents import (
+    FlowerPicker,
+    FlowerScript,
+    GoHome,
+    HomeScript,
+    LookHome,
+    RetraceHome,
+    make_task,
+)
 from hitchhiker.agents.actor_critic import (
     ActorCriticConfig,
     TokenPolicy,
     lambda_returns,
     train_in_dream,
 )
+from hitchhiker.agents.agent_play import AgentPanel, AgentPlay
 from hitchhiker.agents.dream import DreamEnv, DreamVecEnv, StartBank
 from hitchhiker.agents.heads import TaskHeads, fit_heads, window_features
-from hitchhiker.agents.tasks import episode_rewards, pick_reward
+from hitchhiker.agents.judge import real_returns
+from hitchhiker.agents.planner import ShootingPlanner, planner_returns
+from hitchhiker.agents.tasks import action_rewards, episode_rewards, pick_reward
 from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
 from hitchhiker.tokens import OracleTokenizer, encode_frames
 from hitchhiker.world import Action, HitchhikerWorld, Tile
@@ -28,8 +39,13 @@ from hitchhiker.world.dataset import LEARNING_WORLD, episode_seed, record
 def play(task, policy, seed):
     obs, info = task.reset(seed=seed)
     policy.reset(task, seed)
-    rows = {"positions": [info["position"]], "headings": [info["heading"]],
-            "tiles": [info["tiles"]], "actions": [], "rewards": []}
+    rows = {
+        "positions": [info["position"]],
+        "headings": [info["heading"]],
+        "tiles": [info["tiles"]],
+        "actions": [],
+        "rewards": [],
+    }
     while True:
         a = policy.act(obs, info)
         obs, r, term, trunc, info = task.step(a)
@@ -45,13 +61,28 @@ def play(task, policy, seed):
 def test_flower_picker_pays_exactly_what_the_recorded_rule_pays(i):
     ep, term, trunc = play(FlowerPicker(steps=24), FlowerScript(), episode_seed("test", i))
     assert trunc and not term and len(ep["actions"]) == 24
-    exact = episode_rewards(ep["positions"][None], ep["headings"][None], ep["actions"][None],
-                            ep["tiles"][None])[0]
+    exact = episode_rewards(
+        ep["positions"][None], ep["headings"][None], ep["actions"][None], ep["tiles"][None]
+    )[0]
     np.testing.assert_array_equal(exact, ep["rewards"])
     assert ep["rewards"].sum() >= 3  # the scripted picker finds flowers on these worlds
     # the view-only rule agrees wherever no self-planted flower is involved (none here)
     seen = pick_reward(ep["tiles"][:-1], ep["headings"][:-1], ep["actions"], ep["tiles"][1:])
     np.testing.assert_array_equal(seen, ep["rewards"])
+
+
+def test_every_actions_reward_is_exact_where_taken_and_only_interact_pays():
+    rec = record(
+        "test", 8, 24, "random", world=LEARNING_WORLD, policy_kwargs={"interact_prob": 0.4},
+        progress=False,
+    )  # fmt: skip
+    every = action_rewards(rec.positions, rec.headings, rec.actions, rec.tiles)
+    taken = np.take_along_axis(every, rec.actions[..., None].astype(np.int64), 2)[..., 0]
+    exact = episode_rewards(rec.positions, rec.headings, rec.actions, rec.tiles)
+    assert exact.sum() >= 1
+    np.testing.assert_array_equal(taken, exact)
+    assert not every[..., : Action.INTERACT].any()  # a move or a noop never pays
+    assert every[..., Action.INTERACT].sum() > exact.sum()  # faced flowers nobody picked
 
 
 def test_picking_a_flower_you_planted_pays_nothing():
@@ -124,9 +155,11 @@ def tiny():
     acts = torch.as_tensor(rec.actions)
     feats = window_features(engine, tokens, acts)
     heads = TaskHeads(cfg.dim, 64, engine.name, "flower_picker")
-    # a toy task every frame can pay: +1 for interacting, whatever is faced
-    toy = (acts.flatten() == Action.INTERACT).float()
-    fit_heads(heads, feats, acts.flatten(), toy, torch.zeros_like(toy), steps=150, lr=1e-2)
+    # a toy task every frame can pay: +1 for interacting, whatever is faced; every frame is shown
+    # with every action, so the heads learn the rule, not the few frames play interacted on
+    toy = torch.zeros(len(feats), 6)
+    toy[:, Action.INTERACT] = 1.0
+    fit_heads(heads, feats, None, toy, torch.zeros(len(feats)), steps=150, lr=1e-2)
     return engine, heads, StartBank.from_play(engine, tokens, acts)
 
 
@@ -211,4 +244,67 @@ def test_a_tiny_agent_learns_a_toy_task_in_a_tiny_dream(tiny, one_thread):
     with torch.no_grad():
         p_interact = policy(torch.as_tensor(obs))[0].softmax(1)[:, Action.INTERACT].mean()
     assert before < 0.5 and float(p_interact) > 0.8
-    assert np.mean([x["return"] for x in log[-5:]]) > 2 * np.mean([x["return"] for x in log[:5]])
+    # the untrained policy interacts on about 1 step in 6; the trained one on nearly all 4
+    assert np.mean([x["return"] for x in log[-5:]]) > 2 * log[0]["return"]
+
+
+# ------------------------------------------------------------------------------- the planner
+
+
+def test_the_planner_finds_the_paying_action_and_plays_real_episodes(tiny):
+    engine, heads, bank = tiny
+    # depth 1: every first action is tried, and only interact pays in the toy dream
+    planner = ShootingPlanner(engine, heads, candidates=6, depth=1, seed=0)
+    tokens = bank.tokens[:5, -2:]  # two real frames of five moments of play
+    acts = torch.randint(0, 6, (5, 1))
+    assert (planner.plan(tokens, acts) == Action.INTERACT).all()
+    # deeper plans: the first action of the best of 12 still interacts on most starts
+    deep = ShootingPlanner(engine, heads, candidates=12, depth=3, seed=1)
+    assert (deep.plan(tokens, acts) == Action.INTERACT).mean() >= 0.6
+    seeds = [episode_seed("test", i) for i in range(3)]
+    returns = planner_returns("flower_picker", planner, seeds, steps=5)
+    assert returns.shape == (3,) and (returns >= 0).all() and (returns <= 5).all()
+    with pytest.raises(ValueError, match=r"expected actions \(B=5, T=1\)"):
+        planner.plan(tokens, acts[:, :0])
+    with pytest.raises(ValueError, match="candidates must be >= 6"):
+        ShootingPlanner(engine, heads, candidates=3)
+
+
+# ------------------------------------------------------------------------------- the capstone
+
+
+def test_the_capstone_hands_control_back_and_forth_headlessly(tiny):
+    engine, heads, _ = tiny
+    policy = TokenPolicy(engine.cfg.tokens.vocab_size, (8, 8))
+    panel = AgentPanel(engine, heads, policy, horizon=3, steps=10)
+    frame = panel.reset(1)
+    assert frame.shape == (64, 64 + 4 + 64, 3) and panel.driver == "agent"
+    panel.step("agent")
+    panel.step("agent")
+    assert panel.t == 2 and panel.driver == "agent"
+    panel.step("left")  # a key pressed: you drive, the world moves left
+    assert panel.driver == "you" and panel.t == 3 and panel.last_action == "left"
+    panel.step("agent")  # the clock ticks while you drive: nothing moves
+    assert panel.t == 3
+    assert panel.since_anchor == 3  # the dream ran 3 steps on its own (the horizon)
+    panel.hand_back()
+    panel.step("agent")
+    assert panel.driver == "agent" and panel.t == 4 and panel.since_anchor == 1  # re-anchored
+    # the toy heads pay every interact: the dream's return counts the interacts pressed
+    panel.step("interact")
+    assert panel.dream_return >= 1.0 and "driver: you" in panel.describe()
+    play = AgentPlay(panel, seed=2, keyboard=False)
+    assert play.panel.t == 0 and play.driver.value == "you"
+    play.driver.value = "agent"
+    play.controller.tick()
+    assert panel.t == 1 and "driver: agent" in play.status.value
+    with pytest.raises(ValueError, match="horizon must be a positive int"):
+        play.panel.horizon = 0
+
+
+def test_go_home_with_a_memory_of_the_walk_out_always_arrives():
+    seeds = [episode_seed("test", i) for i in range(6)]
+    back = real_returns("go_home", RetraceHome(), seeds)
+    assert back.tolist() == [1.0] * 6  # undoing a shortest walk out is a way home
+    look = real_returns("go_home", LookHome(), seeds)
+    assert look.shape == (6,) and set(look.tolist()) <= {0.0, 1.0}

@@ -4,7 +4,7 @@
 - :mod:`.scripted`  the yardsticks: random, and scripted policies that read the true map
 """
 
-from .scripted import FlowerScript, HomeScript, RandomPolicy
+from .scripted import FlowerScript, HomeScript, LookHome, RandomPolicy, RetraceHome
 from .tasks import TASKS, FlowerPicker, GoHome, episode_rewards, make_task, pick_reward
 
 __all__ = [
@@ -13,6 +13,8 @@ __all__ = [
     "FlowerScript",
     "GoHome",
     "HomeScript",
+    "LookHome",
+    "RetraceHome",
     "RandomPolicy",
     "episode_rewards",
     "make_task",

@@ -56,8 +56,10 @@ class TokenPolicy(nn.Module):
 
     def forward(self, tokens: torch.Tensor):
         if tokens.ndim != 3 or tuple(tokens.shape[1:]) != self.grid:
-            raise ValueError(f"expected token grids (B, {self.grid[0]}, {self.grid[1]}); "
-                             f"got {tuple(tokens.shape)}")
+            raise ValueError(
+                f"expected token grids (B, {self.grid[0]}, {self.grid[1]}); "
+                f"got {tuple(tokens.shape)}"
+            )
         x = self.embed(tokens.long()).permute(0, 3, 1, 2)
         h = self.mlp(self.conv(x).flatten(1))
         return self.pi(h), self.v(h)[:, 0]
@@ -112,7 +114,9 @@ def update(policy, opt, cfg: ActorCriticConfig, obs, actions, rewards, continues
     logits, values = logits.view(h, b, -1), values.view(h, b)
     with torch.no_grad():
         last_value = policy(last_obs)[1]
-        returns = lambda_returns(rewards, values.detach(), continues, last_value, cfg.gamma, cfg.lam)
+        returns = lambda_returns(
+            rewards, values.detach(), continues, last_value, cfg.gamma, cfg.lam
+        )
     logp = logits.log_softmax(-1)
     chosen = logp.gather(-1, actions[..., None])[..., 0]
     entropy = -(logp.exp() * logp).sum(-1)
@@ -122,8 +126,11 @@ def update(policy, opt, cfg: ActorCriticConfig, obs, actions, rewards, continues
     (actor + critic).backward()
     nn.utils.clip_grad_norm_(policy.parameters(), 10.0)
     opt.step()
-    return {"return": float(rewards.sum(0).mean()), "entropy": float(entropy.mean()),
-            "value_loss": float(critic)}
+    return {
+        "return": float(rewards.sum(0).mean()),
+        "entropy": float(entropy.mean().detach()),
+        "value_loss": float(critic.detach()),
+    }
 
 
 def rollout(envs, policy, obs, steps: int, generator=None):
@@ -149,12 +156,19 @@ def rollout(envs, policy, obs, steps: int, generator=None):
         if "final_obs" in info:  # an episode ended: its last frame, not the next one's first
             last = np.where(info["_final_obs"][:, None, None], info["final_obs"], nxt)
         obs = nxt
-    return (torch.stack(seq_obs), torch.stack(seq_act).long(), torch.stack(seq_rew),
-            torch.stack(seq_cont), torch.as_tensor(last), obs)
+    return (
+        torch.stack(seq_obs),
+        torch.stack(seq_act).long(),
+        torch.stack(seq_rew),
+        torch.stack(seq_cont),
+        torch.as_tensor(last),
+        obs,
+    )
 
 
-def train_in_dream(policy, dream, cfg: ActorCriticConfig, updates: int, seed: int = 0,
-                   progress: bool = True) -> list[dict]:
+def train_in_dream(
+    policy, dream, cfg: ActorCriticConfig, updates: int, seed: int = 0, progress: bool = True
+) -> list[dict]:
     """DIAMOND's loop: each update imagines ``cfg.horizon`` steps of ``dream.num_envs`` dreams from
     fresh real starts and learns from them. Returns one figures dict per update."""
     torch.manual_seed(seed)
@@ -171,8 +185,9 @@ def train_in_dream(policy, dream, cfg: ActorCriticConfig, updates: int, seed: in
     return log
 
 
-def train_in_world(policy, envs, cfg: ActorCriticConfig, real_steps: int, seed: int = 0,
-                   progress: bool = True) -> list[dict]:
+def train_in_world(
+    policy, envs, cfg: ActorCriticConfig, real_steps: int, seed: int = 0, progress: bool = True
+) -> list[dict]:
     """The same learner on real experience: ``envs`` a vector env of token observations (e.g.
     :class:`~.judge.TokenTaskVecEnv`), rollouts of ``cfg.horizon`` steps carried across episodes,
     until ``real_steps`` real transitions have been used."""

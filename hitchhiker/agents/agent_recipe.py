@@ -4,8 +4,10 @@ and its control, the same learner trained in the real world on as many real step
     python -m hitchhiker.zoo train agent --preset cpu
 
 1. **Heads.** Record play on the train worlds with a behaviour policy that interacts often
-   (``head_interact``), pay it the task's exact rewards, and fit :class:`~.heads.TaskHeads` on the
-   shipped dynamics' features of every step (the dynamics stays frozen).
+   (``head_interact``), and fit :class:`~.heads.TaskHeads` on the shipped dynamics' features of
+   every step (the dynamics stays frozen) with *every* action, each paid what the simulator says it
+   would have paid there (:func:`~.tasks.action_rewards`): the rule "interact facing a grown flower
+   pays" is then shown on every frame that faces one, and "a move never pays" on every frame.
 2. **Dream-trained agent.** ``updates`` actor-critic updates, each on ``batch`` imagined rollouts of
    ``horizon`` steps started from real windows of the dynamics' own training play
    (:func:`~.actor_critic.train_in_dream`). It never touches the simulator.
@@ -40,8 +42,9 @@ from hitchhiker.agents.actor_critic import (
 from hitchhiker.agents.dream import DreamVecEnv, StartBank
 from hitchhiker.agents.heads import TaskHeads, agreement, fit_heads, window_features
 from hitchhiker.agents.judge import TokenTaskVecEnv, dream_returns, real_returns, test_seeds
+from hitchhiker.agents.planner import ShootingPlanner, planner_returns
 from hitchhiker.agents.scripted import FlowerScript, HomeScript, RandomPolicy
-from hitchhiker.agents.tasks import TASKS, episode_rewards, pick_reward
+from hitchhiker.agents.tasks import TASKS, action_rewards, episode_rewards, pick_reward
 from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
 from hitchhiker.interactive.masked_dynamics_recipe import episode_tokens
 from hitchhiker.metrics import mean_interval
@@ -77,6 +80,10 @@ class Config:
             "batch": 8,
             "eval_episodes": 4,
             "task_steps": 8,
+            "planner_episodes": 2,
+            "planner_candidates": 6,
+            "planner_depth": 2,
+            "temperatures": (1.0,),
         },
         "cpu": {},
         "gpu": {"updates": 600, "head_episodes": 1024},
@@ -111,10 +118,10 @@ class Config:
     """Imagined steps per rollout (DIAMOND: 15)."""
     batch: int = 64
     """Dreams stepped at once, B."""
-    entropy: float = 1e-3
-    """Entropy bonus (DIAMOND: 1e-3)."""
-    lr: float = 1e-3
-    """Actor-critic learning rate."""
+    entropy: float = 1e-2
+    """Entropy bonus (DIAMOND: 1e-3; at 150 updates that collapsed onto one action here)."""
+    lr: float = 3e-3
+    """Actor-critic learning rate (1e-3 learned nothing in 30 updates; 3e-3 did)."""
     dream_decode_steps: int = 1
     """MaskGIT steps per imagined frame (the engine's validation sweep: 1 step scores as 2)."""
     dream_temperature: float = 0.0
@@ -123,6 +130,14 @@ class Config:
     """Real transitions of the real-trained control (0: as many as the world model saw)."""
     eval_episodes: int = 64
     """Held-out test worlds the figures are measured on (one episode each)."""
+    planner_episodes: int = 32
+    """Held-out test worlds the planner is judged on (the first of ``eval_episodes``'s)."""
+    planner_candidates: int = 12
+    """Random action sequences the planner imagines per real step, K."""
+    planner_depth: int = 3
+    """Imagined steps of each planned sequence, L."""
+    temperatures: tuple[float, ...] = (0.5, 1.0)
+    """Dream sampling temperatures of the exploitation sweep (beside the dream's own)."""
     seed: int = 0
     """Seed of initialisation, rollouts and judging."""
 
@@ -168,7 +183,11 @@ def engine_of(cfg: Config, deps: Deps) -> DynamicsEngine:
     """The dream's engine: the shipped dynamics at the dream's decoding settings."""
     dyn = deps["dynamics"]
     return DynamicsEngine(
-        dyn, deps["tokenizer"], cfg.dream_decode_steps, cfg.dream_temperature, cfg.seed,
+        dyn,
+        deps["tokenizer"],
+        cfg.dream_decode_steps,
+        cfg.dream_temperature,
+        cfg.seed,
         cfg=dyn.shipped_config,
     )
 
@@ -176,12 +195,28 @@ def engine_of(cfg: Config, deps: Deps) -> DynamicsEngine:
 def head_play(cfg: Config, tokenizer, split: str = "train", episodes: int | None = None):
     """(tokens (E, T+1, h, w), recording, exact rewards (E, T)) of the heads' behaviour play."""
     rec = record(
-        split, episodes or cfg.head_episodes, cfg.task_steps, "random", world=LEARNING_WORLD,
-        policy_kwargs={"interact_prob": cfg.head_interact}, progress=False,
+        split,
+        episodes or cfg.head_episodes,
+        cfg.task_steps,
+        "random",
+        world=LEARNING_WORLD,
+        policy_kwargs={"interact_prob": cfg.head_interact},
+        progress=False,
     )
     flat = rec.frames.reshape(-1, *rec.frames.shape[2:])
     tokens = encode_frames(tokenizer, flat).view(*rec.frames.shape[:2], *grid_of(cfg))
     return tokens, rec, episode_rewards(rec.positions, rec.headings, rec.actions, rec.tiles)
+
+
+def head_data(cfg: Config, engine, tokenizer, split: str = "train"):
+    """(features (M, N, D), rewards (M, A)) the heads learn from: every recorded step of the heads'
+    play, M = E T, with what *each* of the A actions would have been paid there
+    (:func:`~.tasks.action_rewards`). The features do not depend on the action (they are the
+    current frame's, through its context), so one row serves all six."""
+    tokens, rec, _ = head_play(cfg, tokenizer, split)
+    feats = window_features(engine, tokens, torch.as_tensor(rec.actions))
+    every = action_rewards(rec.positions, rec.headings, rec.actions, rec.tiles)  # (E, T, A)
+    return feats, torch.as_tensor(every).flatten(0, 1)
 
 
 def grid_of(cfg: Config) -> tuple[int, int]:
@@ -198,12 +233,10 @@ def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> DreamAg
     engine = engine_of(cfg, deps)
     tokenizer = deps["tokenizer"]
     t0 = time.perf_counter()
-    tokens, rec, rewards = head_play(cfg, tokenizer)
-    feats = window_features(engine, tokens, torch.as_tensor(rec.actions))
-    acts = torch.as_tensor(rec.actions).flatten()
-    r = torch.as_tensor(rewards).flatten()
+    feats, every = head_data(cfg, engine, tokenizer)
+    ends = torch.zeros(len(feats))  # the flower picker never terminates
     agent.head_losses = fit_heads(
-        agent.heads, feats, acts, r, torch.zeros_like(r), steps=cfg.head_steps, seed=cfg.seed
+        agent.heads, feats, None, every, ends, steps=cfg.head_steps, seed=cfg.seed
     )
     dyn_cfg = deps["dynamics"].shipped_config
     dyn_tokens, dyn_rec = episode_tokens(dyn_cfg, "train", dyn_cfg.data.episodes, tokenizer)
@@ -246,8 +279,9 @@ def head_figures(cfg: Config, deps: Deps, heads: TaskHeads, prefix: str) -> dict
     out = {f"{prefix}.head_real_{k}": v for k, v in agreement(believed, rewards.ravel()).items()}
     # Imagination: each test episode's first real frames, then its recorded actions, imagined.
     starts = StartBank.from_frames(engine, rec.frames[:, 0])
-    dream = DreamVecEnv(engine, heads, starts, num_envs=len(starts), horizon=cfg.task_steps,
-                        sample_heads=False)
+    dream = DreamVecEnv(
+        engine, heads, starts, num_envs=len(starts), horizon=cfg.task_steps, sample_heads=False
+    )
     obs, _ = dream.reset(seed=cfg.seed, options={"starts": np.arange(len(starts))})
     frames, head_r = [dream.render()], []
     for t in range(cfg.task_steps):
@@ -255,10 +289,12 @@ def head_figures(cfg: Config, deps: Deps, heads: TaskHeads, prefix: str) -> dict
         head_r.append(r)
         frames.append(dream.render())
     reading = read_tiles(np.stack(frames, 1))
-    reader_r = pick_reward(reading.kinds[:, :-1], reading.heading[:, :-1], rec.actions,
-                           reading.kinds[:, 1:])
-    out.update({f"{prefix}.head_dream_{k}": v
-                for k, v in agreement(np.stack(head_r, 1), reader_r).items()})
+    reader_r = pick_reward(
+        reading.kinds[:, :-1], reading.heading[:, :-1], rec.actions, reading.kinds[:, 1:]
+    )
+    out.update(
+        {f"{prefix}.head_dream_{k}": v for k, v in agreement(np.stack(head_r, 1), reader_r).items()}
+    )
     return out
 
 
@@ -286,10 +322,15 @@ def evaluate(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]:
                 mean_interval(dream)
             )
             out[f"{prefix}.{name}.dream_minus_real"] = float(np.mean(dream - real))
-    dream_r, real_r = out[f"{prefix}.dream_trained.real_return"], out[f"{prefix}.real_trained.real_return"]
-    out[f"{prefix}.dream_over_real_trained"] = dream_r / real_r if real_r > 0 else float("nan")
+    dream_r, real_r = (
+        out[f"{prefix}.dream_trained.real_return"],
+        out[f"{prefix}.real_trained.real_return"],
+    )
+    if real_r > 0:  # a ratio only where it is defined: the manifest is strict JSON, no NaN
+        out[f"{prefix}.dream_over_real_trained"] = dream_r / real_r
     rand = out[f"{prefix}.random.real_return"]
-    out[f"{prefix}.dream_over_random"] = dream_r / rand if rand > 0 else float("nan")
+    if rand > 0:
+        out[f"{prefix}.dream_over_random"] = dream_r / rand
     out[f"{prefix}.real_steps"] = float(real_steps_of(cfg))
     out.update(head_figures(cfg, deps, model.heads, prefix))
     dyn_cfg = deps["dynamics"].shipped_config
@@ -298,7 +339,45 @@ def evaluate(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]:
     out[f"{prefix}.imagined_per_second_b64"] = imagined_speed(cfg, deps, model.heads, starts)
     if hasattr(model, "dream_seconds"):
         out[f"{prefix}.dream_train_minutes"] = model.dream_seconds / 60
+        out[f"{prefix}.train_minutes"] = model.train_seconds / 60
+    out.update(planner_figures(model, cfg, deps, prefix))
+    out.update(temperature_figures(model, cfg, deps, prefix, first, out))
     return out
+
+
+def planner_figures(model: DreamAgent, cfg: Config, deps: Deps, prefix: str) -> dict[str, float]:
+    """Real return of random-shooting MPC through the dream (no policy trained), on the first
+    ``planner_episodes`` test worlds, and the random policy's on the same worlds."""
+    planner = ShootingPlanner(
+        engine_of(cfg, deps), model.heads, cfg.planner_candidates, cfg.planner_depth, seed=cfg.seed
+    )
+    seeds = test_seeds(cfg.planner_episodes)
+    real = planner_returns(cfg.task, planner, seeds, steps=cfg.task_steps)
+    rand = real_returns(cfg.task, RandomPolicy(), seeds, seed=cfg.seed, steps=cfg.task_steps)
+    out = {}
+    out[f"{prefix}.planner.real_return"], out[f"{prefix}.planner.real_return_ci95"] = mean_interval(
+        real
+    )
+    if rand.mean() > 0:
+        out[f"{prefix}.planner_over_random"] = float(real.mean() / rand.mean())
+    return out
+
+
+def temperature_figures(model, cfg: Config, deps: Deps, prefix: str, first, out) -> dict:
+    """World Models' sweep: the dream-trained agent's dream return at each sampling temperature of
+    the dream, from the same first frames as its real return (which the temperature cannot
+    change), and the gap between them."""
+    real = out[f"{prefix}.dream_trained.real_return"]
+    res = {}
+    for temp in cfg.temperatures:
+        engine = engine_of(cfg, deps)
+        dream = dream_returns(
+            model.policy, engine, model.heads, first, cfg.task_steps, cfg.seed, temperature=temp
+        )
+        key = f"{prefix}.dream_trained.t{temp:g}"
+        res[f"{key}.dream_return"], res[f"{key}.dream_return_ci95"] = mean_interval(dream)
+        res[f"{key}.dream_minus_real"] = float(dream.mean() - real)
+    return res
 
 
 def make_first(cfg: Config, seed: int) -> np.ndarray:

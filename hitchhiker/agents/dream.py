@@ -141,7 +141,11 @@ class DreamVecEnv(gym.vector.VectorEnv):
 
     def _check_starts(self, picks) -> torch.Tensor:
         idx = torch.as_tensor(np.asarray(picks), dtype=torch.long)
-        if idx.shape != (self.num_envs,) or int(idx.min()) < 0 or int(idx.max()) >= len(self.starts):
+        if (
+            idx.shape != (self.num_envs,)
+            or int(idx.min()) < 0
+            or int(idx.max()) >= len(self.starts)
+        ):
             raise ValueError(
                 f"options['starts'] must be {self.num_envs} indices into the {len(self.starts)} "
                 f"starts; got {np.asarray(picks).tolist()}"
@@ -227,9 +231,12 @@ class DreamEnv(gym.Env):
 
     def step(self, action):
         if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
-            if not (isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu"):
-                raise ValueError(f"expected one action, an int in 0..{len(ACTION_NAMES) - 1}; "
-                                 f"got {action!r}")
+            if not (
+                isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu"
+            ):
+                raise ValueError(
+                    f"expected one action, an int in 0..{len(ACTION_NAMES) - 1}; got {action!r}"
+                )
         obs, reward, terminated, truncated, info = self.dreams.step(np.array([int(action)]))
         if "final_obs" in info:
             obs = info["final_obs"]

@@ -101,7 +101,7 @@ def window_features(engine, tokens, actions, batch: int = 256) -> torch.Tensor:
 def fit_heads(
     heads: TaskHeads,
     features: torch.Tensor,
-    actions: torch.Tensor,
+    actions: torch.Tensor | None,
     rewards: torch.Tensor,
     ends: torch.Tensor,
     steps: int = 600,
@@ -109,17 +109,32 @@ def fit_heads(
     lr: float = 2e-3,
     seed: int = 0,
 ) -> list[float]:
-    """Cross-entropy on (features (M, N, D), actions (M,), rewards (M,) in {0, 1}, ends (M,)):
-    plain, unweighted, so the probabilities the dream samples stay calibrated. Returns losses."""
+    """Cross-entropy on features (M, N, D) and, per row, either the action taken (actions (M,),
+    rewards (M,) in {0, 1}) or every action (``actions`` None, rewards (M, A): what each would have
+    been paid; a batch then draws (row, action) pairs, so the features are never copied A times);
+    ends (M,). Plain, unweighted, so the probabilities the dream samples stay calibrated.
+    Returns the losses."""
+    every = actions is None
+    if every and (rewards.ndim != 2 or rewards.shape != (len(features), len(ACTION_NAMES))):
+        raise ValueError(
+            f"without actions, rewards must be (M, {len(ACTION_NAMES)}), one per action; "
+            f"got {tuple(rewards.shape)}"
+        )
+    pairs = len(features) * (len(ACTION_NAMES) if every else 1)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(heads.parameters(), lr=lr)
     losses = []
     heads.train()
     for _ in range(steps):
-        idx = torch.randint(len(features), (batch,), generator=gen)
-        r_logits, e_logits = heads(features[idx], actions[idx])
-        loss = F.cross_entropy(r_logits, rewards[idx].long())
-        loss = loss + F.cross_entropy(e_logits, ends[idx].long())
+        idx = torch.randint(pairs, (batch,), generator=gen)
+        if every:
+            rows, acts = idx // len(ACTION_NAMES), idx % len(ACTION_NAMES)
+            target = rewards[rows, acts]
+        else:
+            rows, acts, target = idx, actions[idx], rewards[idx]
+        r_logits, e_logits = heads(features[rows], acts)
+        loss = F.cross_entropy(r_logits, target.long())
+        loss = loss + F.cross_entropy(e_logits, ends[rows].long())
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -129,10 +144,15 @@ def fit_heads(
 
 
 def agreement(predicted, truth) -> dict[str, float]:
-    """Agreement of 0/1 rewards: share equal, recall of true positives, precision of predicted."""
+    """Agreement of 0/1 rewards: share equal, recall of true positives, precision of predicted,
+    plus the counts of each. A share with no cases to count (no true or no predicted reward) is
+    left out rather than written as NaN."""
     p, t = np.asarray(predicted).astype(bool).ravel(), np.asarray(truth).astype(bool).ravel()
-    return {
-        "agreement": float((p == t).mean()) if len(p) else float("nan"),
-        "recall": float(p[t].mean()) if t.any() else float("nan"),
-        "precision": float(t[p].mean()) if p.any() else float("nan"),
-    }
+    out = {"true_rewards": float(t.sum()), "predicted_rewards": float(p.sum())}
+    if len(p):
+        out["agreement"] = float((p == t).mean())
+    if t.any():
+        out["recall"] = float(p[t].mean())
+    if p.any():
+        out["precision"] = float(t[p].mean())
+    return out

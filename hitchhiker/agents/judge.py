@@ -122,13 +122,15 @@ def real_returns(task: str, policy, seeds, tokenizer=None, seed: int = 0, **task
     return returns
 
 
-def dream_returns(policy, engine, heads, first_frames, steps: int, seed: int = 0,
-                  temperature: float | None = None) -> np.ndarray:
+def dream_returns(
+    policy, engine, heads, first_frames, steps: int, seed: int = 0, temperature: float | None = None
+) -> np.ndarray:
     """Return of each episode played in the dream from the real first frame (E, H, W, 3) of its
     world, ``steps`` steps, rewards sampled from the heads (the agent's view of its success)."""
     starts = StartBank.from_frames(engine, first_frames)
-    dream = DreamVecEnv(engine, heads, starts, num_envs=len(first_frames), horizon=steps,
-                        temperature=temperature)
+    dream = DreamVecEnv(
+        engine, heads, starts, num_envs=len(first_frames), horizon=steps, temperature=temperature
+    )
     obs, _ = dream.reset(seed=seed, options={"starts": np.arange(len(first_frames))})
     gen = torch.Generator().manual_seed(seed)
     returns = np.zeros(len(first_frames))

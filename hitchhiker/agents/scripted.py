@@ -10,6 +10,11 @@ collectors of :mod:`hitchhiker.world.policies` do) and show what a task pays whe
   flower means arriving next to it by a step towards it (or bumping into something): the search
   runs over headings as well as cells.
 * :class:`HomeScript` — the shortest path back to the door (go home with a perfect map).
+* :class:`RetraceHome` — go home *with memory* and no map: it keeps the walk out it was shown
+  (``info["walk_out"]["actions"]``) and undoes it, last move first.
+* :class:`LookHome` — go home *without memory*: it sees only the current frame (read by the tile
+  reader, as a learned agent would see it) and walks to the door of the nearest house in view, or
+  at random when no house is in view. Houses look alike: the nearest is often not home.
 
 Every policy has ``reset(env, seed)`` and ``act(obs, info) -> int`` (one world action).
 """
@@ -21,7 +26,7 @@ from collections import deque
 import numpy as np
 
 from hitchhiker.agents.tasks import path_distances
-from hitchhiker.world import HEADING_DELTAS, Action, Tile
+from hitchhiker.world import HEADING_DELTAS, Action, Tile, read_tiles
 from hitchhiker.world.policies import DELTA, MOVES
 
 
@@ -99,3 +104,45 @@ class HomeScript:
             return self._dist[nr, nc] if inside else size * size
 
         return int(min(MOVES, key=cost))
+
+
+OPPOSITE = {Action.UP: Action.DOWN, Action.DOWN: Action.UP, Action.LEFT: Action.RIGHT,
+            Action.RIGHT: Action.LEFT}  # fmt: skip
+
+
+class RetraceHome:
+    """Go home by undoing the remembered walk out (memory of its own actions, no map)."""
+
+    name = "retrace (memory)"
+
+    def reset(self, env, seed: int) -> None:
+        self.plan = None
+
+    def act(self, obs, info) -> int:
+        if self.plan is None:  # the first call sees reset's info, with the walk out
+            walk = [Action(int(a)) for a in info["walk_out"]["actions"]]
+            self.plan = [OPPOSITE.get(a, Action.NOOP) for a in reversed(walk)]
+        return int(self.plan.pop(0)) if self.plan else int(Action.NOOP)
+
+
+class LookHome:
+    """Go to the door below the nearest house in the current frame (no memory, no map)."""
+
+    name = "look (no memory)"
+
+    def reset(self, env, seed: int) -> None:
+        self.rng = np.random.default_rng([seed, 17])
+
+    def act(self, obs, info) -> int:
+        kinds = read_tiles(np.asarray(obs)[None]).kinds[0]
+        me = np.array(kinds.shape) // 2
+        houses = np.argwhere(kinds == Tile.HOUSE)
+        if len(houses) == 0:
+            return int(self.rng.choice(MOVES))
+        doors = houses + [1, 0]  # the door is the tile below a house
+        dr, dc = doors[np.abs(doors - me).sum(1).argmin()] - me
+        if dr == 0 and dc == 0:
+            return int(Action.NOOP)
+        if abs(dr) >= abs(dc):
+            return int(Action.DOWN if dr > 0 else Action.UP)
+        return int(Action.RIGHT if dc > 0 else Action.LEFT)

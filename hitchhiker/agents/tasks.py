@@ -94,6 +94,35 @@ def episode_rewards(positions, headings, actions, tiles) -> np.ndarray:
     return out
 
 
+def action_rewards(positions, headings, actions, tiles) -> np.ndarray:
+    """What *every* action would have been paid at every step of recorded play: (E, T, A).
+
+    Moves and noop never pay; ``interact`` pays 1 where the faced cell holds flowers the world
+    grew (not ones the episode planted before that step: those are tracked along the actions
+    actually taken). Where the recorded action was taken, this is :func:`episode_rewards`. The
+    simulator knows the counterfactual exactly, so the heads can learn the rule from every frame,
+    not only from the few where the behaviour policy happened to interact."""
+    positions, headings = np.asarray(positions), np.asarray(headings)
+    actions, tiles = np.asarray(actions), np.asarray(tiles)
+    e, t = actions.shape
+    rows, cols = facing_cells(headings[:, :-1], tiles.shape[-2:])
+    lead = np.indices((e, t))
+    before = tiles[:, :-1][(*lead, rows, cols)]
+    after = tiles[:, 1:][(*lead, rows, cols)]
+    planted = (actions == Action.INTERACT) & (before == Tile.GRASS) & (after == Tile.FLOWERS)
+    cells = positions[:, :-1] + HEADING_DELTAS[headings[:, :-1]]
+    out = np.zeros((e, t, len(Action)), dtype=np.float32)
+    for i in range(e):
+        mine: set[tuple[int, int]] = set()
+        for j in range(t):
+            cell = (int(cells[i, j, 0]), int(cells[i, j, 1]))
+            if before[i, j] == Tile.FLOWERS and cell not in mine:
+                out[i, j, Action.INTERACT] = 1.0
+            if planted[i, j]:
+                mine.add(cell)
+    return out
+
+
 class FlowerPicker(gym.Wrapper):
     """Pick flowers the world grew, +1 each, in ``steps`` moves from the spawn (module docstring).
 

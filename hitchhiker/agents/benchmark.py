@@ -1,0 +1,136 @@
+"""Stage V's rows of the course benchmark (:mod:`hitchhiker.bench`): the flower picker's real
+returns on held-out worlds (mean and 95% interval over one episode per world) for every policy, the
+dream returns of the learned agents beside them, the reward heads against the exact reward and
+against the tile reader's on imagined frames, the dream's speed and the agent's training time; and
+go home's success rates with and without memory (scripted policies: what memory is worth there).
+
+The figures are the shipped agent's (recipe "agent", re-measured by :func:`hitchhiker.zoo.evaluate`);
+its training wall time is read from the manifest, measured when the shipped file was trained."""
+
+from __future__ import annotations
+
+from hitchhiker import zoo
+from hitchhiker.agents.judge import real_returns, test_seeds
+from hitchhiker.agents.scripted import HomeScript, LookHome, RandomPolicy, RetraceHome
+from hitchhiker.bench import Figure, figures
+from hitchhiker.measured import stored_figures
+from hitchhiker.metrics import mean_interval
+
+P = "stage5.agent"
+
+POLICIES = {
+    "random": "random policy (uniform actions)",
+    "scripted": "scripted picker (reads the true map)",
+    "real_trained": "actor-critic trained in the real world, as many real steps as the world model saw",
+    "dream_trained": "actor-critic trained only in the dream",
+    "planner": "random-shooting MPC through the dream (no policy trained), 32 worlds",
+}
+
+
+def _rows() -> tuple[Figure, ...]:
+    rows = [
+        Figure(f"{P}.{k}.real_return", f"flower picker, real return: {label}")
+        for k, label in POLICIES.items()
+    ]
+    rows += [
+        Figure(
+            f"{P}.dream_over_real_trained",
+            "real return of the dream-trained agent / of the real-trained one",
+            "",
+            ">= 0.8",
+        ),
+        Figure(
+            f"{P}.dream_over_random", "real return of the dream-trained agent / random", "", ">= 3"
+        ),
+        Figure(f"{P}.planner_over_random", "real return of the planner / random (same 32 worlds)"),
+        Figure(
+            f"{P}.real_steps", "real transitions the world model saw (and the real-trained agent)"
+        ),
+    ]
+    for k in ("real_trained", "dream_trained"):
+        rows += [
+            Figure(f"{P}.{k}.dream_return", f"dream return: {POLICIES[k]}"),
+            Figure(f"{P}.{k}.dream_minus_real", f"dream return minus real return: {POLICIES[k]}"),
+        ]
+    for t in (0.5, 1.0):
+        rows += [
+            Figure(
+                f"{P}.dream_trained.t{t:g}.dream_return",
+                f"dream-trained agent, dream return with the dream sampled at temperature {t:g}",
+            ),
+            Figure(
+                f"{P}.dream_trained.t{t:g}.dream_minus_real",
+                f"the same minus its real return (temperature {t:g})",
+            ),
+        ]
+    for where, label in (
+        ("real", "reward head against the exact reward, real test play"),
+        ("dream", "reward head against the tile reader's reward, imagined frames"),
+    ):
+        rows += [
+            Figure(f"{P}.head_{where}_agreement", f"{label}: agreement"),
+            Figure(f"{P}.head_{where}_recall", f"{label}: recall of rewarded steps"),
+            Figure(f"{P}.head_{where}_precision", f"{label}: precision of predicted rewards"),
+            Figure(f"{P}.head_{where}_true_rewards", f"{label}: rewarded steps (truth)"),
+            Figure(f"{P}.head_{where}_predicted_rewards", f"{label}: rewarded steps (head)"),
+        ]
+    rows += [
+        Figure(
+            f"{P}.imagined_per_second_b64",
+            "imagined transitions per second, batch 64 (masked dynamics + heads)",
+            "/s",
+            ">= 2000",
+        ),
+        Figure(
+            f"{P}.train_minutes",
+            "wall time to train the shipped agent (heads, dream, control)",
+            "min",
+        ),
+        Figure(f"{P}.dream_train_minutes", "of which training in the dream", "min"),
+    ]
+    return tuple(rows)
+
+
+HOME = {
+    "scripted": "shortest path with the true map (privileged)",
+    "retrace": "retrace the remembered walk out (memory, no map)",
+    "look": "the door of the nearest house in view (no memory, no map)",
+    "random": "random policy",
+}
+"""Go-home policies (hitchhiker.agents.scripted), all scripted: what memory is worth on the task."""
+
+
+def _home_rows() -> list[Figure]:
+    return [
+        Figure(f"stage5.go_home.{k}.success", f"go home, success rate: {label}")
+        for k, label in HOME.items()
+    ] + [Figure("stage5.go_home.episodes", "go home: held-out worlds (one episode each)")]
+
+
+def go_home_figures(episodes: int = 64) -> dict[str, float]:
+    """Success rates (mean and 95% interval) of the go-home policies on held-out test worlds,
+    walked ``GoHome``'s default 8 moves out, 24 moves to come back."""
+    policies = {"scripted": HomeScript, "retrace": RetraceHome, "look": LookHome,
+                "random": RandomPolicy}  # fmt: skip
+    seeds = test_seeds(episodes)
+    out = {"stage5.go_home.episodes": float(episodes)}
+    for k, cls in policies.items():
+        success = real_returns("go_home", cls(), seeds)
+        out[f"stage5.go_home.{k}.success"], out[f"stage5.go_home.{k}.success_ci95"] = mean_interval(
+            success
+        )
+    return out
+
+
+@figures("stage5", *_rows(), *_home_rows())
+def stage5_figures(preset: str) -> dict[str, float]:
+    """Evaluate the shipped agent (a fresh smoke-sized one under the smoke preset)."""
+    model, cfg = zoo.load_or_fit("agent", preset)
+    out = zoo.evaluate("agent", model, cfg)
+    out.update(go_home_figures(4 if preset == "smoke" else 64))
+    if preset != "smoke" and zoo.path_of("agent").is_file():
+        shipped = stored_figures()  # the manifest's: measured when the shipped file was trained
+        out.update(
+            {k: v for k, v in shipped.items() if k.startswith(P) and k.endswith("train_minutes")}
+        )
+    return out
