@@ -229,7 +229,12 @@ NOTEBOOKS: list[Notebook] = [
             "play the agent in the real world and in its dream side by side, and take the controls",
         ),
         assumes="Notebooks 04 (the masked dynamics this dream runs on) and 06 (memory); what a policy and a return are.",
-        runtimes={},
+        runtimes={
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, 4 Dec)": "62 s",
+            "same, smoke preset": "28 s",
+            "retraining the agent at the cpu preset (heads, dream, real-world control; `zoo train agent`)": "17 min",
+            "its benchmark rows (`bench --only stage5`, with the closed loop)": "12 min",
+        },
     ),
 ]
 

@@ -1,6 +1,9 @@
 """Stage V: tasks with exact rewards, heads on the dynamics, the dream behind gymnasium's API, the
 actor-critic's lambda-returns, a tiny agent that learns in a tiny dream, and clear errors."""
 
+import copy
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +26,7 @@ from hitchhiker.agents.actor_critic import (
     train_in_dream,
 )
 from hitchhiker.agents.agent_play import AgentPanel, AgentPlay
+from hitchhiker.agents.closed_loop import closed_loop, own_play, refit_heads
 from hitchhiker.agents.dream import DreamEnv, DreamVecEnv, StartBank
 from hitchhiker.agents.heads import TaskHeads, fit_heads, window_features
 from hitchhiker.agents.judge import real_returns
@@ -268,6 +272,57 @@ def test_the_planner_finds_the_paying_action_and_plays_real_episodes(tiny):
         planner.plan(tokens, acts[:, :0])
     with pytest.raises(ValueError, match="candidates must be >= 6"):
         ShootingPlanner(engine, heads, candidates=3)
+
+
+# ------------------------------------------------------------------------------- the loop closed
+
+
+def test_own_play_records_exactly_what_the_real_world_paid(tiny):
+    engine, _, _ = tiny
+    policy = TokenPolicy(engine.cfg.tokens.vocab_size, (8, 8))
+    seeds = [episode_seed("train", i) for i in range(3)]
+    play = own_play(policy, OracleTokenizer(), seeds, steps=12, seed=4)
+    assert play["tokens"].shape == (3, 13, 8, 8) and play["actions"].shape == (3, 12)
+    truth = episode_rewards(play["positions"], play["headings"], play["actions"], play["tiles"])
+    assert np.array_equal(truth, play["rewards"])
+    # the same policy, worlds and sampling seed, judged: the same episodes, the same returns
+    judged = real_returns("flower_picker", policy, seeds, OracleTokenizer(), 4, steps=12)
+    assert np.array_equal(judged, play["rewards"].sum(1))
+
+
+def test_refitting_on_real_play_unlearns_a_rule_the_world_does_not_pay(tiny, one_thread):
+    """The toy heads believe every interact pays; real play says only flowers do (and rarely)."""
+    engine, toy_heads, bank = tiny
+    heads = copy.deepcopy(toy_heads)
+    seeds = [episode_seed("train", 20 + i) for i in range(6)]
+    policy = TokenPolicy(engine.cfg.tokens.vocab_size, (8, 8))
+    play = own_play(policy, OracleTokenizer(), seeds, steps=16, seed=0)
+    feats = window_features(
+        engine, torch.as_tensor(play["tokens"]), torch.as_tensor(play["actions"])
+    )
+    interact = torch.full((len(feats),), int(Action.INTERACT))
+
+    def p_pay(h):
+        with torch.no_grad():
+            return float(h(feats.float(), interact)[0].softmax(1)[:, 1].mean())
+
+    assert p_pay(heads) > 0.9
+    refit_heads(heads, engine, play, steps=150, seed=0)
+    paid = action_rewards(play["positions"], play["headings"], play["actions"], play["tiles"])
+    assert p_pay(heads) < 0.5 and p_pay(heads) < paid[..., Action.INTERACT].mean() + 0.3
+    # the loop, two rounds on a copy: the shipped policy and heads are left as they were
+    model = SimpleNamespace(policy=policy, heads=toy_heads)
+    before = [p.clone() for p in policy.parameters()]
+    cfg = SimpleNamespace(task="flower_picker", seed=0, task_steps=6, head_episodes=30, batch=8,
+                          horizon=3, actor_critic=ActorCriticConfig(horizon=3))  # fmt: skip
+    log = closed_loop(model, cfg, engine, OracleTokenizer(), bank, rounds=2, episodes=3,
+                      refit_steps=20, updates=2, judge_episodes=3)  # fmt: skip
+    assert [r["round"] for r in log] == [0.0, 1.0, 2.0]
+    assert all(np.isfinite(r["real_return"]) and "dream_minus_real" in r for r in log)
+    assert "play_return" in log[1] and "play_return" not in log[0]
+    assert all(torch.equal(a, b) for a, b in zip(before, policy.parameters()))
+    with pytest.raises(ValueError, match="rounds must be >= 1"):
+        closed_loop(model, cfg, engine, OracleTokenizer(), bank, rounds=0)
 
 
 # ------------------------------------------------------------------------------- the capstone

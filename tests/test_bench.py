@@ -66,7 +66,14 @@ def test_each_stage_package_owns_its_rows_in_table_order():
     import hitchhiker.unified.benchmark  # noqa: F401  (imported first on purpose)
 
     registered = bench.stages()
-    assert [s for s, _, _ in registered] == ["world", "stage1", "stage2", "stage3", "stage4"]
+    assert [s for s, _, _ in registered] == [
+        "world",
+        "stage1",
+        "stage2",
+        "stage3",
+        "stage4",
+        "stage5",
+    ]
     for stage, fn, rows in registered:
         assert fn.__module__ == bench.STAGE_MODULES[stage]
         assert rows and all(r.name.startswith(f"{stage}.") for r in rows)

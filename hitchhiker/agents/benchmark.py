@@ -10,6 +10,7 @@ its training wall time is read from the manifest, measured when the shipped file
 from __future__ import annotations
 
 from hitchhiker import zoo
+from hitchhiker.agents.agent_recipe import loop_figures
 from hitchhiker.agents.judge import real_returns, test_seeds
 from hitchhiker.agents.scripted import HomeScript, LookHome, RandomPolicy, RetraceHome
 from hitchhiker.bench import Figure, figures
@@ -74,6 +75,12 @@ def _rows() -> tuple[Figure, ...]:
             Figure(f"{P}.head_{where}_true_rewards", f"{label}: rewarded steps (truth)"),
             Figure(f"{P}.head_{where}_predicted_rewards", f"{label}: rewarded steps (head)"),
         ]
+    for r in range(3):
+        when = "the shipped agent" if r == 0 else f"after round {r} (own play, heads refit, dream)"
+        rows += [
+            Figure(f"{P}.loop.r{r}.real_return", f"closed loop, {when}: real return"),
+            Figure(f"{P}.loop.r{r}.dream_minus_real", f"closed loop, {when}: dream minus real"),
+        ]
     rows += [
         Figure(
             f"{P}.imagined_per_second_b64",
@@ -127,6 +134,7 @@ def stage5_figures(preset: str) -> dict[str, float]:
     """Evaluate the shipped agent (a fresh smoke-sized one under the smoke preset)."""
     model, cfg = zoo.load_or_fit("agent", preset)
     out = zoo.evaluate("agent", model, cfg)
+    out.update(loop_figures(model, cfg, zoo.dependencies("agent", cfg)))
     out.update(go_home_figures(4 if preset == "smoke" else 64))
     if preset != "smoke" and zoo.path_of("agent").is_file():
         shipped = stored_figures()  # the manifest's: measured when the shipped file was trained
