@@ -315,13 +315,17 @@ def _play_dream(page) -> None:
     # Each press below faces a new way (the last move faced right), so the real half changes.
     for (where, expect), turn in zip(((0.99, None), (0.01, 1)), ("down", "left")):
         box = track.bounding_box()
+        readout = slider.locator(".widget-readout")
+        before = readout.inner_text().strip()
         page.mouse.click(box["x"] + where * box["width"], box["y"] + box["height"] / 2)
         if expect is None:  # the slider's maximum, whatever the engine's default raised it to
+            # Read it from the slider's own readout once it has moved: the info line still
+            # names the engine's default (2 steps, say) until the kernel has answered the click.
             expect = int(
                 page.wait_for_function(
-                    "(el) => { const m = el.innerText.match(/(\\d+) decoding steps/);"
-                    " return m && +m[1] > 1 ? m[1] : null; }",
-                    arg=info.element_handle(),
+                    "([el, before]) => { const v = el.innerText.trim();"
+                    " return v !== before && +v > 1 ? v : null; }",
+                    arg=[readout.element_handle(), before],
                     timeout=STEP_TIMEOUT_MS,
                 ).json_value()
             )
