@@ -355,6 +355,16 @@ def test_the_capstone_hands_control_back_and_forth_headlessly(tiny):
     assert panel.t == 1 and "driver: agent" in play.status.value
     with pytest.raises(ValueError, match="horizon must be a positive int"):
         play.panel.horizon = 0
+    # the episode's end (10 steps): nothing moves until a reset, whoever presses what
+    for _ in range(12):
+        panel.step("agent")
+    done = (panel.t, panel.real_return, panel.dream_return, panel.frames["real"].copy())
+    assert panel.t == 10 and panel.done and "Reset to play again" in panel.describe()
+    panel.step("right")
+    assert (panel.t, panel.real_return, panel.dream_return) == done[:3]
+    assert np.array_equal(panel.frames["real"], done[3])
+    panel.reset(2)
+    assert panel.t == 0 and not panel.done
 
 
 def test_go_home_with_a_memory_of_the_walk_out_always_arrives():

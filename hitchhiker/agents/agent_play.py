@@ -90,12 +90,15 @@ class AgentPanel:
         self.history = torch.zeros(1, 0, dtype=torch.long, device=self.engine.device)
         self.real_return = self.dream_return = 0.0
         self.t = 0
+        self.done = False
         self.frames = {"real": frame}
         self._anchor()
         return self._shown()
 
     def step(self, action) -> np.ndarray:
         name = self.actions[action_index(action, self.actions)]
+        if self.done:
+            return self._shown()  # the episode is over: nothing moves until a reset
         if name == AGENT:
             if self.driver != AGENT:
                 return self._shown()  # you drive: the clock waits
@@ -133,7 +136,6 @@ class AgentPanel:
         self.dream.reset(seed=0, options={"starts": [0]})
         self.frames["dream"] = self.dream.render()[0]
         self.since_anchor = 0
-        self.done = False
 
     def _shown(self) -> np.ndarray:
         for call in self.on_step:
