@@ -10,7 +10,7 @@ its training wall time is read from the manifest, measured when the shipped file
 from __future__ import annotations
 
 from hitchhiker import zoo
-from hitchhiker.agents.agent_recipe import loop_figures
+from hitchhiker.agents.agent_figures import loop_figures
 from hitchhiker.agents.judge import real_returns, test_seeds
 from hitchhiker.agents.scripted import HomeScript, LookHome, RandomPolicy, RetraceHome
 from hitchhiker.bench import Figure, figures

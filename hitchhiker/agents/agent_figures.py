@@ -1,0 +1,179 @@
+"""The agent's figures: every policy judged in the real world, the heads, the dream's speed, the
+planner, the temperature sweep and the closed loop (the ``evaluate`` of :mod:`.agent_recipe`).
+
+Each figure is a mean over held-out test worlds (one episode each) with its 95% interval, named
+``stage5.<name>.<figure>``; :mod:`hitchhiker.agents.benchmark` lists them as benchmark rows.
+
+Shapes: E episodes, T steps, h x w token grid, N = h * w.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from hitchhiker.agents.agent_recipe import (
+    Config,
+    DreamAgent,
+    engine_of,
+    head_play,
+    make_first,
+    real_steps_of,
+)
+from hitchhiker.agents.closed_loop import closed_loop
+from hitchhiker.agents.dream import DreamVecEnv, StartBank
+from hitchhiker.agents.heads import TaskHeads, agreement, window_features
+from hitchhiker.agents.judge import dream_returns, real_returns, test_seeds
+from hitchhiker.agents.planner import ShootingPlanner, planner_returns
+from hitchhiker.agents.scripted import FlowerScript, HomeScript, RandomPolicy
+from hitchhiker.agents.tasks import pick_reward
+from hitchhiker.interactive.masked_dynamics_recipe import episode_tokens
+from hitchhiker.metrics import mean_interval
+from hitchhiker.recipe import Deps
+from hitchhiker.world import read_tiles
+
+
+def imagined_speed(cfg: Config, deps: Deps, heads: TaskHeads, starts: StartBank, steps=8):
+    """Imagined transitions per second of a batch-64 dream (random actions, heads included)."""
+    dream = DreamVecEnv(engine_of(cfg, deps), heads, starts, num_envs=64, horizon=10**6)
+    dream.reset(seed=cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    dream.step(rng.integers(0, 6, 64))  # warm up
+    t = time.perf_counter()
+    for _ in range(steps):
+        dream.step(rng.integers(0, 6, 64))
+    return 64 * steps / (time.perf_counter() - t)
+
+
+def head_figures(cfg: Config, deps: Deps, heads: TaskHeads, prefix: str) -> dict[str, float]:
+    """The heads against the exact reward on real test play, and against the tile reader's reward
+    on imagined frames of the same starts (argmax heads: what they believe)."""
+    engine = engine_of(cfg, deps)
+    tokens, rec, rewards = head_play(cfg, deps["tokenizer"], "test", cfg.eval_episodes)
+    acts = torch.as_tensor(rec.actions)
+    feats = window_features(engine, tokens, acts)
+    with torch.no_grad():
+        believed = heads(feats.float(), acts.flatten())[0].argmax(1).numpy()
+    out = {f"{prefix}.head_real_{k}": v for k, v in agreement(believed, rewards.ravel()).items()}
+    # Imagination: each test episode's first real frames, then its recorded actions, imagined.
+    starts = StartBank.from_frames(engine, rec.frames[:, 0])
+    dream = DreamVecEnv(
+        engine, heads, starts, num_envs=len(starts), horizon=cfg.task_steps, sample_heads=False
+    )
+    obs, _ = dream.reset(seed=cfg.seed, options={"starts": np.arange(len(starts))})
+    frames, head_r = [dream.render()], []
+    for t in range(cfg.task_steps):
+        _, r, *_ = dream.step(rec.actions[:, t])
+        head_r.append(r)
+        frames.append(dream.render())
+    reading = read_tiles(np.stack(frames, 1))
+    reader_r = pick_reward(
+        reading.kinds[:, :-1], reading.heading[:, :-1], rec.actions, reading.kinds[:, 1:]
+    )
+    out.update(
+        {f"{prefix}.head_dream_{k}": v for k, v in agreement(np.stack(head_r, 1), reader_r).items()}
+    )
+    return out
+
+
+def evaluate(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]:
+    prefix = f"stage5.{cfg.name}"
+    tokenizer, engine = deps["tokenizer"], engine_of(cfg, deps)
+    seeds = test_seeds(cfg.eval_episodes)
+    out: dict[str, float] = {}
+    scripted = {"flower_picker": FlowerScript, "go_home": HomeScript}[cfg.task]
+    policies = {
+        "random": RandomPolicy(),
+        "scripted": scripted(),
+        "real_trained": model.real_policy,
+        "dream_trained": model.policy,
+    }
+    first = np.stack([make_first(cfg, s) for s in seeds])
+    for name, policy in policies.items():
+        real = real_returns(cfg.task, policy, seeds, tokenizer, cfg.seed, steps=cfg.task_steps)
+        out[f"{prefix}.{name}.real_return"], out[f"{prefix}.{name}.real_return_ci95"] = (
+            mean_interval(real)
+        )
+        if isinstance(policy, nn.Module):
+            dream = dream_returns(policy, engine, model.heads, first, cfg.task_steps, cfg.seed)
+            out[f"{prefix}.{name}.dream_return"], out[f"{prefix}.{name}.dream_return_ci95"] = (
+                mean_interval(dream)
+            )
+            out[f"{prefix}.{name}.dream_minus_real"] = float(np.mean(dream - real))
+    dream_r, real_r = (
+        out[f"{prefix}.dream_trained.real_return"],
+        out[f"{prefix}.real_trained.real_return"],
+    )
+    if real_r > 0:  # a ratio only where it is defined: the manifest is strict JSON, no NaN
+        out[f"{prefix}.dream_over_real_trained"] = dream_r / real_r
+    rand = out[f"{prefix}.random.real_return"]
+    if rand > 0:
+        out[f"{prefix}.dream_over_random"] = dream_r / rand
+    out[f"{prefix}.real_steps"] = float(real_steps_of(cfg))
+    out.update(head_figures(cfg, deps, model.heads, prefix))
+    dyn_cfg = deps["dynamics"].shipped_config
+    dyn_tokens, dyn_rec = episode_tokens(dyn_cfg, "train", 8, tokenizer)
+    starts = StartBank.from_play(engine, dyn_tokens, torch.as_tensor(dyn_rec.actions))
+    out[f"{prefix}.imagined_per_second_b64"] = imagined_speed(cfg, deps, model.heads, starts)
+    if hasattr(model, "dream_seconds"):
+        out[f"{prefix}.dream_train_minutes"] = model.dream_seconds / 60
+        out[f"{prefix}.train_minutes"] = model.train_seconds / 60
+    out.update(planner_figures(model, cfg, deps, prefix))
+    out.update(temperature_figures(model, cfg, deps, prefix, first, out))
+    return out
+
+
+def planner_figures(model: DreamAgent, cfg: Config, deps: Deps, prefix: str) -> dict[str, float]:
+    """Real return of random-shooting MPC through the dream (no policy trained), on the first
+    ``planner_episodes`` test worlds, and the random policy's on the same worlds."""
+    planner = ShootingPlanner(
+        engine_of(cfg, deps), model.heads, cfg.planner_candidates, cfg.planner_depth, seed=cfg.seed
+    )
+    seeds = test_seeds(cfg.planner_episodes)
+    real = planner_returns(cfg.task, planner, seeds, steps=cfg.task_steps)
+    rand = real_returns(cfg.task, RandomPolicy(), seeds, seed=cfg.seed, steps=cfg.task_steps)
+    out = {}
+    out[f"{prefix}.planner.real_return"], out[f"{prefix}.planner.real_return_ci95"] = mean_interval(
+        real
+    )
+    if rand.mean() > 0:
+        out[f"{prefix}.planner_over_random"] = float(real.mean() / rand.mean())
+    return out
+
+
+def loop_figures(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]:
+    """The closed loop on a copy of the shipped agent: real and dream returns per round (round 0:
+    the shipped agent), on the first ``eval_episodes`` test worlds."""
+    engine = engine_of(cfg, deps)
+    dyn_cfg = deps["dynamics"].shipped_config
+    dyn_tokens, dyn_rec = episode_tokens(dyn_cfg, "train", dyn_cfg.data.episodes, deps["tokenizer"])
+    starts = StartBank.from_play(engine, dyn_tokens, torch.as_tensor(dyn_rec.actions))
+    log = closed_loop(
+        model, cfg, engine, deps["tokenizer"], starts, cfg.loop_rounds, cfg.loop_episodes,
+        cfg.loop_refit_steps, cfg.loop_updates, cfg.eval_episodes,
+    )  # fmt: skip
+    out = {}
+    for row in log:
+        key = f"stage5.{cfg.name}.loop.r{int(row['round'])}"
+        out.update({f"{key}.{k}": v for k, v in row.items() if k != "round"})
+    return out
+
+
+def temperature_figures(model, cfg: Config, deps: Deps, prefix: str, first, out) -> dict:
+    """World Models' sweep: the dream-trained agent's dream return at each sampling temperature of
+    the dream, from the same first frames as its real return (which the temperature cannot
+    change), and the gap between them."""
+    real = out[f"{prefix}.dream_trained.real_return"]
+    res = {}
+    for temp in cfg.temperatures:
+        engine = engine_of(cfg, deps)
+        dream = dream_returns(
+            model.policy, engine, model.heads, first, cfg.task_steps, cfg.seed, temperature=temp
+        )
+        key = f"{prefix}.dream_trained.t{temp:g}"
+        res[f"{key}.dream_return"], res[f"{key}.dream_return_ci95"] = mean_interval(dream)
+        res[f"{key}.dream_minus_real"] = float(dream.mean() - real)
+    return res
