@@ -67,21 +67,28 @@ def pick_reward(tiles, heading, action, next_tiles=None) -> np.ndarray:
     return hit.astype(np.float32)
 
 
+def _faced_cells(positions, headings, actions, tiles):
+    """The faced cell at each step of recorded play: its kind before (E, T) and after (E, T) the
+    step, and its map cell (E, T, 2). ``interact`` never moves, so it is the same cell in the next
+    view; after a move, ``after`` is another cell (only ``interact`` reads it)."""
+    positions, headings, tiles = np.asarray(positions), np.asarray(headings), np.asarray(tiles)
+    rows, cols = facing_cells(headings[:, :-1], tiles.shape[-2:])
+    lead = np.indices(np.asarray(actions).shape)
+    before = tiles[:, :-1][(*lead, rows, cols)]
+    after = tiles[:, 1:][(*lead, rows, cols)]
+    return before, after, positions[:, :-1] + HEADING_DELTAS[headings[:, :-1]]
+
+
 def episode_rewards(positions, headings, actions, tiles) -> np.ndarray:
     """The flower picker's exact rewards (E, T) of recorded play: positions (E, T+1, 2), headings
     (E, T+1), actions (E, T), tiles (E, T+1, R, C) — what the wrapper would have paid, planted
     flowers tracked by map cell."""
-    positions, headings = np.asarray(positions), np.asarray(headings)
-    actions, tiles = np.asarray(actions), np.asarray(tiles)
+    actions = np.asarray(actions)
     e, t = actions.shape
-    rows, cols = facing_cells(headings[:, :-1], tiles.shape[-2:])
-    lead = np.indices((e, t))
-    before = tiles[:, :-1][(*lead, rows, cols)]
-    after = tiles[:, 1:][(*lead, rows, cols)]  # interact never moves: same cell in the next view
+    before, after, cells = _faced_cells(positions, headings, actions, tiles)
     interact = actions == Action.INTERACT
     picked = interact & (before == Tile.FLOWERS) & (after == Tile.GRASS)
     planted = interact & (before == Tile.GRASS) & (after == Tile.FLOWERS)
-    cells = positions[:, :-1] + HEADING_DELTAS[headings[:, :-1]]
     out = np.zeros((e, t), dtype=np.float32)
     for i in range(e):
         mine: set[tuple[int, int]] = set()
@@ -102,15 +109,10 @@ def action_rewards(positions, headings, actions, tiles) -> np.ndarray:
     actually taken). Where the recorded action was taken, this is :func:`episode_rewards`. The
     simulator knows the counterfactual exactly, so the heads can learn the rule from every frame,
     not only from the few where the behaviour policy happened to interact."""
-    positions, headings = np.asarray(positions), np.asarray(headings)
-    actions, tiles = np.asarray(actions), np.asarray(tiles)
+    actions = np.asarray(actions)
     e, t = actions.shape
-    rows, cols = facing_cells(headings[:, :-1], tiles.shape[-2:])
-    lead = np.indices((e, t))
-    before = tiles[:, :-1][(*lead, rows, cols)]
-    after = tiles[:, 1:][(*lead, rows, cols)]
+    before, after, cells = _faced_cells(positions, headings, actions, tiles)
     planted = (actions == Action.INTERACT) & (before == Tile.GRASS) & (after == Tile.FLOWERS)
-    cells = positions[:, :-1] + HEADING_DELTAS[headings[:, :-1]]
     out = np.zeros((e, t, len(Action)), dtype=np.float32)
     for i in range(e):
         mine: set[tuple[int, int]] = set()
