@@ -18,6 +18,7 @@ from torch import nn
 from hitchhiker.agents.agent_recipe import (
     Config,
     DreamAgent,
+    dream_starts,
     engine_of,
     head_play,
     make_first,
@@ -30,7 +31,6 @@ from hitchhiker.agents.judge import dream_returns, real_returns, test_seeds
 from hitchhiker.agents.planner import ShootingPlanner, planner_returns
 from hitchhiker.agents.scripted import FlowerScript, HomeScript, RandomPolicy
 from hitchhiker.agents.tasks import pick_reward
-from hitchhiker.interactive.masked_dynamics_recipe import episode_tokens
 from hitchhiker.metrics import mean_interval
 from hitchhiker.recipe import Deps
 from hitchhiker.world import read_tiles
@@ -114,9 +114,7 @@ def evaluate(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]:
         out[f"{prefix}.dream_over_random"] = dream_r / rand
     out[f"{prefix}.real_steps"] = float(real_steps_of(cfg))
     out.update(head_figures(cfg, deps, model.heads, prefix))
-    dyn_cfg = deps["dynamics"].shipped_config
-    dyn_tokens, dyn_rec = episode_tokens(dyn_cfg, "train", 8, tokenizer)
-    starts = StartBank.from_play(engine, dyn_tokens, torch.as_tensor(dyn_rec.actions))
+    starts = dream_starts(engine, deps, episodes=8)
     out[f"{prefix}.imagined_per_second_b64"] = imagined_speed(cfg, deps, model.heads, starts)
     if hasattr(model, "dream_seconds"):
         out[f"{prefix}.dream_train_minutes"] = model.dream_seconds / 60
@@ -148,9 +146,7 @@ def loop_figures(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]
     """The closed loop on a copy of the shipped agent: real and dream returns per round (round 0:
     the shipped agent), on the first ``eval_episodes`` test worlds."""
     engine = engine_of(cfg, deps)
-    dyn_cfg = deps["dynamics"].shipped_config
-    dyn_tokens, dyn_rec = episode_tokens(dyn_cfg, "train", dyn_cfg.data.episodes, deps["tokenizer"])
-    starts = StartBank.from_play(engine, dyn_tokens, torch.as_tensor(dyn_rec.actions))
+    starts = dream_starts(engine, deps)
     log = closed_loop(
         model, cfg, engine, deps["tokenizer"], starts, cfg.loop_rounds, cfg.loop_episodes,
         cfg.loop_refit_steps, cfg.loop_updates, cfg.eval_episodes,

@@ -231,6 +231,15 @@ def grid_of(cfg: Config) -> tuple[int, int]:
     return cfg.tokens.grid_h, cfg.tokens.grid_w
 
 
+def dream_starts(engine, deps: Deps, episodes: int | None = None) -> StartBank:
+    """The dream's real starts: windows of the dynamics' own recorded train play (its first
+    ``episodes`` episodes; default all of them)."""
+    dyn_cfg = deps["dynamics"].shipped_config
+    n = dyn_cfg.data.episodes if episodes is None else episodes
+    tokens, rec = episode_tokens(dyn_cfg, "train", n, deps["tokenizer"])
+    return StartBank.from_play(engine, tokens, torch.as_tensor(rec.actions))
+
+
 def real_steps_of(cfg: Config) -> int:
     """Real transitions the world model saw (dynamics' play + heads' play), or ``real_steps``."""
     return cfg.real_steps or cfg.dynamics_steps + cfg.head_episodes * cfg.task_steps
@@ -246,9 +255,7 @@ def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> DreamAg
     agent.head_losses = fit_heads(
         agent.heads, feats, None, every, ends, steps=cfg.head_steps, seed=cfg.seed
     )
-    dyn_cfg = deps["dynamics"].shipped_config
-    dyn_tokens, dyn_rec = episode_tokens(dyn_cfg, "train", dyn_cfg.data.episodes, tokenizer)
-    starts = StartBank.from_play(engine, dyn_tokens, torch.as_tensor(dyn_rec.actions))
+    starts = dream_starts(engine, deps)
     dream = DreamVecEnv(engine, agent.heads, starts, num_envs=cfg.batch, horizon=cfg.horizon)
     t1 = time.perf_counter()
     agent.dream_log = train_in_dream(

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from hitchhiker.agents.actor_critic import train_in_dream
+from hitchhiker.agents.agent_recipe import make_first
 from hitchhiker.agents.dream import DreamVecEnv
 from hitchhiker.agents.heads import fit_heads, window_features
 from hitchhiker.agents.judge import dream_returns, encode, real_returns, test_seeds
@@ -100,7 +101,7 @@ def closed_loop(
         raise ValueError(f"rounds must be >= 1; got {rounds}")
     policy, heads = copy.deepcopy(model.policy), copy.deepcopy(model.heads)
     seeds = test_seeds(judge_episodes)
-    first = np.stack([make_task("flower_picker").reset(seed=s)[0] for s in seeds])
+    first = np.stack([make_first(cfg, s) for s in seeds])
 
     def judge(r: int, extra: dict) -> dict[str, float]:
         real = real_returns(cfg.task, policy, seeds, tokenizer, cfg.seed, steps=cfg.task_steps)
