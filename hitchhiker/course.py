@@ -230,9 +230,9 @@ NOTEBOOKS: list[Notebook] = [
         ),
         assumes="Notebooks 04 (the masked dynamics this dream runs on) and 06 (memory); what a policy and a return are.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, 4 Dec)": "62 s",
-            "same, smoke preset": "28 s",
-            "retraining the agent at the cpu preset (heads, dream, real-world control; `zoo train agent`)": "17 min",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, 4 Dec)": "67 s",
+            "same, smoke preset": "27 s",
+            "retraining the agent at the cpu preset (heads, dream, real-world control, then its figures; `zoo train agent`)": "25 min",
             "its benchmark rows (`bench --only stage5`, with the closed loop)": "12 min",
         },
     ),

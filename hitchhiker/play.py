@@ -95,9 +95,10 @@ class PlayController:
     """The logic of live play, with no widgets: actions in, frames and readouts out.
 
     ``frame`` is always the latest good frame, uint8 (H, W, 3). ``steps`` counts steps since the last
-    reset. ``fps`` and ``ms_per_step`` are measured over the last ``history`` steps of engine time
-    (step + frame conversion): ``fps`` is the rate the engine could sustain, which the Play clock may
-    deliver less of. If the engine raises, the error is stored in ``last_error`` (cleared by the next
+    reset, or is the engine's own ``step_count`` where it has one (an engine that can refuse a step,
+    as an episode that is over, says how many it took). ``fps`` and ``ms_per_step`` are measured
+    over the last ``history`` steps of engine time (step + frame conversion): ``fps`` is the rate
+    the engine could sustain, which the Play clock may deliver less of. If the engine raises, the error is stored in ``last_error`` (cleared by the next
     success) and the frame is left as it was. Every call that touches the engine then calls each
     function in ``on_frame`` with the current frame.
     """
@@ -164,6 +165,11 @@ class PlayController:
         self.steps = 0
         return self._run(lambda: self.engine.reset(self.seed), timed=False)
 
+    def show(self, frame: Any) -> np.ndarray:
+        """Show a frame the engine drew outside a step (a setting of its changed the picture):
+        stored as the current frame, passed to ``on_frame``; not timed, not counted."""
+        return self._run(lambda: frame, timed=False)
+
     # -- readouts ----------------------------------------------------------------------------
 
     @property
@@ -201,6 +207,9 @@ class PlayController:
             if timed:
                 self._timings.append(time.perf_counter() - start)
                 self.steps += 1
+            own = getattr(self.engine, "step_count", None)
+            if own is not None:
+                self.steps = int(own)
             self.frame = frame
             self.last_error = None
         for callback in self.on_frame:

@@ -24,6 +24,7 @@ from hitchhiker.agents.actor_critic import (
     TokenPolicy,
     lambda_returns,
     train_in_dream,
+    update,
 )
 from hitchhiker.agents.agent_play import AgentPanel, AgentPlay
 from hitchhiker.agents.closed_loop import closed_loop, own_play, refit_heads
@@ -252,6 +253,31 @@ def test_a_tiny_agent_learns_a_toy_task_in_a_tiny_dream(tiny, one_thread):
     assert np.mean([x["return"] for x in log[-5:]]) > 2 * log[0]["return"]
 
 
+def test_epochs_on_one_imagined_batch_learn_more_from_it_within_the_clip():
+    """One rollout in which only action 2 pays: 8 clipped epochs with normalized advantages move
+    pi(2) further than DIAMOND's single REINFORCE step, and never past what the clip allows."""
+    torch.manual_seed(0)
+    obs = torch.randint(0, 16, (4, 32, 8, 8))
+    actions = torch.randint(0, 6, (4, 32))
+    rewards = (actions == 2).float()
+    seq = (obs, actions, rewards, torch.ones(4, 32), obs[-1])
+    moved = {}
+    for epochs in (1, 8):
+        policy = TokenPolicy(16, (8, 8))
+        torch.manual_seed(1)
+        policy.load_state_dict(TokenPolicy(16, (8, 8)).state_dict())
+        cfg = ActorCriticConfig(epochs=epochs, normalize=epochs > 1, lr=1e-3)
+        opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
+        update(policy, opt, cfg, *seq)
+        with torch.no_grad():
+            p = policy(obs.flatten(0, 1))[0].softmax(1)[:, 2]
+        moved[epochs] = float(p.mean()) - 1 / 6
+    assert 0 < moved[1] < moved[8]
+    assert moved[8] < 1 / 6 * 0.2 * 3  # epochs stop paying once the ratio leaves [0.8, 1.2]
+    with pytest.raises(ValueError, match="epochs must be a positive int"):
+        ActorCriticConfig(epochs=0)
+
+
 # ------------------------------------------------------------------------------- the planner
 
 
@@ -353,11 +379,16 @@ def test_the_capstone_hands_control_back_and_forth_headlessly(tiny):
     play.driver.value = "agent"
     play.controller.tick()
     assert panel.t == 1 and "driver: agent" in play.status.value
+    play.driver.value = "you"
+    play.controller.tick()  # the clock ticks while you drive: the readout counts world steps
+    assert play.controller.readout().startswith("step 1 ") and panel.t == 1
+    play.driver.value = "agent"
     with pytest.raises(ValueError, match="horizon must be a positive int"):
         play.panel.horizon = 0
     # the episode's end (10 steps): nothing moves until a reset, whoever presses what
     for _ in range(12):
-        panel.step("agent")
+        play.controller.tick()
+    assert play.controller.readout().startswith("step 10 ")
     done = (panel.t, panel.real_return, panel.dream_return, panel.frames["real"].copy())
     assert panel.t == 10 and panel.done and "Reset to play again" in panel.describe()
     panel.step("right")
@@ -373,3 +404,68 @@ def test_go_home_with_a_memory_of_the_walk_out_always_arrives():
     assert back.tolist() == [1.0] * 6  # undoing a shortest walk out is a way home
     look = real_returns("go_home", LookHome(), seeds)
     assert look.shape == (6,) and set(look.tolist()) <= {0.0, 1.0}
+
+
+def test_the_capstone_dream_remembers_with_memory_on():
+    from hitchhiker.memory import memory_recipe
+    from hitchhiker.memory.memory_engine import MemoryEngine
+
+    cfg, deps = zoo.prepare("memory", "smoke")
+    model = memory_recipe.build(cfg).start_from(deps["dynamics"]).eval()
+    memory = MemoryEngine(model, deps["tokenizer"], cfg=cfg)
+    dyn = deps["dynamics"]
+    engine = DynamicsEngine(dyn, deps["tokenizer"], cfg=dyn.shipped_config)
+    heads = TaskHeads(dyn.shipped_config.dim, 64, engine.name, "flower_picker")
+    policy = TokenPolicy(engine.cfg.tokens.vocab_size, (8, 8))
+    with pytest.raises(ValueError, match="no memory engine"):
+        AgentPanel(engine, heads, policy).use_memory = True
+    with pytest.raises(ValueError, match="flower picker only"):
+        AgentPanel(engine, heads, policy, task="go_home", memory=memory)
+    panel = AgentPanel(engine, heads, policy, horizon=4, steps=20, memory=memory)
+    play = AgentPlay(panel, seed=3, keyboard=False)
+    assert play.memory in play.children[-1].children
+    for _ in range(3):
+        play.controller.tick()
+    play.memory.value = "on"  # re-anchored at once: the dream shows the real frame, as tokens
+    assert panel.use_memory and panel.since_anchor == 0
+    shown = play.controller.frame
+    np.testing.assert_array_equal(shown[:, 68:], memory.decode(panel.tokens[:, -1])[0])
+    assert "memory on" in panel.describe() and "read from its frames" in panel.describe()
+    for _ in range(12):  # re-anchored every 4 steps, with the whole real past
+        play.controller.tick()
+    assert panel.t == 15 and memory.memory_bytes > 0  # the frames older than the window
+    assert np.isfinite(panel.dream_return) and panel.dream_return >= 0
+    play.memory.value = "off"
+    assert not panel.use_memory and "memory off" in panel.describe()
+    plain = AgentPlay(AgentPanel(engine, heads, policy), keyboard=False)
+    assert plain.memory not in plain.children[-1].children  # no memory engine: no toggle
+
+
+def test_an_interrupted_agent_training_resumes_after_its_last_finished_phase(tmp_path, monkeypatch):
+    from hitchhiker.agents import agent_recipe
+
+    cfg, deps = zoo.prepare("agent", "smoke")
+    whole = agent_recipe.fit(cfg, deps, run_dir=tmp_path / "whole", progress=False)
+    run = tmp_path / "cut"
+    real = agent_recipe.train_in_world
+
+    def cut(*a, **k):
+        raise KeyboardInterrupt("the laptop lid closed")
+
+    monkeypatch.setattr(agent_recipe, "train_in_world", cut)
+    with pytest.raises(KeyboardInterrupt):
+        agent_recipe.fit(cfg, deps, run_dir=run, progress=False)
+    assert sorted(p.name for p in run.iterdir()) == ["dream.safetensors", "heads.safetensors"]
+
+    def never(*a, **k):
+        raise AssertionError("a finished phase ran again")
+
+    monkeypatch.setattr(agent_recipe, "train_in_world", real)
+    monkeypatch.setattr(agent_recipe, "train_in_dream", never)
+    monkeypatch.setattr(agent_recipe, "fit_heads", never)
+    resumed = agent_recipe.fit(cfg, deps, run_dir=run, progress=False)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b)  # the same agent as the run never cut
+    learned = [{k: v for k, v in row.items() if k != "seconds"} for row in resumed.dream_log]
+    assert learned == [{k: v for k, v in row.items() if k != "seconds"} for row in whole.dream_log]
+    assert resumed.train_seconds > 0

@@ -356,3 +356,21 @@ def test_ages_read_up_to_the_last_age_bucket_training_fills():
     assert oldest(128) == 127 and oldest(64) == 63  # a filled last bucket is read
     assert oldest(24) == 15 and oldest(2) == 1
     assert age_bucket(torch.tensor(oldest(96))) == 5
+
+
+def test_walks_begun_from_real_frames_imagine_as_a_rollout_does(smoke_memory):
+    """start_from + imagine (Stage V's capstone steps the memory dream one action at a time) draw
+    exactly what rollout draws for the same real past and actions; the past older than the
+    window is in the memory."""
+    model, cfg, deps = smoke_memory
+    rec = record("test", 2, 12, "random", world=LEARNING_WORLD, progress=False)
+    past, future = rec.actions[:, :8], rec.actions[:, 8:]
+    engine = MemoryEngine(model, deps["tokenizer"], cfg=cfg)
+    with pytest.raises(RuntimeError, match="start_from"):
+        engine.imagine([0, 0])
+    whole = engine.rollout(rec.frames[:, :9], past, future)
+    engine.start_from(engine.encode(rec.frames[:, :9]), past)
+    assert len(engine._banks) == 2 and engine.memory_bytes > 0  # 9 frames, a window of W < 9
+    assert engine.context < 9
+    steps = [engine.imagine(future[:, s]) for s in range(future.shape[1])]
+    np.testing.assert_array_equal(engine.decode(torch.stack(steps, 1)), whole)

@@ -12,6 +12,18 @@ c_t = 1 - terminated_t (a truncated rollout bootstraps from V of its last frame)
 lambda = 0.95, gamma = 0.985, eta = 1e-3 are DIAMOND's settings. Gradients never flow through the
 world model: its steps are sampled, so the actor learns by REINFORCE.
 
+An imagined batch is the costly part (every step is a pass of the dynamics), a gradient step on it
+is cheap. So ``epochs`` > 1 takes several steps on each batch, with PPO's clipped ratio (Schulman et
+al. 2017) keeping the policy near the one that acted, and ``normalize`` scales the advantages
+A_t = G_t - V(s_t) to unit spread per batch (as cleanrl's PPO does), so that sparse rewards of +1
+are not outweighed by the entropy bonus:
+
+    rho_t = pi(a_t | s_t) / pi_old(a_t | s_t)
+    actor  - min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t)  - eta H[pi(. | s_t)]
+
+Measured (cpu preset, the shipped dream, 32 held-out worlds, the flower picker, 20 updates): one
+epoch with raw advantages reached a real return of 0.3, 8 epochs with normalized ones 1.8.
+
 The policy reads the token grid of the current frame (the dream's observation, or the tokenizer's
 codes of a real frame): a code embedding, two convolutions over the h x w grid, an MLP, and two
 outputs, the logits of the 6 actions and the value. The same network, update and rollout length
@@ -104,28 +116,51 @@ class ActorCriticConfig:
     """Adam learning rate of actor and critic."""
     batch: int = 64
     """Rollouts per update, B (dreams stepped at once)."""
+    epochs: int = 1
+    """Gradient steps on each rollout: 1 is DIAMOND's REINFORCE; more use PPO's clipped ratio."""
+    clip: float = 0.2
+    """PPO's epsilon: how far one rollout's epochs may move an action's probability (ratio)."""
+    normalize: bool = False
+    """Scale each batch's advantages to mean 0, spread 1 (DIAMOND: off)."""
+
+    def __post_init__(self):
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be a positive int; got {self.epochs!r}")
+        if not 0 < self.clip < 1:
+            raise ValueError(f"clip must lie in (0, 1); got {self.clip!r}")
 
 
 def update(policy, opt, cfg: ActorCriticConfig, obs, actions, rewards, continues, last_obs):
-    """One actor-critic step on a rollout: obs (H, B, h, w), actions, rewards, continues (H, B),
-    last_obs (B, h, w). Returns the figures of the step."""
+    """``cfg.epochs`` actor-critic steps on a rollout: obs (H, B, h, w), actions, rewards,
+    continues (H, B), last_obs (B, h, w). Returns the figures of the last step."""
     h, b = actions.shape
-    logits, values = policy(obs.flatten(0, 1))
-    logits, values = logits.view(h, b, -1), values.view(h, b)
+    flat = obs.flatten(0, 1)
     with torch.no_grad():
-        last_value = policy(last_obs)[1]
+        old_logits, old_values = policy(flat)
+        old_values = old_values.view(h, b)
         returns = lambda_returns(
-            rewards, values.detach(), continues, last_value, cfg.gamma, cfg.lam
+            rewards, old_values, continues, policy(last_obs)[1], cfg.gamma, cfg.lam
         )
-    logp = logits.log_softmax(-1)
-    chosen = logp.gather(-1, actions[..., None])[..., 0]
-    entropy = -(logp.exp() * logp).sum(-1)
-    actor = -(chosen * (returns - values.detach())).mean() - cfg.entropy * entropy.mean()
-    critic = F.mse_loss(values, returns)
-    opt.zero_grad()
-    (actor + critic).backward()
-    nn.utils.clip_grad_norm_(policy.parameters(), 10.0)
-    opt.step()
+        advantage = returns - old_values
+        if cfg.normalize:
+            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        old = old_logits.view(h, b, -1).log_softmax(-1).gather(-1, actions[..., None])[..., 0]
+    for _ in range(cfg.epochs):
+        logits, values = policy(flat)
+        logp = logits.view(h, b, -1).log_softmax(-1)
+        chosen = logp.gather(-1, actions[..., None])[..., 0]
+        entropy = -(logp.exp() * logp).sum(-1)
+        if cfg.epochs == 1:  # REINFORCE with the value baseline (the ratio's gradient is the same)
+            gain = chosen * advantage
+        else:
+            ratio = (chosen - old).exp()
+            gain = torch.min(ratio * advantage, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * advantage)
+        actor = -gain.mean() - cfg.entropy * entropy.mean()
+        critic = F.mse_loss(values.view(h, b), returns)
+        opt.zero_grad()
+        (actor + critic).backward()
+        nn.utils.clip_grad_norm_(policy.parameters(), 10.0)
+        opt.step()
     return {
         "return": float(rewards.sum(0).mean()),
         "entropy": float(entropy.mean().detach()),

@@ -48,6 +48,29 @@ def imagined_speed(cfg: Config, deps: Deps, heads: TaskHeads, starts: StartBank,
     return 64 * steps / (time.perf_counter() - t)
 
 
+def untuned_figures(cfg: Config, tokenizer, policies: dict, prefix: str) -> dict[str, float]:
+    """Random, real-trained and dream-trained on ``untuned_episodes`` test worlds from
+    ``untuned_first`` on, which nobody looked at while the actor-critic's settings were chosen (the
+    pilots judged on the first test worlds): real returns, the ratios, and the paired difference
+    dream-trained minus real-trained, world by world, with its interval."""
+    seeds = test_seeds(cfg.untuned_episodes, first=cfg.untuned_first)
+    got, out = {}, {}
+    for name in ("random", "real_trained", "dream_trained"):
+        got[name] = real_returns(
+            cfg.task, policies[name], seeds, tokenizer, cfg.seed, steps=cfg.task_steps
+        )
+        key = f"{prefix}.untuned.{name}.real_return"
+        out[key], out[f"{key}_ci95"] = mean_interval(got[name])
+    key = f"{prefix}.untuned.dream_minus_real_trained"
+    out[key], out[f"{key}_ci95"] = mean_interval(got["dream_trained"] - got["real_trained"])
+    for other in ("real_trained", "random"):
+        if got[other].mean() > 0:
+            out[f"{prefix}.untuned.dream_over_{other}"] = float(
+                got["dream_trained"].mean() / got[other].mean()
+            )
+    return out
+
+
 def head_figures(cfg: Config, deps: Deps, heads: TaskHeads, prefix: str) -> dict[str, float]:
     """The heads against the exact reward on real test play, and against the tile reader's reward
     on imagined frames of the same starts (argmax heads: what they believe)."""
@@ -112,6 +135,7 @@ def evaluate(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]:
     rand = out[f"{prefix}.random.real_return"]
     if rand > 0:
         out[f"{prefix}.dream_over_random"] = dream_r / rand
+    out.update(untuned_figures(cfg, tokenizer, policies, prefix))
     out[f"{prefix}.real_steps"] = float(real_steps_of(cfg))
     out.update(head_figures(cfg, deps, model.heads, prefix))
     starts = dream_starts(engine, deps, episodes=8)

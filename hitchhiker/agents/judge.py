@@ -85,9 +85,10 @@ class TokenTaskVecEnv(gym.vector.VectorEnv):
         return encode(self.tokenizer, frames), reward, terminated, truncated, info
 
 
-def test_seeds(episodes: int, split: str = "test") -> list[int]:
-    """World seeds of the first ``episodes`` episodes of ``split`` (one episode per world)."""
-    return [episode_seed(split, i) for i in range(episodes)]
+def test_seeds(episodes: int, split: str = "test", first: int = 0) -> list[int]:
+    """World seeds of ``episodes`` episodes of ``split`` from episode ``first`` on (one episode per
+    world)."""
+    return [episode_seed(split, first + i) for i in range(episodes)]
 
 
 def real_returns(task: str, policy, seeds, tokenizer=None, seed: int = 0, **task_kw) -> np.ndarray:

@@ -353,6 +353,26 @@ class MemoryEngine(DynamicsEngine):
         raise ValueError(f"{self.name} reads the true actions and a memory: use step()")
 
     @torch.inference_mode()
+    def start_from(self, tokens: torch.Tensor, past) -> None:
+        """Begin B walks from real token frames (B, n, N) and the world actions (B, n-1) between
+        them: the last W frames are the window, the older ones go into the memory. Then
+        :meth:`imagine` steps them (Stage V's capstone re-anchors its dream here: an agent's
+        whole real past is remembered, not only the window's)."""
+        past = np.asarray(past, dtype=np.int64).reshape(tokens.shape[0], tokens.shape[1] - 1)
+        self._tokens, self._actions = self.window(tokens, torch.as_tensor(past))
+        self._begin(tokens, past, None)
+        self._gen = self._generator()
+
+    @torch.inference_mode()
+    def imagine(self, actions) -> torch.Tensor:
+        """The next imagined frame's tokens (B, N) of each walk begun by :meth:`start_from`, after
+        world ``actions`` (B,): retrieved for, drawn, remembered when it leaves the window."""
+        if self._tokens is None or self._gen is None:
+            raise RuntimeError("call start_from(tokens, past) before imagine(actions)")
+        a = np.asarray(actions, dtype=np.int64).reshape(-1)
+        return self._next(a, self.model_actions(a), self._gen)
+
+    @torch.inference_mode()
     def rollout(self, context_frames, context_actions, actions, poses=None, truth=None):
         """Imagine T frames (B, T, 64, 64, 3) after real context frames (B, n, ...), the actions
         between them (B, n-1) and the actions to imagine (B, T).
