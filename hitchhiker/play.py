@@ -98,9 +98,10 @@ class PlayController:
     reset, or is the engine's own ``step_count`` where it has one (an engine that can refuse a step,
     as an episode that is over, says how many it took). ``fps`` and ``ms_per_step`` are measured
     over the last ``history`` steps of engine time (step + frame conversion): ``fps`` is the rate
-    the engine could sustain, which the Play clock may deliver less of. If the engine raises, the error is stored in ``last_error`` (cleared by the next
-    success) and the frame is left as it was. Every call that touches the engine then calls each
-    function in ``on_frame`` with the current frame.
+    the engine could sustain, which the Play clock may deliver less of. If the engine raises, the
+    error is stored in ``last_error`` (cleared by the next success) and the frame is left as it
+    was. Every call that touches the engine then calls each function in ``on_frame`` with the
+    current frame.
     """
 
     def __init__(

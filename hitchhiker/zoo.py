@@ -245,7 +245,7 @@ def ship(
     return figures
 
 
-def _manifest_entry(name: str) -> dict:
+def manifest_entry(name: str) -> dict:
     """The manifest entry of the shipped ``name``; CheckpointError if it has none."""
     target = str(path_of(name).relative_to(CHECKPOINTS))
     entry = next((e for e in read_manifest(MANIFEST) if e["file"] == target), None)
@@ -258,7 +258,7 @@ def reevaluate(name: str) -> dict:
     """Re-measure the figures of the shipped ``name`` with today's evaluation code and record them
     in its manifest entry (the weights, their sha256 and the training command stay as they are; so
     do the figures of training itself, ``...train_minutes``)."""
-    entry = _manifest_entry(name)
+    entry = manifest_entry(name)
     model = load(name)
     figures = evaluate(name, model, model.shipped_config)
     # figures of the training itself (its wall time) cannot be re-measured without retraining
@@ -276,7 +276,7 @@ def retune(name: str) -> tuple[dict, dict]:
     mod = recipe(name)
     if not hasattr(mod, "tune_decoding"):
         raise ValueError(f"{name!r} has no decoding settings to tune")
-    entry = _manifest_entry(name)
+    entry = manifest_entry(name)
     model = load(name)
     cfg = model.shipped_config
     deps = dependencies(name, cfg)
@@ -342,7 +342,7 @@ def migrate() -> list[str]:
             continue
         rewrite_metadata(path, {**meta, "config": config})
         renamed[old_sha] = file_sha256(path)
-        entry = _manifest_entry(name)
+        entry = manifest_entry(name)
         add_to_manifest(MANIFEST, {**entry, "sha256": renamed[old_sha]})
         done.append(name)
     return done

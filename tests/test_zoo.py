@@ -237,7 +237,7 @@ def test_a_flat_stored_config_loads_through_migration_and_migrate_rewrites_it(ti
     meta = read_metadata(path)
     assert meta["config"] == {"width": 4, "train": {"lr": 1e-3}}
     rewrite_metadata(path, {**meta, "config": {"width": 4, "lr": 0.5}})  # as an old file stored it
-    zoo.add_to_manifest(zoo.MANIFEST, {**zoo._manifest_entry("tiny"), "sha256": None})
+    zoo.add_to_manifest(zoo.MANIFEST, {**zoo.manifest_entry("tiny"), "sha256": None})
     weights = zoo.load("tiny").state_dict()
     assert zoo.load("tiny").shipped_config == Nested(width=4, train=Optim(lr=0.5))
     assert zoo.migrate() == ["tiny"]

@@ -48,6 +48,10 @@ def imagined_speed(cfg: Config, deps: Deps, heads: TaskHeads, starts: StartBank,
     return 64 * steps / (time.perf_counter() - t)
 
 
+RATIO_ORDER = ("random", "real_trained", "dream_trained")
+"""The policies :func:`dream_ratios` compares, in the order of its arguments."""
+
+
 def untuned_figures(cfg: Config, tokenizer, policies: dict, prefix: str) -> dict[str, float]:
     """Random, real-trained and dream-trained on ``untuned_episodes`` test worlds from
     ``untuned_first`` on, which nobody looked at while the actor-critic's settings were chosen (the
@@ -55,7 +59,7 @@ def untuned_figures(cfg: Config, tokenizer, policies: dict, prefix: str) -> dict
     dream-trained minus real-trained, world by world, with its interval."""
     seeds = test_seeds(cfg.untuned_episodes, first=cfg.untuned_first)
     got, out = {}, {}
-    for name in ("random", "real_trained", "dream_trained"):
+    for name in RATIO_ORDER:
         got[name] = real_returns(
             cfg.task, policies[name], seeds, tokenizer, cfg.seed, steps=cfg.task_steps
         )
@@ -63,12 +67,17 @@ def untuned_figures(cfg: Config, tokenizer, policies: dict, prefix: str) -> dict
         out[key], out[f"{key}_ci95"] = mean_interval(got[name])
     key = f"{prefix}.untuned.dream_minus_real_trained"
     out[key], out[f"{key}_ci95"] = mean_interval(got["dream_trained"] - got["real_trained"])
-    for other in ("real_trained", "random"):
-        if got[other].mean() > 0:
-            out[f"{prefix}.untuned.dream_over_{other}"] = float(
-                got["dream_trained"].mean() / got[other].mean()
-            )
-    return out
+    return {**out, **dream_ratios(f"{prefix}.untuned", *(got[k].mean() for k in RATIO_ORDER))}
+
+
+def dream_ratios(prefix: str, random: float, real_trained: float, dream: float) -> dict:
+    """The dream-trained agent's mean real return over the real-trained one's and over random's,
+    each only where it is defined (the manifest is strict JSON: no NaN)."""
+    return {
+        f"{prefix}.dream_over_{name}": float(dream / other)
+        for name, other in (("real_trained", real_trained), ("random", random))
+        if other > 0
+    }
 
 
 def head_figures(cfg: Config, deps: Deps, heads: TaskHeads, prefix: str) -> dict[str, float]:
@@ -126,15 +135,8 @@ def evaluate(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]:
                 mean_interval(dream)
             )
             out[f"{prefix}.{name}.dream_minus_real"] = float(np.mean(dream - real))
-    dream_r, real_r = (
-        out[f"{prefix}.dream_trained.real_return"],
-        out[f"{prefix}.real_trained.real_return"],
-    )
-    if real_r > 0:  # a ratio only where it is defined: the manifest is strict JSON, no NaN
-        out[f"{prefix}.dream_over_real_trained"] = dream_r / real_r
-    rand = out[f"{prefix}.random.real_return"]
-    if rand > 0:
-        out[f"{prefix}.dream_over_random"] = dream_r / rand
+    means = (out[f"{prefix}.{k}.real_return"] for k in RATIO_ORDER)
+    out.update(dream_ratios(prefix, *means))
     out.update(untuned_figures(cfg, tokenizer, policies, prefix))
     out[f"{prefix}.real_steps"] = float(real_steps_of(cfg))
     out.update(head_figures(cfg, deps, model.heads, prefix))

@@ -14,8 +14,6 @@ from hitchhiker.agents.agent_figures import loop_figures
 from hitchhiker.agents.judge import real_returns, test_seeds
 from hitchhiker.agents.scripted import HomeScript, LookHome, RandomPolicy, RetraceHome
 from hitchhiker.bench import Figure, figures
-from hitchhiker.checkpoint import read_manifest
-from hitchhiker.measured import MANIFEST
 from hitchhiker.metrics import mean_interval
 
 P = "stage5.agent"
@@ -148,12 +146,6 @@ def go_home_figures(episodes: int = 64) -> dict[str, float]:
     return out
 
 
-def trained_figures(name: str) -> dict[str, float]:
-    """The figures the manifest stored for the shipped ``name`` when it was trained."""
-    entry = next(e for e in read_manifest(MANIFEST) if e["file"].endswith(f"/{name}.safetensors"))
-    return entry["figures"]
-
-
 @figures("stage5", *_rows(), *_home_rows())
 def stage5_figures(preset: str) -> dict[str, float]:
     """Evaluate the shipped agent (a fresh smoke-sized one under the smoke preset)."""
@@ -164,7 +156,7 @@ def stage5_figures(preset: str) -> dict[str, float]:
     if preset != "smoke" and zoo.path_of("agent").is_file():
         # The manifest's, measured when the shipped file was trained (not stored_figures(): there
         # the stored benchmark wins, and it holds the figures of the file shipped before).
-        shipped = trained_figures("agent")
+        shipped = zoo.manifest_entry("agent")["figures"]
         out.update(
             {k: v for k, v in shipped.items() if k.startswith(P) and k.endswith("train_minutes")}
         )
