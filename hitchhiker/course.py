@@ -230,10 +230,11 @@ NOTEBOOKS: list[Notebook] = [
         ),
         assumes="Notebooks 04 (the masked dynamics this dream runs on) and 06 (memory); what a policy and a return are.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, 4 Dec)": "67 s",
-            "same, smoke preset": "27 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, idle machine, 4 Dec)": "41 s",
+            "same, smoke preset": "15 s",
             "retraining the agent at the cpu preset (heads, dream, real-world control, then its figures; `zoo train agent`)": "25 min",
-            "its benchmark rows (`bench --only stage5`, with the closed loop)": "12 min",
+            "retraining the go-home agents, with and without memory (`zoo train home`)": "5 min",
+            "its benchmark rows (`bench --only stage5`, with the closed loop, idle machine)": "8 min",
         },
     ),
 ]

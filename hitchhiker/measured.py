@@ -91,9 +91,18 @@ def fill(template: str, **values: float) -> str:
     return PLACEHOLDER.sub(one, template)
 
 
+class Shown(str):
+    """Text :func:`say` has already shown: a cell that ends with ``say(...)`` does not echo it a
+    second time as the cell's result (IPython calls ``_ipython_display_`` instead of printing)."""
+
+    def _ipython_display_(self):
+        pass
+
+
 def say(template: str, **values: float):
-    """Show ``template`` filled with measured values as Markdown (plain text outside Jupyter)."""
-    text = fill(template, **values)
+    """Show ``template`` filled with measured values as Markdown (plain text outside Jupyter);
+    returns the text."""
+    text = Shown(fill(template, **values))
     try:
         from IPython.display import Markdown, display
 

@@ -79,6 +79,7 @@ RECIPES: dict[str, str] = {
     "state_memory_screen": "hitchhiker.memory.state_recipe:screen",
     "window16": "hitchhiker.memory.window_recipe",
     "agent": "hitchhiker.agents.agent_recipe",
+    "home": "hitchhiker.agents.home_recipe",
 }
 """Model name -> recipe module, or ``module:variant`` for a variant of a recipe: the module's
 ``VARIANTS[variant]`` dict of Config overrides (e.g. the same dynamics model without context noise,

@@ -176,3 +176,14 @@ def test_bench_json_is_the_readme_table():
     stored = json.loads(measured.BENCH.read_text())
     table = README.read_text().split("<!-- bench:begin -->")[1].split("<!-- bench:end -->")[0]
     assert bench.markdown(stored).strip() == table.strip()
+
+
+def test_a_cell_ending_in_say_shows_its_text_once():
+    # say() displays the text as Markdown; the value it returns must not be echoed as the cell's
+    # result too (every measured sentence of a notebook would otherwise show twice).
+    from IPython.core.formatters import DisplayFormatter
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        text = measured.say("measured {x:.2f}", x=0.5)
+    assert text == "measured 0.50"
+    assert DisplayFormatter().format(text) == ({}, {})

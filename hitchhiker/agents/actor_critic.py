@@ -66,14 +66,18 @@ class TokenPolicy(nn.Module):
         nn.init.zeros_(self.pi.weight)  # start uniform: every action equally likely
         nn.init.zeros_(self.pi.bias)
 
-    def forward(self, tokens: torch.Tensor):
+    def features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """What the policy sees of token grids (B, h, w): (B, 128), before its two outputs."""
         if tokens.ndim != 3 or tuple(tokens.shape[1:]) != self.grid:
             raise ValueError(
                 f"expected token grids (B, {self.grid[0]}, {self.grid[1]}); "
                 f"got {tuple(tokens.shape)}"
             )
         x = self.embed(tokens.long()).permute(0, 3, 1, 2)
-        h = self.mlp(self.conv(x).flatten(1))
+        return self.mlp(self.conv(x).flatten(1))
+
+    def forward(self, tokens: torch.Tensor):
+        h = self.features(tokens)
         return self.pi(h), self.v(h)[:, 0]
 
     @torch.no_grad()

@@ -280,7 +280,7 @@ def _resumed(run_dir, phase: str, module: nn.Module) -> dict | None:
     return read_metadata(path)["record"]
 
 
-def _phase(run_dir, phase: str, module: nn.Module, run) -> dict:
+def run_phase(run_dir, phase: str, module: nn.Module, run) -> dict:
     """Run ``run() -> record`` unless a previous run of ``run_dir`` finished the phase; keep its
     weights and record there (an interrupted ``zoo train agent`` resumes after the last phase
     done). The record's ``seconds`` is the phase's own wall time, when it ran."""
@@ -319,7 +319,7 @@ def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> DreamAg
         return {"log": train_in_world(agent.real_policy, envs, cfg.actor_critic, steps, cfg.seed,
                                       progress)}  # fmt: skip
 
-    done = {k: _phase(run_dir, k, m, f) for k, m, f in (
+    done = {k: run_phase(run_dir, k, m, f) for k, m, f in (
         ("heads", agent.heads, heads), ("dream", agent.policy, dream),
         ("world", agent.real_policy, world),
     )}  # fmt: skip

@@ -2,10 +2,12 @@
 returns on held-out worlds (mean and 95% interval over one episode per world) for every policy, the
 dream returns of the learned agents beside them, the reward heads against the exact reward and
 against the tile reader's on imagined frames, the dream's speed and the agent's training time; and
-go home's success rates with and without memory (scripted policies: what memory is worth there).
+go home's success rates with and without memory: scripted policies, and one network learned both
+ways (recipe "home").
 
-The figures are the shipped agent's (recipe "agent", re-measured by :func:`hitchhiker.zoo.evaluate`);
-its training wall time is read from the manifest, measured when the shipped file was trained."""
+The figures are the shipped agents' (recipes "agent" and "home", re-measured by
+:func:`hitchhiker.zoo.evaluate`); their training wall times are read from the manifest, measured when
+the shipped files were trained."""
 
 from __future__ import annotations
 
@@ -131,6 +133,28 @@ def _home_rows() -> list[Figure]:
     ] + [Figure("stage5.go_home.episodes", "go home: held-out worlds (one episode each)")]
 
 
+LEARNED_HOME = {
+    "memory": "learned with memory (a GRU over the walk out and the way back)",
+    "no_memory": "learned without memory (the current frame only)",
+}
+"""The go-home policies of recipe "home" (hitchhiker.agents.home_agent): one network, taught by the
+map-reading script with DAgger, with and without memory."""
+
+
+def _learned_home_rows() -> list[Figure]:
+    return [
+        Figure(f"stage5.home.{k}.success", f"go home, success rate: {label}")
+        for k, label in LEARNED_HOME.items()
+    ] + [
+        Figure(
+            "stage5.home.memory_minus_no_memory",
+            "go home, learned: with memory minus without, world by world",
+        ),
+        Figure("stage5.home.episodes", "go home, learned: held-out worlds (one episode each)"),
+        Figure("stage5.home.train_minutes", "wall time to train both go-home agents", "min"),
+    ]
+
+
 def go_home_figures(episodes: int = 64) -> dict[str, float]:
     """Success rates (mean and 95% interval) of the go-home policies on held-out test worlds,
     walked ``GoHome``'s default 8 moves out, 24 moves to come back."""
@@ -146,18 +170,18 @@ def go_home_figures(episodes: int = 64) -> dict[str, float]:
     return out
 
 
-@figures("stage5", *_rows(), *_home_rows())
+@figures("stage5", *_rows(), *_home_rows(), *_learned_home_rows())
 def stage5_figures(preset: str) -> dict[str, float]:
-    """Evaluate the shipped agent (a fresh smoke-sized one under the smoke preset)."""
+    """Evaluate the shipped agents (fresh smoke-sized ones under the smoke preset)."""
     model, cfg = zoo.load_or_fit("agent", preset)
     out = zoo.evaluate("agent", model, cfg)
     out.update(loop_figures(model, cfg, zoo.dependencies("agent", cfg)))
     out.update(go_home_figures(4 if preset == "smoke" else 64))
-    if preset != "smoke" and zoo.path_of("agent").is_file():
-        # The manifest's, measured when the shipped file was trained (not stored_figures(): there
-        # the stored benchmark wins, and it holds the figures of the file shipped before).
-        shipped = zoo.manifest_entry("agent")["figures"]
-        out.update(
-            {k: v for k, v in shipped.items() if k.startswith(P) and k.endswith("train_minutes")}
-        )
+    out.update(zoo.evaluate("home", *zoo.load_or_fit("home", preset)))
+    for name in ("agent", "home"):
+        if preset != "smoke" and zoo.path_of(name).is_file():
+            # The manifest's, measured when the shipped file was trained (not stored_figures():
+            # there the stored benchmark wins, and it holds the figures of the file shipped before).
+            shipped = zoo.manifest_entry(name)["figures"]
+            out.update({k: v for k, v in shipped.items() if k.endswith("train_minutes")})
     return out
