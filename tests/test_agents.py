@@ -347,6 +347,14 @@ def test_refitting_on_real_play_unlearns_a_rule_the_world_does_not_pay(tiny, one
     assert all(np.isfinite(r["real_return"]) and "dream_minus_real" in r for r in log)
     assert "play_return" in log[1] and "play_return" not in log[0]
     assert all(torch.equal(a, b) for a, b in zip(before, policy.parameters()))
+    assert all(r["real"].shape == r["dream"].shape == (3,) for r in log)
+    # a repeat with the same seed learns the same (the benchmark's seeds are the only noise), and
+    # reuses the judged shipped agent instead of judging it again
+    again = closed_loop(model, cfg, engine, OracleTokenizer(), bank, rounds=2, episodes=3,
+                        refit_steps=20, updates=2, judge_episodes=3, round0=log[0])  # fmt: skip
+    assert again[0] is log[0]
+    assert all(np.array_equal(a["real"], b["real"]) for a, b in zip(again, log))
+    assert all(a["head_loss"] == b["head_loss"] for a, b in zip(again[1:], log[1:]))
     with pytest.raises(ValueError, match="rounds must be >= 1"):
         closed_loop(model, cfg, engine, OracleTokenizer(), bank, rounds=0)
 

@@ -169,18 +169,36 @@ def planner_figures(model: DreamAgent, cfg: Config, deps: Deps, prefix: str) -> 
 
 
 def loop_figures(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]:
-    """The closed loop on a copy of the shipped agent: real and dream returns per round (round 0:
-    the shipped agent), on the first ``eval_episodes`` test worlds."""
+    """The closed loop on copies of the shipped agent, ``loop_seeds`` times with different seeds,
+    judged on the first ``eval_episodes`` test worlds. Per round: the real return averaged over
+    seeds world by world (mean, 95% interval over worlds), the lowest and highest seed's mean, the
+    dream return likewise and dream minus real; then the last round minus the shipped agent, world by
+    world (seed-averaged, with its interval)."""
     engine = engine_of(cfg, deps)
     starts = dream_starts(engine, deps)
-    log = closed_loop(
-        model, cfg, engine, deps["tokenizer"], starts, cfg.loop_rounds, cfg.loop_episodes,
-        cfg.loop_refit_steps, cfg.loop_updates, cfg.eval_episodes,
-    )  # fmt: skip
-    out = {}
-    for row in log:
-        key = f"stage5.{cfg.name}.loop.r{int(row['round'])}"
-        out.update({f"{key}.{k}": v for k, v in row.items() if k != "round"})
+    logs, round0 = [], None
+    for k in range(cfg.loop_seeds):
+        log = closed_loop(
+            model, cfg, engine, deps["tokenizer"], starts, cfg.loop_rounds, cfg.loop_episodes,
+            cfg.loop_refit_steps, cfg.loop_updates, cfg.eval_episodes,
+            seed=cfg.seed + 1000 * k, round0=round0,
+        )  # fmt: skip
+        logs.append(log)
+        round0 = log[0]  # the shipped agent, judged once
+    prefix = f"stage5.{cfg.name}.loop"
+    out = {f"{prefix}.seeds": float(cfg.loop_seeds)}
+    for r in range(cfg.loop_rounds + 1):
+        real = np.stack([log[r]["real"] for log in logs])  # (seeds, worlds)
+        key = f"{prefix}.r{r}"
+        out[f"{key}.real_return"], out[f"{key}.real_return_ci95"] = mean_interval(real.mean(0))
+        out[f"{key}.seed_min"], out[f"{key}.seed_max"] = map(float, (real.mean(1).min(),
+                                                                     real.mean(1).max()))  # fmt: skip
+        dream = np.stack([log[r]["dream"] for log in logs]).mean(0)
+        out[f"{key}.dream_return"], out[f"{key}.dream_return_ci95"] = mean_interval(dream)
+        out[f"{key}.dream_minus_real"] = float(dream.mean() - real.mean())
+    last = np.stack([log[-1]["real"] - log[0]["real"] for log in logs]).mean(0)
+    key = f"{prefix}.last_minus_shipped"
+    out[key], out[f"{key}_ci95"] = mean_interval(last)
     return out
 
 

@@ -90,6 +90,7 @@ class Config:
             "loop_episodes": 2,
             "loop_refit_steps": 5,
             "loop_updates": 1,
+            "loop_seeds": 2,
         },
         "cpu": {},
         "gpu": {"updates": 600, "head_episodes": 2048},
@@ -166,6 +167,8 @@ class Config:
     """Optimiser steps refitting the heads on each round's play."""
     loop_updates: int = 30
     """Actor-critic updates in the refitted dream per round."""
+    loop_seeds: int = 3
+    """Repeats of the whole loop, each with its own seed (its play, refits, dream training)."""
     seed: int = 0
     """Seed of initialisation, rollouts and judging."""
 

@@ -94,12 +94,30 @@ def _rows() -> tuple[Figure, ...]:
             Figure(f"{P}.head_{where}_true_rewards", f"{label}: rewarded steps (truth)"),
             Figure(f"{P}.head_{where}_predicted_rewards", f"{label}: rewarded steps (head)"),
         ]
+    rows.append(Figure(f"{P}.loop.seeds", "closed loop: repeats, each with its own seed"))
     for r in range(3):
         when = "the shipped agent" if r == 0 else f"after round {r} (own play, heads refit, dream)"
         rows += [
-            Figure(f"{P}.loop.r{r}.real_return", f"closed loop, {when}: real return"),
+            Figure(f"{P}.loop.r{r}.real_return", f"closed loop, {when}: real return, seed mean"),
             Figure(f"{P}.loop.r{r}.dream_minus_real", f"closed loop, {when}: dream minus real"),
         ]
+        if r:
+            rows += [
+                Figure(
+                    f"{P}.loop.r{r}.seed_min",
+                    f"closed loop, {when}: real return of the lowest seed",
+                ),
+                Figure(
+                    f"{P}.loop.r{r}.seed_max",
+                    f"closed loop, {when}: real return of the highest seed",
+                ),
+            ]
+    rows.append(
+        Figure(
+            f"{P}.loop.last_minus_shipped",
+            "closed loop: last round minus the shipped agent, world by world (seed mean)",
+        )
+    )
     rows += [
         Figure(
             f"{P}.imagined_per_second_b64",

@@ -13,6 +13,11 @@ One round, r = 1..R:
     policy <- ``updates`` more actor-critic updates in the dream of the refitted heads
     figures: real return and dream return of the policy on held-out worlds
 
+Thirty updates after one round of play move a policy a lot, so one loop is one draw: the benchmark
+repeats it with ``loop_seeds`` seeds (each its own play, refits and dream training, all judged on
+the same worlds) and reports the seed-averaged return per world, the spread between seeds and the
+paired change of the last round against the shipped agent.
+
 What is refitted here is the reward model only; the masked dynamics stay frozen (refitting a
 masked transformer per round costs hours on a 2-core CPU). So the loop can mend the heads'
 errors, but not the dynamics' (a picked flower that the dream never turns to grass keeps paying).
@@ -91,36 +96,43 @@ def closed_loop(
     updates: int = 30,
     judge_episodes: int = 64,
     progress: bool = False,
-) -> list[dict[str, float]]:
+    seed: int | None = None,
+    round0: dict | None = None,
+) -> list[dict]:
     """``rounds`` rounds of play, refit, retrain on a copy of ``model`` (a DreamAgent: ``policy``
     and ``heads``; the shipped one is left untouched). ``starts``: the dream's real starts
-    (:class:`~.dream.StartBank`). Returns one dict per round, round 0 first (before any refit):
+    (:class:`~.dream.StartBank`). ``seed`` (default ``cfg.seed``) seeds the rounds' play, refits
+    and dream training; judging always uses ``cfg.seed``, so two loops differ only in what they
+    learned. ``round0``: the shipped agent's row when it was judged already (a repeat of the loop
+    with another seed reuses it). Returns one dict per round, round 0 first (before any refit):
     round, real_return(_ci95), dream_return(_ci95), dream_minus_real, play_return (the mean return
-    of the round's own play), head_loss (last refit loss)."""
+    of the round's own play), head_loss (last refit loss), and ``real`` / ``dream``: the per-world
+    returns (arrays, one per judged world)."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1; got {rounds}")
+    seed = cfg.seed if seed is None else int(seed)
     policy, heads = copy.deepcopy(model.policy), copy.deepcopy(model.heads)
     seeds = test_seeds(judge_episodes)
     first = np.stack([make_first(cfg, s) for s in seeds])
 
-    def judge(r: int, extra: dict) -> dict[str, float]:
+    def judge(r: int, extra: dict) -> dict:
         real = real_returns(cfg.task, policy, seeds, tokenizer, cfg.seed, steps=cfg.task_steps)
         dream = dream_returns(policy, engine, heads, first, cfg.task_steps, cfg.seed)
-        out = {"round": float(r), **extra}
+        out = {"round": float(r), **extra, "real": real, "dream": dream}
         out["real_return"], out["real_return_ci95"] = mean_interval(real)
         out["dream_return"], out["dream_return_ci95"] = mean_interval(dream)
         out["dream_minus_real"] = float(np.mean(dream - real))
         return out
 
-    log = [judge(0, {})]
+    log = [judge(0, {}) if round0 is None else round0]
     for r in range(1, rounds + 1):
         # Train-split worlds the heads' first data did not use (a fresh block per round).
         first_world = cfg.head_episodes + (r - 1) * episodes
         play_seeds = [episode_seed("train", first_world + i) for i in range(episodes)]
-        play = own_play(policy, tokenizer, play_seeds, cfg.task_steps, cfg.seed + r)
-        losses = refit_heads(heads, engine, play, refit_steps, cfg.seed + r)
+        play = own_play(policy, tokenizer, play_seeds, cfg.task_steps, seed + r)
+        losses = refit_heads(heads, engine, play, refit_steps, seed + r)
         dream = DreamVecEnv(engine, heads, starts, num_envs=cfg.batch, horizon=cfg.horizon)
-        train_in_dream(policy, dream, cfg.actor_critic, updates, cfg.seed + r, progress)
+        train_in_dream(policy, dream, cfg.actor_critic, updates, seed + r, progress)
         extra = {"play_return": float(play["rewards"].sum(1).mean()), "head_loss": losses[-1]}
         log.append(judge(r, extra))
     return log
