@@ -27,7 +27,7 @@ from hitchhiker.agents.actor_critic import (
     update,
 )
 from hitchhiker.agents.agent_play import AgentPanel, AgentPlay
-from hitchhiker.agents.closed_loop import closed_loop, own_play, refit_heads
+from hitchhiker.agents.closed_loop import closed_loop, own_play, play_data, refit_heads
 from hitchhiker.agents.dream import DreamEnv, DreamVecEnv, StartBank
 from hitchhiker.agents.heads import TaskHeads, fit_heads, window_features
 from hitchhiker.agents.judge import real_returns
@@ -355,6 +355,15 @@ def test_refitting_on_real_play_unlearns_a_rule_the_world_does_not_pay(tiny, one
     assert again[0] is log[0]
     assert all(np.array_equal(a["real"], b["real"]) for a, b in zip(again, log))
     assert all(a["head_loss"] == b["head_loss"] for a, b in zip(again[1:], log[1:]))
+    # with a replay buffer (here: the toy rule on the bank's frames) each refit draws from it too
+    play = own_play(policy, OracleTokenizer(), [episode_seed("train", 40)], steps=8, seed=0)
+    feats, _ = play_data(engine, play)
+    toy = torch.zeros(len(feats), 6)
+    toy[:, Action.INTERACT] = 1.0
+    replayed = closed_loop(model, cfg, engine, OracleTokenizer(), bank, rounds=1, episodes=3,
+                           refit_steps=20, updates=2, judge_episodes=3, round0=log[0],
+                           replay=(feats, toy))  # fmt: skip
+    assert replayed[1]["head_loss"] != log[1]["head_loss"]
     with pytest.raises(ValueError, match="rounds must be >= 1"):
         closed_loop(model, cfg, engine, OracleTokenizer(), bank, rounds=0)
 

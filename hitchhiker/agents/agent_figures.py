@@ -20,6 +20,7 @@ from hitchhiker.agents.agent_recipe import (
     DreamAgent,
     dream_starts,
     engine_of,
+    head_data,
     head_play,
     make_first,
     real_steps_of,
@@ -176,12 +177,13 @@ def loop_figures(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]
     world (seed-averaged, with its interval)."""
     engine = engine_of(cfg, deps)
     starts = dream_starts(engine, deps)
+    replay = head_data(cfg, engine, deps["tokenizer"]) if cfg.loop_replay else None
     logs, round0 = [], None
     for k in range(cfg.loop_seeds):
         log = closed_loop(
             model, cfg, engine, deps["tokenizer"], starts, cfg.loop_rounds, cfg.loop_episodes,
             cfg.loop_refit_steps, cfg.loop_updates, cfg.eval_episodes,
-            seed=cfg.seed + 1000 * k, round0=round0,
+            seed=cfg.seed + 1000 * k, round0=round0, replay=replay,
         )  # fmt: skip
         logs.append(log)
         round0 = log[0]  # the shipped agent, judged once

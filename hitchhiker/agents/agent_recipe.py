@@ -167,6 +167,9 @@ class Config:
     """Optimiser steps refitting the heads on each round's play."""
     loop_updates: int = 30
     """Actor-critic updates in the refitted dream per round."""
+    loop_replay: bool = True
+    """Each refit draws from the heads' first data and all the loop's play so far (a replay buffer,
+    as in DreamerV3 and IRIS); False: from its round's play only."""
     loop_seeds: int = 3
     """Repeats of the whole loop, each with its own seed (its play, refits, dream training)."""
     seed: int = 0
