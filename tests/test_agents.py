@@ -355,7 +355,7 @@ def test_refitting_on_real_play_unlearns_a_rule_the_world_does_not_pay(tiny, one
     assert again[0] is log[0]
     assert all(np.array_equal(a["real"], b["real"]) for a, b in zip(again, log))
     assert all(a["head_loss"] == b["head_loss"] for a, b in zip(again[1:], log[1:]))
-    # with a replay buffer (here: the toy rule on the bank's frames) each refit draws from it too
+    # with a replay buffer (here: the toy rule on one episode's frames) each refit draws from it
     play = own_play(policy, OracleTokenizer(), [episode_seed("train", 40)], steps=8, seed=0)
     feats, _ = play_data(engine, play)
     toy = torch.zeros(len(feats), 6)

@@ -193,8 +193,11 @@ def loop_figures(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]
         real = np.stack([log[r]["real"] for log in logs])  # (seeds, worlds)
         key = f"{prefix}.r{r}"
         out[f"{key}.real_return"], out[f"{key}.real_return_ci95"] = mean_interval(real.mean(0))
-        out[f"{key}.seed_min"], out[f"{key}.seed_max"] = map(float, (real.mean(1).min(),
-                                                                     real.mean(1).max()))  # fmt: skip
+        per_seed = real.mean(1)
+        out[f"{key}.seed_min"], out[f"{key}.seed_max"] = (
+            float(per_seed.min()),
+            float(per_seed.max()),
+        )
         dream = np.stack([log[r]["dream"] for log in logs]).mean(0)
         out[f"{key}.dream_return"], out[f"{key}.dream_return_ci95"] = mean_interval(dream)
         out[f"{key}.dream_minus_real"] = float(dream.mean() - real.mean())

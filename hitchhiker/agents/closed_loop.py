@@ -87,11 +87,15 @@ def play_data(engine, play: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.
     return feats, torch.as_tensor(every).flatten(0, 1)
 
 
-def refit_heads(heads, engine, play: dict[str, np.ndarray], steps: int, seed: int = 0):
-    """Fine-tune ``heads`` on recorded play: every step's features, every action's exact reward.
-    Returns the losses."""
+def refit_heads(heads, engine, play: dict[str, np.ndarray], steps: int, seed: int = 0, replay=None):
+    """Fine-tune ``heads`` on recorded play: every step's features, every action's exact reward,
+    drawn uniformly together with ``replay`` ((features, rewards) of earlier data) when given.
+    Returns the losses and the data fitted (the replay buffer grown by this play)."""
     feats, every = play_data(engine, play)
-    return fit_heads(heads, feats, None, every, torch.zeros(len(feats)), steps=steps, seed=seed)
+    if replay is not None:
+        feats, every = torch.cat([replay[0], feats]), torch.cat([replay[1], every])
+    zeros = torch.zeros(len(feats))  # the flower picker never ends early
+    return fit_heads(heads, feats, None, every, zeros, steps=steps, seed=seed), (feats, every)
 
 
 def closed_loop(
@@ -111,16 +115,17 @@ def closed_loop(
     replay: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> list[dict]:
     """``rounds`` rounds of play, refit, retrain on a copy of ``model`` (a DreamAgent: ``policy``
-        and ``heads``; the shipped one is left untouched). ``starts``: the dream's real starts
-        (:class:`~.dream.StartBank`). ``seed`` (default ``cfg.seed``) seeds the rounds' play, refits
-        and dream training; judging always uses ``cfg.seed``, so two loops differ only in what they
-        learned. ``round0``: the shipped agent's row when it was judged already (a repeat of the loop
-        with another seed reuses it). ``replay``: the heads' first data (:func:`~.agent_recipe.head_data`);
-    given, each refit draws from it and every round's play so far (a replay buffer that grows, as
-    in DreamerV3 and IRIS); None: each refit sees its round's play only. Returns one dict per round, round 0 first (before any refit):
-        round, real_return(_ci95), dream_return(_ci95), dream_minus_real, play_return (the mean return
-        of the round's own play), head_loss (last refit loss), and ``real`` / ``dream``: the per-world
-        returns (arrays, one per judged world)."""
+    and ``heads``; the shipped one is left untouched). ``starts``: the dream's real starts
+    (:class:`~.dream.StartBank`). ``seed`` (default ``cfg.seed``) seeds the rounds' play, refits
+    and dream training; judging always uses ``cfg.seed``, so two loops differ only in what they
+    learned. ``round0``: the shipped agent's row when it was judged already (a repeat of the loop
+    with another seed reuses it). ``replay``: the heads' first data
+    (:func:`~.agent_recipe.head_data`); given, each refit draws from it and every round's play so
+    far (a replay buffer that grows, as in DreamerV3 and IRIS); None: each refit sees its round's
+    play only. Returns one dict per round, round 0 first (before any refit): round,
+    real_return(_ci95), dream_return(_ci95), dream_minus_real, play_return (the mean return of the
+    round's own play), head_loss (last refit loss), and ``real`` / ``dream``: the per-world returns
+    (arrays, one per judged world)."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1; got {rounds}")
     seed = cfg.seed if seed is None else int(seed)
@@ -143,12 +148,9 @@ def closed_loop(
         first_world = cfg.head_episodes + (r - 1) * episodes
         play_seeds = [episode_seed("train", first_world + i) for i in range(episodes)]
         play = own_play(policy, tokenizer, play_seeds, cfg.task_steps, seed + r)
-        feats, every = play_data(engine, play)
-        if replay is not None:  # the buffer grows by this round's play
-            replay = torch.cat([replay[0], feats]), torch.cat([replay[1], every])
-            feats, every = replay
-        zeros = torch.zeros(len(feats))  # the flower picker never ends early
-        losses = fit_heads(heads, feats, None, every, zeros, refit_steps, seed=seed + r)
+        losses, fitted = refit_heads(heads, engine, play, refit_steps, seed + r, replay)
+        if replay is not None:  # the buffer keeps this round's play
+            replay = fitted
         dream = DreamVecEnv(engine, heads, starts, num_envs=cfg.batch, horizon=cfg.horizon)
         train_in_dream(policy, dream, cfg.actor_critic, updates, seed + r, progress)
         extra = {"play_return": float(play["rewards"].sum(1).mean()), "head_loss": losses[-1]}
