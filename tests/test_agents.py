@@ -27,13 +27,23 @@ from hitchhiker.agents.actor_critic import (
     update,
 )
 from hitchhiker.agents.agent_play import AgentPanel, AgentPlay
-from hitchhiker.agents.closed_loop import closed_loop, own_play, play_data, refit_heads
+from hitchhiker.agents.closed_loop import (
+    closed_loop,
+    dynamics_play,
+    own_play,
+    paid_windows,
+    picks_cleared,
+    recorded_play,
+    refit_dynamics,
+    refit_heads,
+)
 from hitchhiker.agents.dream import DreamEnv, DreamVecEnv, StartBank
 from hitchhiker.agents.heads import TaskHeads, fit_heads, window_features
 from hitchhiker.agents.judge import real_returns
 from hitchhiker.agents.planner import ShootingPlanner, planner_returns
 from hitchhiker.agents.tasks import action_rewards, episode_rewards, pick_reward
 from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
+from hitchhiker.interactive.masked_dynamics_recipe import WindowDataset
 from hitchhiker.tokens import OracleTokenizer, encode_frames
 from hitchhiker.world import Action, HitchhikerWorld, Tile
 from hitchhiker.world.dataset import LEARNING_WORLD, episode_seed, record
@@ -355,17 +365,119 @@ def test_refitting_on_real_play_unlearns_a_rule_the_world_does_not_pay(tiny, one
     assert again[0] is log[0]
     assert all(np.array_equal(a["real"], b["real"]) for a, b in zip(again, log))
     assert all(a["head_loss"] == b["head_loss"] for a, b in zip(again[1:], log[1:]))
-    # with a replay buffer (here: the toy rule on one episode's frames) each refit draws from it
-    play = own_play(policy, OracleTokenizer(), [episode_seed("train", 40)], steps=8, seed=0)
-    feats, _ = play_data(engine, play)
-    toy = torch.zeros(len(feats), 6)
-    toy[:, Action.INTERACT] = 1.0
+    # with a replay buffer (recorded play, as the benchmark keeps the heads' first data; its
+    # features are computed through the loop's dynamics) each refit draws from it
+    first = record("train", 16, 16, "random", world=LEARNING_WORLD, progress=False,
+                   policy_kwargs={"interact_prob": 0.3})  # fmt: skip
+    frames = first.frames.reshape(-1, 64, 64, 3)
+    tokens = encode_frames(OracleTokenizer(), frames).view(16, 17, 8, 8)
+    buffered = recorded_play(tokens.numpy(), first)
+    exact = episode_rewards(first.positions, first.headings, first.actions, first.tiles)
+    assert np.array_equal(buffered["rewards"], exact)
+    faced = action_rewards(first.positions, first.headings, first.actions, first.tiles)
+    assert faced.sum() >= 1  # some flower faced: the heads learn from every action's reward
     replayed = closed_loop(model, cfg, engine, OracleTokenizer(), bank, rounds=1, episodes=3,
                            refit_steps=20, updates=2, judge_episodes=3, round0=log[0],
-                           replay=(feats, toy))  # fmt: skip
+                           replay=[buffered])  # fmt: skip
     assert replayed[1]["head_loss"] != log[1]["head_loss"]
+    # and the dynamics refitted first each round, on a copy: the shipped engine is left as it was
+    weights = copy.deepcopy(engine.model.state_dict())
+    refitted = closed_loop(model, cfg, engine, OracleTokenizer(), bank, rounds=1, episodes=3,
+                           refit_steps=20, updates=2, judge_episodes=3, round0=log[0],
+                           replay=[buffered], dynamics_steps=3,
+                           dynamics_replay=[dynamics_play(engine, OracleTokenizer())])  # fmt: skip
+    assert np.isfinite(refitted[1]["dynamics_loss"]) and "dynamics_loss" not in log[1]
+    assert all(torch.equal(v, engine.model.state_dict()[k]) for k, v in weights.items())
     with pytest.raises(ValueError, match="rounds must be >= 1"):
         closed_loop(model, cfg, engine, OracleTokenizer(), bank, rounds=0)
+
+
+class ReplayedEngine:
+    """The tiny engine, except that its next frame is looked up in recorded play: the frame that
+    truly followed (``truth``) or the last frame again (a dream where nothing changes)."""
+
+    def __init__(self, engine, play, truth: bool):
+        self.engine, self.context, self.truth = engine, engine.context, truth
+        tokens = torch.as_tensor(play["tokens"]).flatten(2)
+        picks = zip(*np.nonzero(play["rewards"]))
+        self.after = {tokens[e, t].numpy().tobytes(): tokens[e, t + 1] for e, t in picks}
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def predict(self, ctx, past, nxt, generator=None):
+        last = ctx[:, -1]
+        if not self.truth:
+            return last.clone()
+        return torch.stack([self.after[row.numpy().tobytes()] for row in last])
+
+
+def test_picks_cleared_checks_the_dream_against_the_exact_pick(tiny):
+    """Only a dream that turns a picked flower to grass clears it; one that repeats the frame never
+    does; one flower per real pick, in (episode, step) order."""
+    engine = tiny[0]
+    episodes = []
+    for i in range(3):  # the scripted picker, its frames kept
+        task, script, frames = FlowerPicker(steps=16), FlowerScript(), []
+        obs, info = task.reset(seed=episode_seed("test", i))
+        script.reset(task, episode_seed("test", i))
+        ep = {"headings": [info["heading"]], "actions": [], "rewards": []}
+        frames.append(obs)
+        for _ in range(16):
+            a = script.act(obs, info)
+            obs, r, _, _, info = task.step(a)
+            frames.append(obs)
+            ep["actions"].append(a), ep["rewards"].append(r), ep["headings"].append(info["heading"])
+        ep["tokens"] = encode_frames(OracleTokenizer(), np.stack(frames)).view(17, 8, 8).numpy()
+        episodes.append(ep)
+    play = {k: np.stack([np.asarray(ep[k]) for ep in episodes]) for k in episodes[0]}
+    picks = int(play["rewards"].sum())
+    assert picks >= 3
+    assert picks_cleared(ReplayedEngine(engine, play, truth=True), play).tolist() == [True] * picks
+    assert (
+        picks_cleared(ReplayedEngine(engine, play, truth=False), play).tolist() == [False] * picks
+    )
+
+
+def next_frame_accuracy(engine, play) -> float:
+    """Share of next-frame tokens the engine gets right from the real frames before them."""
+    tokens, acts = torch.as_tensor(play["tokens"]).flatten(2), torch.as_tensor(play["actions"])
+    hits = []
+    for t in range(acts.shape[1]):
+        lo = max(0, t + 1 - engine.context)
+        ctx, past = engine.window(tokens[:, lo : t + 1], acts[:, lo:t])
+        nxt = engine.predict(ctx, past, engine.model_actions(acts[:, t]))
+        hits.append((nxt == tokens[:, t + 1]).float().mean())
+    return float(torch.stack(hits).mean())
+
+
+def test_refitting_the_dynamics_on_play_teaches_them_that_play(tiny, one_thread):
+    engine = copy.deepcopy(tiny[0])
+    policy = TokenPolicy(engine.cfg.tokens.vocab_size, (8, 8))
+    seeds = [episode_seed("train", 60 + i) for i in range(4)]
+    play = own_play(policy, OracleTokenizer(), seeds, steps=10, seed=0)
+    before = next_frame_accuracy(engine, play)
+    losses, fitted = refit_dynamics(engine, play, steps=80, seed=0, lr=3e-3)
+    after = next_frame_accuracy(engine, play)
+    assert after > before + 0.05, (before, after)
+    assert np.mean(losses[-10:]) < np.mean(losses[:10])
+    assert len(fitted) == 1 and fitted[0][0].shape == (4, 11, 8, 8)
+    assert not engine.model.training  # back in eval mode for the dream
+    with pytest.raises(ValueError, match="paid_share must lie in"):
+        refit_dynamics(engine, play, steps=1, paid_share=1.0)
+
+
+def test_paid_windows_end_exactly_on_the_paid_steps():
+    rewards = np.zeros((3, 5), dtype=np.float32)
+    rewards[0, 4] = rewards[2, 0] = rewards[2, 3] = 1.0
+    tokens = torch.arange(3 * 6)[:, None, None].repeat(1, 2, 2).view(3, 6, 2, 2)  # frame ids
+    actions = torch.arange(15).view(3, 5) % 6
+    windows = WindowDataset(tokens, actions, context=2, pad_action=0)
+    paid = paid_windows(windows, rewards)
+    assert len(paid) == 3
+    for item, (e, t) in zip(paid, [(0, 4), (2, 0), (2, 3)]):
+        assert int(item["tokens"][-1, 0, 0]) == e * 6 + t + 1  # the frame the paid step led to
+        assert int(item["actions"][-1]) == int(actions[e, t])
 
 
 # ------------------------------------------------------------------------------- the capstone

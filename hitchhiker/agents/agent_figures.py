@@ -20,12 +20,17 @@ from hitchhiker.agents.agent_recipe import (
     DreamAgent,
     dream_starts,
     engine_of,
-    head_data,
     head_play,
     make_first,
     real_steps_of,
 )
-from hitchhiker.agents.closed_loop import closed_loop
+from hitchhiker.agents.closed_loop import (
+    closed_loop,
+    dynamics_play,
+    own_play,
+    picks_cleared,
+    recorded_play,
+)
 from hitchhiker.agents.dream import DreamVecEnv, StartBank
 from hitchhiker.agents.heads import TaskHeads, agreement, window_features
 from hitchhiker.agents.judge import dream_returns, real_returns, test_seeds
@@ -170,25 +175,43 @@ def planner_figures(model: DreamAgent, cfg: Config, deps: Deps, prefix: str) -> 
 
 
 def loop_figures(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]:
-    """The closed loop on copies of the shipped agent, ``loop_seeds`` times with different seeds,
-    judged on the first ``eval_episodes`` test worlds. Per round: the real return averaged over
-    seeds world by world (mean, 95% interval over worlds), the lowest and highest seed's mean, the
-    dream return likewise and dream minus real; then the last round minus the shipped agent, world by
-    world (seed-averaged, with its interval)."""
+    """The closed loop on copies of the shipped agent and engine, ``loop_seeds`` times with different
+    seeds, judged on the first ``eval_episodes`` test worlds. Per round: the real return averaged
+    over seeds world by world (mean, 95% interval over worlds), the lowest and highest seed's mean,
+    the dream return likewise and dream minus real, and the share of the shipped agent's real picks
+    on those worlds that the round's dream clears (:func:`~.closed_loop.picks_cleared`, averaged over
+    seeds pick by pick, then per world: the mean over worlds with a pick); then the last round minus the shipped agent, world by world (seed-averaged,
+    with its interval)."""
     engine = engine_of(cfg, deps)
     starts = dream_starts(engine, deps)
-    replay = head_data(cfg, engine, deps["tokenizer"]) if cfg.loop_replay else None
+    tokenizer = deps["tokenizer"]
+    replay = dynamics_replay = None
+    if cfg.loop_replay:
+        replay = [recorded_play(*head_play(cfg, tokenizer, episodes=cfg.loop_replay_episodes)[:2])]
+        dynamics_replay = [dynamics_play(engine, tokenizer)] if cfg.loop_dynamics_steps else None
+    seeds = test_seeds(cfg.eval_episodes)
+    picks = own_play(model.policy, tokenizer, seeds, cfg.task_steps, cfg.seed)
+    world = np.nonzero(picks["rewards"] > 0)[0]  # the world of each pick, in picks_cleared's order
+
+    def probe(eng) -> dict:
+        return {"cleared": picks_cleared(eng, picks)}
+
     logs, round0 = [], None
     for k in range(cfg.loop_seeds):
         log = closed_loop(
-            model, cfg, engine, deps["tokenizer"], starts, cfg.loop_rounds, cfg.loop_episodes,
+            model, cfg, engine, tokenizer, starts, cfg.loop_rounds, cfg.loop_episodes,
             cfg.loop_refit_steps, cfg.loop_updates, cfg.eval_episodes,
             seed=cfg.seed + 1000 * k, round0=round0, replay=replay,
+            dynamics_steps=cfg.loop_dynamics_steps, dynamics_replay=dynamics_replay,
+            dynamics_lr=cfg.loop_dynamics_lr, paid_share=cfg.loop_paid_share, probe=probe,
         )  # fmt: skip
         logs.append(log)
         round0 = log[0]  # the shipped agent, judged once
     prefix = f"stage5.{cfg.name}.loop"
-    out = {f"{prefix}.seeds": float(cfg.loop_seeds)}
+    out = {
+        f"{prefix}.seeds": float(cfg.loop_seeds),
+        f"{prefix}.picks": float(picks["rewards"].sum()),
+    }
     for r in range(cfg.loop_rounds + 1):
         real = np.stack([log[r]["real"] for log in logs])  # (seeds, worlds)
         key = f"{prefix}.r{r}"
@@ -201,6 +224,11 @@ def loop_figures(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]
         dream = np.stack([log[r]["dream"] for log in logs]).mean(0)
         out[f"{key}.dream_return"], out[f"{key}.dream_return_ci95"] = mean_interval(dream)
         out[f"{key}.dream_minus_real"] = float(dream.mean() - real.mean())
+        cleared = np.stack([log[r]["cleared"] for log in logs]).mean(0)  # (picks,)
+        if len(cleared):  # a smoke run may pick nothing
+            # per world (the unit of the intervals), over the worlds where the agent picked
+            share = [cleared[world == w].mean() for w in np.unique(world)]
+            out[f"{key}.picks_cleared"], out[f"{key}.picks_cleared_ci95"] = mean_interval(share)
     last = np.stack([log[-1]["real"] - log[0]["real"] for log in logs]).mean(0)
     key = f"{prefix}.last_minus_shipped"
     out[key], out[f"{key}_ci95"] = mean_interval(last)

@@ -95,11 +95,24 @@ def _rows() -> tuple[Figure, ...]:
             Figure(f"{P}.head_{where}_predicted_rewards", f"{label}: rewarded steps (head)"),
         ]
     rows.append(Figure(f"{P}.loop.seeds", "closed loop: repeats, each with its own seed"))
+    rows.append(
+        Figure(
+            f"{P}.loop.picks", "closed loop: real picks of the shipped agent on the judged worlds"
+        )
+    )
     for r in range(3):
-        when = "the shipped agent" if r == 0 else f"after round {r} (own play, heads refit, dream)"
+        when = (
+            "the shipped agent and engine"
+            if r == 0
+            else f"after round {r} (own play, dynamics and heads refit, dream)"
+        )
         rows += [
             Figure(f"{P}.loop.r{r}.real_return", f"closed loop, {when}: real return, seed mean"),
             Figure(f"{P}.loop.r{r}.dream_minus_real", f"closed loop, {when}: dream minus real"),
+            Figure(
+                f"{P}.loop.r{r}.picks_cleared",
+                f"closed loop, {when}: real picks the dream clears too (flower to grass)",
+            ),
         ]
         if r:
             rows += [
