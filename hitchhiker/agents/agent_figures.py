@@ -180,8 +180,8 @@ def loop_figures(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]
     over seeds world by world (mean, 95% interval over worlds), the lowest and highest seed's mean,
     the dream return likewise and dream minus real, and the share of the shipped agent's real picks
     on those worlds that the round's dream clears (:func:`~.closed_loop.picks_cleared`, averaged over
-    seeds pick by pick, then per world: the mean over worlds with a pick); then the last round minus the shipped agent, world by world (seed-averaged,
-    with its interval)."""
+    seeds pick by pick, then per world: the mean over worlds with a pick); then the last round minus
+    the shipped agent, world by world (seed-averaged, with its interval)."""
     engine = engine_of(cfg, deps)
     starts = dream_starts(engine, deps)
     tokenizer = deps["tokenizer"]

@@ -202,12 +202,17 @@ def picks_cleared(engine, play: dict[str, np.ndarray]) -> np.ndarray:
 def refit_heads(heads, engine, play: dict[str, np.ndarray], steps: int, seed: int = 0, replay=None):
     """Fine-tune ``heads`` on recorded play: every step's features, every action's exact reward,
     drawn uniformly together with ``replay`` ((features, rewards) of earlier data) when given.
-    Returns the losses and the data fitted (the replay buffer grown by this play)."""
+    Returns the losses."""
     feats, every = play_data(engine, play)
     if replay is not None:
         feats, every = torch.cat([replay[0], feats]), torch.cat([replay[1], every])
     zeros = torch.zeros(len(feats))  # the flower picker never ends early
-    return fit_heads(heads, feats, None, every, zeros, steps=steps, seed=seed), (feats, every)
+    return fit_heads(heads, feats, None, every, zeros, steps=steps, seed=seed)
+
+
+def tail_mean(losses: list[float]) -> float:
+    """Mean of the last tenth of a refit's losses (at least the last one): what a row reports."""
+    return float(np.mean(losses[-max(1, len(losses) // 10) :]))
 
 
 def closed_loop(
@@ -283,16 +288,16 @@ def closed_loop(
             losses, dynamics_replay = refit_dynamics(
                 engine, play, dynamics_steps, seed + r, dynamics_replay, dynamics_lr, paid_share
             )
-            extra["dynamics_loss"] = float(np.mean(losses[-max(1, len(losses) // 10) :]))
+            extra["dynamics_loss"] = tail_mean(losses)
             seen = []  # new dynamics, new features
         buffer = None
         if plays is not None:
             seen += [play_data(engine, p) for p in plays[len(seen) :]]
             buffer = tuple(torch.cat(parts) for parts in zip(*seen)) if seen else None
             plays.append(play)
-        losses, _ = refit_heads(heads, engine, play, refit_steps, seed + r, buffer)
+        losses = refit_heads(heads, engine, play, refit_steps, seed + r, buffer)
         dream = DreamVecEnv(engine, heads, starts, num_envs=cfg.batch, horizon=cfg.horizon)
         train_in_dream(policy, dream, cfg.actor_critic, updates, seed + r, progress)
-        extra["head_loss"] = float(np.mean(losses[-max(1, len(losses) // 10) :]))
+        extra["head_loss"] = tail_mean(losses)
         log.append(judge(r, extra))
     return log
