@@ -33,12 +33,11 @@ from hitchhiker.agents.closed_loop import (
     own_play,
     paid_windows,
     picks_cleared,
-    recorded_play,
     refit_dynamics,
     refit_heads,
 )
 from hitchhiker.agents.dream import DreamEnv, DreamVecEnv, StartBank
-from hitchhiker.agents.heads import TaskHeads, fit_heads, window_features
+from hitchhiker.agents.heads import TaskHeads, fit_heads, recorded_play, window_features
 from hitchhiker.agents.judge import real_returns
 from hitchhiker.agents.planner import ShootingPlanner, planner_returns
 from hitchhiker.agents.tasks import action_rewards, episode_rewards, pick_reward

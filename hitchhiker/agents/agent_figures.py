@@ -29,10 +29,9 @@ from hitchhiker.agents.closed_loop import (
     dynamics_play,
     own_play,
     picks_cleared,
-    recorded_play,
 )
 from hitchhiker.agents.dream import DreamVecEnv, StartBank
-from hitchhiker.agents.heads import TaskHeads, agreement, window_features
+from hitchhiker.agents.heads import TaskHeads, agreement, recorded_play, window_features
 from hitchhiker.agents.judge import dream_returns, real_returns, test_seeds
 from hitchhiker.agents.planner import ShootingPlanner, planner_returns
 from hitchhiker.agents.scripted import FlowerScript, HomeScript, RandomPolicy

@@ -45,9 +45,9 @@ from hitchhiker.agents.actor_critic import (
     train_in_world,
 )
 from hitchhiker.agents.dream import DreamVecEnv, StartBank
-from hitchhiker.agents.heads import TaskHeads, fit_heads, window_features
+from hitchhiker.agents.heads import TaskHeads, fit_heads, play_data, recorded_play
 from hitchhiker.agents.judge import TokenTaskVecEnv
-from hitchhiker.agents.tasks import TASKS, action_rewards, episode_rewards
+from hitchhiker.agents.tasks import TASKS, episode_rewards
 from hitchhiker.checkpoint import load_weights, read_metadata, save_weights
 from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
 from hitchhiker.interactive.masked_dynamics_recipe import episode_tokens
@@ -264,13 +264,9 @@ def head_play(cfg: Config, tokenizer, split: str = "train", episodes: int | None
 
 def head_data(cfg: Config, engine, tokenizer, split: str = "train"):
     """(features (M, N, D), rewards (M, A)) the heads learn from: every recorded step of the heads'
-    play, M = E T, with what *each* of the A actions would have been paid there
-    (:func:`~.tasks.action_rewards`). The features do not depend on the action (they are the
-    current frame's, through its context), so one row serves all six."""
+    play (:func:`~.heads.play_data`)."""
     tokens, rec, _ = head_play(cfg, tokenizer, split)
-    feats = window_features(engine, tokens, torch.as_tensor(rec.actions))
-    every = action_rewards(rec.positions, rec.headings, rec.actions, rec.tiles)  # (E, T, A)
-    return feats, torch.as_tensor(every).flatten(0, 1)
+    return play_data(engine, recorded_play(tokens, rec))
 
 
 def grid_of(cfg: Config) -> tuple[int, int]:

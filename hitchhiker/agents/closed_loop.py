@@ -52,9 +52,9 @@ from torch.utils.data import ConcatDataset, Subset
 from hitchhiker.agents.actor_critic import train_in_dream
 from hitchhiker.agents.agent_recipe import make_first
 from hitchhiker.agents.dream import DreamVecEnv
-from hitchhiker.agents.heads import fit_heads, window_features
+from hitchhiker.agents.heads import fit_heads, play_data
 from hitchhiker.agents.judge import dream_returns, encode, real_returns, test_seeds
-from hitchhiker.agents.tasks import action_rewards, episode_rewards, facing_cells, make_task
+from hitchhiker.agents.tasks import facing_cells, make_task
 from hitchhiker.interactive.masked_dynamics_recipe import (
     WindowDataset,
     dynamics_loss,
@@ -96,25 +96,6 @@ def own_play(policy, tokenizer, seeds, steps: int, seed: int = 0) -> dict[str, n
     play["tokens"] = np.stack(tokens, 1)
     play["actions"] = np.stack(actions, 1).astype(np.int64)
     play["rewards"] = np.asarray(rewards, dtype=np.float32).T
-    return play
-
-
-def play_data(engine, play: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(features (M, N, D), rewards (M, A)) of recorded play: every step's dynamics features and
-    what each action would have been paid there, exactly."""
-    acts = torch.as_tensor(play["actions"])
-    feats = window_features(engine, torch.as_tensor(play["tokens"]), acts)
-    every = action_rewards(play["positions"], play["headings"], play["actions"], play["tiles"])
-    return feats, torch.as_tensor(every).flatten(0, 1)
-
-
-def recorded_play(tokens, rec) -> dict[str, np.ndarray]:
-    """Recorded episodes (tokens (E, T+1, h, w), a :class:`~hitchhiker.world.dataset.Recording`) in
-    :func:`own_play`'s format, their exact flower-picker rewards included."""
-    play = {k: getattr(rec, k) for k in ("positions", "headings", "tiles")}
-    play["tokens"] = np.asarray(tokens)
-    play["actions"] = np.asarray(rec.actions, dtype=np.int64)
-    play["rewards"] = episode_rewards(rec.positions, rec.headings, rec.actions, rec.tiles)
     return play
 
 
@@ -244,13 +225,13 @@ def closed_loop(
     the loop with another seed reuses it).
 
     ``replay``: the heads' replay buffer, recorded plays (:func:`own_play`'s format; the heads'
-    first data through :func:`recorded_play`); given, each refit draws from it and every round's
-    play so far (a buffer that grows, as in DreamerV3 and IRIS); None: each refit sees its round's
-    play only. ``dynamics_steps`` > 0 refits the dynamics first each round (:func:`refit_dynamics`),
-    from ``dynamics_replay`` ((tokens, model actions) episodes, :func:`dynamics_play`) and every
-    round's play, at ``dynamics_lr``, ``paid_share`` of each batch from the round's paid steps;
-    0 keeps them frozen. ``probe``: a function of the round's engine whose dict joins
-    each judged row (the benchmark passes :func:`picks_cleared` on fixed play).
+    first data through :func:`~.heads.recorded_play`); given, each refit draws from it and every
+    round's play so far (a buffer that grows, as in DreamerV3 and IRIS); None: each refit sees its
+    round's play only. ``dynamics_steps`` > 0 refits the dynamics first each round
+    (:func:`refit_dynamics`), from ``dynamics_replay`` ((tokens, model actions) episodes,
+    :func:`dynamics_play`) and every round's play, at ``dynamics_lr``, ``paid_share`` of each batch
+    from the round's paid steps; 0 keeps them frozen. ``probe``: a function of the round's engine
+    whose dict joins each judged row (the benchmark passes :func:`picks_cleared` on fixed play).
 
     Returns one dict per round, round 0 first (before any refit): round, real_return(_ci95),
     dream_return(_ci95), dream_minus_real, play_return (the mean return of the round's own play),

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hitchhiker.agents.tasks import TERMINATES
+from hitchhiker.agents.tasks import TERMINATES, action_rewards, episode_rewards
 from hitchhiker.interactive.masked_dynamics_recipe import WindowDataset
 from hitchhiker.world import ACTION_NAMES
 
@@ -96,6 +96,27 @@ def window_features(engine, tokens, actions, batch: int = 256) -> torch.Tensor:
         n = ctx.shape[2]
         out.append(model.hidden(ctx, acts)[:, -n:].half().cpu())
     return torch.cat(out)
+
+
+def recorded_play(tokens, rec) -> dict[str, np.ndarray]:
+    """Recorded episodes (tokens (E, T+1, h, w), a :class:`~hitchhiker.world.dataset.Recording`) in
+    :func:`~.closed_loop.own_play`'s format, their exact flower-picker rewards included."""
+    play = {k: getattr(rec, k) for k in ("positions", "headings", "tiles")}
+    play["tokens"] = np.asarray(tokens)
+    play["actions"] = np.asarray(rec.actions, dtype=np.int64)
+    play["rewards"] = episode_rewards(rec.positions, rec.headings, rec.actions, rec.tiles)
+    return play
+
+
+def play_data(engine, play: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features (M, N, D), rewards (M, A)) the heads learn from: every recorded step of ``play``
+    (M = E T) with what *each* of the A actions would have been paid there, exactly
+    (:func:`~.tasks.action_rewards`). The features do not depend on the action (they are the
+    current frame's, through its context), so one row serves all six."""
+    acts = torch.as_tensor(play["actions"])
+    feats = window_features(engine, torch.as_tensor(play["tokens"]), acts)
+    every = action_rewards(play["positions"], play["headings"], play["actions"], play["tiles"])
+    return feats, torch.as_tensor(every).flatten(0, 1)
 
 
 def fit_heads(
