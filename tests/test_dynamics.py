@@ -15,7 +15,7 @@ from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
 from hitchhiker.interactive.masked_dynamics_model import DynamicsModel, block_causal_mask
 from hitchhiker.interactive.rollout import teacher_forced_frames
 from hitchhiker.interactive.truth import truth_set
-from hitchhiker.masks.core import CoreConfig
+from hitchhiker.masks.core import CoreConfig, KVCache
 from hitchhiker.play import PlayController
 from hitchhiker.tokens import OracleTokenizer, TokenGrid
 from hitchhiker.world import ACTION_NAMES, SimulatorEngine, read_tiles
@@ -201,6 +201,27 @@ def test_cached_and_uncached_decoding_agree():
     ]
     assert torch.equal(outs[0], outs[1])
     assert ((outs[0] >= 0) & (outs[0] < 9)).all()
+
+
+def test_the_context_filled_frame_by_frame_is_the_masked_pass():
+    """fill_context (the dream's fast path) gives the block-causal pass's features and KV cache."""
+    model = tiny().eval()
+    g = torch.Generator().manual_seed(5)
+    ctx, acts = torch.randint(0, 9, (4, 3, 64), generator=g), torch.randint(0, 6, (4, 3))
+    acts[:, 0] = model.none_action
+    with torch.no_grad():
+        masked, framed = KVCache(), KVCache()
+        want = model.hidden(ctx, acts, 0, masked)[:, -64:]
+        got = model.fill_context(ctx, acts, framed)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    assert len(framed) == len(masked) == 3 * 64
+    for (k1, v1), (k2, v2) in zip(masked.layers, framed.layers):
+        torch.testing.assert_close(k2, k1, rtol=0, atol=1e-6)
+        torch.testing.assert_close(v2, v1, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="empty KV cache"):
+        model.fill_context(ctx, acts, framed)
+    with pytest.raises(ValueError, match="keys_only fills a KV cache"):
+        model.core(torch.zeros(1, 64, model.cfg.dim), keys_only=True)
 
 
 def test_engine_interface_and_rollout_shapes():

@@ -124,9 +124,8 @@ class DynamicsEngine:
             acts = torch.cat([actions, nxt[:, None]], 1)
             return lambda x: model(torch.cat([tokens, x[:, None]], 1), acts)[:, -1]
         cache = KVCache()
-        n = tokens.shape[2]
         # The last context frame as the model sees it (B, N, D): what Stage V's heads read.
-        self.features = model.hidden(tokens, actions, 0, cache)[:, -n:]
+        self.features = model.fill_context(tokens, actions, cache)
         cache.frozen = True  # decoding steps read the context but never append to it
         return lambda x: model(x[:, None], nxt[:, None], w, cache)[:, 0]
 

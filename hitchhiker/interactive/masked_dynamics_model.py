@@ -127,6 +127,21 @@ class DynamicsModel(MaskedTokenModel):
                 mask = torch.cat([mask.new_ones(f * n, past), mask], dim=1)
         return self.core(x, attn_mask=mask, cache=cache)
 
+    def fill_context(self, tokens, actions, cache: KVCache) -> torch.Tensor:
+        """Fill an empty ``cache`` with the W context frames (B, W, N) and return the core output
+        (B, N, D) of the last one: the numbers of ``hidden(tokens, actions, 0, cache)``, computed
+        frame by frame. Frame s, when it arrives, attends to exactly the frames 0..s the cache
+        holds (block-causal without a mask: a dense kernel), and the frames before the last only
+        leave their keys and values in the last block (nobody reads their output); on a 2-core
+        CPU this is about a fifth faster than the masked pass (the dream's imagined steps)."""
+        b, w, n = self._check(tokens, actions, 0)
+        if len(cache) or cache.frozen:
+            raise ValueError("fill_context fills an empty KV cache that is not frozen")
+        x = self.embed(tokens, actions, torch.arange(w, device=tokens.device)).view(b, w, n, -1)
+        for s in range(w):
+            out = self.core(x[:, s], cache=cache, keys_only=s < w - 1)
+        return out
+
     def forward(self, tokens, actions, slot=0, cache=None, hide=None, targets=None):
         """Logits (B, F, N, V) of every frame; or, in training with ``hide`` (B, F-1, N) bool,
         logits (B, F-1, N, V) of slots 1..F-1, each predicted from the context frames ``tokens``

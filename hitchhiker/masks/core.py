@@ -148,6 +148,15 @@ class Attention(nn.Module):
         )
         return self.proj(y.transpose(1, 2).reshape(b, n, d))
 
+    def remember(self, x, cache: KVCache, layer: int, angles=None) -> None:
+        """Only append x's keys and values to ``cache`` (what positions whose output nobody reads
+        leave for later queries): the query, the attention and the projection are skipped."""
+        b, n, d = x.shape
+        _, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if angles is not None:
+            k = rotate(k, *angles)
+        cache.update(layer, k, v)
+
 
 class Block(nn.Module):
     """Pre-norm transformer block: attention then MLP, each added back to the residual stream."""
@@ -193,13 +202,22 @@ class TransformerCore(nn.Module):
         is_causal: bool = False,
         cache: KVCache | None = None,
         start: int = 0,
+        keys_only: bool = False,
     ):
         """``start``: position of the first of the N tokens (what RoPE turns by; cached decoding
-        passes the number of cached positions)."""
+        passes the number of cached positions). ``keys_only``: the tokens only fill ``cache``
+        (the last block stores their keys and values and stops; returns None): a cached context
+        whose outputs nobody reads skips the last block's attention and MLP."""
         if x.ndim != 3:
             raise ValueError(f"expected (B, N, D) activations; got {tuple(x.shape)}")
+        if keys_only and (cache is None or cache.frozen):
+            raise ValueError("keys_only fills a KV cache: pass one that is not frozen")
         angles = self.angles(start, x.shape[1], x.device) if self.rotary_dims else None
+        last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
+            if keys_only and i == last:
+                block.attn.remember(block.norm1(x), cache, i, angles)
+                return None
             x = block(x, attn_mask, is_causal, cache, i, angles)
         return self.norm(x)
 
