@@ -234,7 +234,7 @@ NOTEBOOKS: list[Notebook] = [
             "same, smoke preset": "15 s",
             "retraining the agent at the cpu preset (heads, dream, real-world control, then its figures; `zoo train agent`)": "25 min",
             "retraining the go-home agents, with and without memory (`zoo train home`)": "5 min",
-            "its benchmark rows (`bench --only stage5`, with the closed loop over 3 seeds, idle machine, 5 Dec)": "17 min",
+            "its benchmark rows (`bench --only stage5`, with the closed loop over 3 seeds, idle machine, 5 Dec)": "34 min",
         },
     ),
 ]
