@@ -218,8 +218,8 @@ NOTEBOOKS: list[Notebook] = [
         "07_agents_in_the_dream",
         "Agents in the dream",
         "Tasks with exact rewards; reward heads on the dynamics and their error; the dream as a "
-        "gymnasium environment; an actor-critic trained only in imagination and a planner through "
-        "the dream, judged in the real world; exploitation on purpose; the whole world model played.",
+        "gymnasium environment; an actor-critic trained only in imagination and planners through "
+        "the dream (home through the memory dream), judged in the real world; exploitation on purpose; the whole world model played.",
         stage=5,
         goals=(
             "give the world a task and measure any policy's real return on held-out worlds, with intervals",
@@ -230,11 +230,12 @@ NOTEBOOKS: list[Notebook] = [
         ),
         assumes="Notebooks 04 (the masked dynamics this dream runs on) and 06 (memory); what a policy and a return are.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, idle machine, 4 Dec)": "41 s",
-            "same, smoke preset": "15 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, idle machine, 6 Dec)": "53 s",
+            "same, smoke preset": "19 s",
             "retraining the agent at the cpu preset (heads, dream, real-world control, then its figures; `zoo train agent`)": "25 min",
             "retraining the go-home agents, with and without memory (`zoo train home`)": "5 min",
             "its benchmark rows (`bench --only stage5`, with the closed loop over 3 seeds, idle machine, 5 Dec)": "34 min",
+            "plus the go-home planners' rows, added after that run (measured alone, 6 Dec)": "11 min",
         },
     ),
 ]

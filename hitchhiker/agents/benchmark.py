@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from hitchhiker import zoo
 from hitchhiker.agents.agent_figures import loop_figures
+from hitchhiker.agents.home_planner import HomePlanner, planner_home_success
 from hitchhiker.agents.judge import real_returns, test_seeds
 from hitchhiker.agents.scripted import HomeScript, LookHome, RandomPolicy, RetraceHome
 from hitchhiker.bench import Figure, figures
+from hitchhiker.memory.memory_engine import MemoryEngine
 from hitchhiker.metrics import mean_interval
 
 P = "stage5.agent"
@@ -201,13 +203,52 @@ def go_home_figures(episodes: int = 64) -> dict[str, float]:
     return out
 
 
-@figures("stage5", *_rows(), *_home_rows(), *_learned_home_rows())
+PLANNED_HOME = {
+    "memory": "planner through the memory dream (the whole walk remembered, home the pose (0, 0))",
+    "no_memory": "planner through the window dream (the last W frames: a door in view is the goal)",
+    "blind": "planner without a dream (each plan dead-reckoned from the remembered pose)",
+}
+"""The go-home planners of :mod:`.home_planner`, through notebook 06's memory engine."""
+
+
+def _planned_home_rows() -> list[Figure]:
+    return [
+        Figure(f"stage5.go_home.planner.{k}.success", f"go home, success rate: {label}")
+        for k, label in PLANNED_HOME.items()
+    ] + [
+        Figure(
+            "stage5.go_home.planner.memory_minus_no_memory",
+            "go home, planners: memory dream minus window dream, world by world",
+        ),
+        Figure("stage5.go_home.planner.episodes", "go home, planners: held-out worlds"),
+    ]
+
+
+def go_home_planner_figures(preset: str, episodes: int = 32) -> dict[str, float]:
+    """Success rates of the three go-home planners (:mod:`.home_planner`, its default search) on
+    the first ``episodes`` test worlds of :func:`go_home_figures`, through the shipped memory
+    engine (notebook 06's; a fresh smoke one under the smoke preset)."""
+    model, cfg = zoo.load_or_fit("memory", preset)
+    engine = MemoryEngine(model, zoo.dependencies("memory", cfg)["tokenizer"], cfg=cfg)
+    seeds = test_seeds(episodes)
+    out, got = {"stage5.go_home.planner.episodes": float(episodes)}, {}
+    for mode in PLANNED_HOME:
+        got[mode] = planner_home_success(HomePlanner(engine, mode), seeds)
+        key = f"stage5.go_home.planner.{mode}.success"
+        out[key], out[f"{key}_ci95"] = mean_interval(got[mode])
+    key = "stage5.go_home.planner.memory_minus_no_memory"
+    out[key], out[f"{key}_ci95"] = mean_interval(got["memory"] - got["no_memory"])
+    return out
+
+
+@figures("stage5", *_rows(), *_home_rows(), *_planned_home_rows(), *_learned_home_rows())
 def stage5_figures(preset: str) -> dict[str, float]:
     """Evaluate the shipped agents (fresh smoke-sized ones under the smoke preset)."""
     model, cfg = zoo.load_or_fit("agent", preset)
     out = zoo.evaluate("agent", model, cfg)
     out.update(loop_figures(model, cfg, zoo.dependencies("agent", cfg)))
     out.update(go_home_figures(4 if preset == "smoke" else 64))
+    out.update(go_home_planner_figures(preset, 2 if preset == "smoke" else 32))
     out.update(zoo.evaluate("home", *zoo.load_or_fit("home", preset)))
     for name in ("agent", "home"):
         if preset != "smoke" and zoo.path_of(name).is_file():

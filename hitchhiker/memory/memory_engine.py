@@ -279,6 +279,13 @@ class MemoryEngine(DynamicsEngine):
         return ignore
 
     @property
+    def poses(self) -> np.ndarray:
+        """(B, 2) where each walk's explorer stands now, as the engine knows it (estimated by its
+        pose tracker from the frames, relative to the first frame it was given; or the true pose,
+        with ``pose="true"``); a copy."""
+        return np.array(self._poses, dtype=np.int64)
+
+    @property
     def memory_bytes(self) -> int:
         """Bytes the banks hold now (all walks together)."""
         return int(sum(bank.nbytes for bank in self._banks))
