@@ -159,11 +159,17 @@ HOME = {
 """Go-home policies (hitchhiker.agents.scripted), all scripted: what memory is worth on the task."""
 
 
-def _home_rows() -> list[Figure]:
+def _success_rows(prefix: str, labels: dict[str, str]) -> list[Figure]:
+    """One go-home success-rate row per policy of ``labels``, named ``{prefix}.{policy}.success``."""
     return [
-        Figure(f"stage5.go_home.{k}.success", f"go home, success rate: {label}")
-        for k, label in HOME.items()
-    ] + [Figure("stage5.go_home.episodes", "go home: held-out worlds (one episode each)")]
+        Figure(f"{prefix}.{k}.success", f"go home, success rate: {v}") for k, v in labels.items()
+    ]
+
+
+def _home_rows() -> list[Figure]:
+    return _success_rows("stage5.go_home", HOME) + [
+        Figure("stage5.go_home.episodes", "go home: held-out worlds (one episode each)")
+    ]
 
 
 LEARNED_HOME = {
@@ -175,10 +181,7 @@ map-reading script with DAgger, with and without memory."""
 
 
 def _learned_home_rows() -> list[Figure]:
-    return [
-        Figure(f"stage5.home.{k}.success", f"go home, success rate: {label}")
-        for k, label in LEARNED_HOME.items()
-    ] + [
+    return _success_rows("stage5.home", LEARNED_HOME) + [
         Figure(
             "stage5.home.memory_minus_no_memory",
             "go home, learned: with memory minus without, world by world",
@@ -212,10 +215,7 @@ PLANNED_HOME = {
 
 
 def _planned_home_rows() -> list[Figure]:
-    return [
-        Figure(f"stage5.go_home.planner.{k}.success", f"go home, success rate: {label}")
-        for k, label in PLANNED_HOME.items()
-    ] + [
+    return _success_rows("stage5.go_home.planner", PLANNED_HOME) + [
         Figure(
             "stage5.go_home.planner.memory_minus_no_memory",
             "go home, planners: memory dream minus window dream, world by world",

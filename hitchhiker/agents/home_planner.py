@@ -119,9 +119,8 @@ class HomePlanner:
                 there = (pose == 0).all(1)
                 closest = np.minimum(closest, np.abs(pose).sum(1))
             first[(first < 0) & there] = step
-        score = np.where(first >= 0, self.gamma ** np.maximum(first, 0), 0.0)
-        if self.mode != "no_memory":
-            score = np.where(first >= 0, score, -0.01 * closest)
+        missed = 0.0 if self.mode == "no_memory" else -0.01 * closest  # no door: no closeness
+        score = np.where(first >= 0, self.gamma ** np.maximum(first, 0), missed)
         score = score + self.rng.random(b * k) * 1e-6  # ties: a random candidate
         best = score.reshape(b, k).argmax(1)
         return seq.reshape(b, k, self.depth)[np.arange(b), best, 0]
@@ -148,12 +147,16 @@ def planner_home_success(
         for idx in by_length.values():
             tokens = torch.stack([past[i] for i in idx])
             moves = planner.plan(tokens, np.array([acts[i] for i in idx]).reshape(len(idx), -1))
+            frames = []
             for i, move in zip(idx, moves):
                 frame, reward, term, trunc, _ = envs[i].step(int(move))
-                past[i] = torch.cat([past[i], eng.encode(frame[None])])
+                frames.append(frame)
                 acts[i].append(int(move))
                 success[i] = reward
                 live[i] = not (term or trunc)
+            for i, tokens in zip(idx, eng.encode(np.stack(frames))):  # one batch per group
+                past[i] = torch.cat([past[i], tokens[None]])
         bar.update()
+    bar.total = bar.n  # every episode ended (home, or out of steps): the bar ends full
     bar.close()
     return success
