@@ -230,12 +230,14 @@ NOTEBOOKS: list[Notebook] = [
         ),
         assumes="Notebooks 04 (the masked dynamics this dream runs on) and 06 (memory); what a policy and a return are.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, idle machine, 6 Dec)": "53 s",
-            "same, smoke preset": "19 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, idle machine, 6 Dec)": "61 s",
+            "same, smoke preset": "27 s",
             "retraining the agent at the cpu preset (heads, dream, real-world control, then its figures; `zoo train agent`)": "25 min",
             "retraining the go-home agents, with and without memory (`zoo train home`)": "5 min",
+            "retraining them only in the memory dream (`zoo train home_dream`, its figures included)": "11 min",
             "its benchmark rows (`bench --only stage5`, with the closed loop over 3 seeds, idle machine, 5 Dec)": "34 min",
             "plus the go-home planners' rows, added after that run (measured alone, 6 Dec)": "11 min",
+            "plus the dream-trained go-home rows (measured alone, 6 Dec)": "1.3 min",
         },
     ),
 ]

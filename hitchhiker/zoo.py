@@ -80,6 +80,7 @@ RECIPES: dict[str, str] = {
     "window16": "hitchhiker.memory.window_recipe",
     "agent": "hitchhiker.agents.agent_recipe",
     "home": "hitchhiker.agents.home_recipe",
+    "home_dream": "hitchhiker.agents.home_dream_recipe",
 }
 """Model name -> recipe module, or ``module:variant`` for a variant of a recipe: the module's
 ``VARIANTS[variant]`` dict of Config overrides (e.g. the same dynamics model without context noise,

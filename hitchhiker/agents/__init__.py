@@ -11,6 +11,8 @@
 - :mod:`.agent_recipe`  the shipped agent (recipe "agent"); :mod:`.agent_figures` its figures
 - :mod:`.home_agent`    go home learned with memory and without (DAgger; recipe "home",
   :mod:`.home_recipe`)
+- :mod:`.home_dream`    the same go-home pair learned only in the memory dream, its teacher the
+  dream's pose (recipe "home_dream", :mod:`.home_dream_recipe`)
 - :mod:`.home_planner`  go home by looking ahead through the memory dream, with memory and without
 - :mod:`.agent_play`    the capstone: the agent in the real world and the dream, side by side
 - :mod:`.benchmark`     Stage V's benchmark rows

@@ -2,10 +2,11 @@
 returns on held-out worlds (mean and 95% interval over one episode per world) for every policy, the
 dream returns of the learned agents beside them, the reward heads against the exact reward and
 against the tile reader's on imagined frames, the dream's speed and the agent's training time; and
-go home's success rates with and without memory: scripted policies, and one network learned both
-ways (recipe "home").
+go home's success rates with and without memory: scripted policies, planners through the memory
+dream, and one network learned both ways, in the real world (recipe "home") and only in the dream
+(recipe "home_dream").
 
-The figures are the shipped agents' (recipes "agent" and "home", re-measured by
+The figures are the shipped agents' (recipes "agent", "home" and "home_dream", re-measured by
 :func:`hitchhiker.zoo.evaluate`); their training wall times are read from the manifest, measured when
 the shipped files were trained."""
 
@@ -191,6 +192,54 @@ def _learned_home_rows() -> list[Figure]:
     ]
 
 
+DREAM_HOME = {
+    "memory": "learned only in the memory dream, with memory (the GRU), real world",
+    "no_memory": "learned only in the memory dream, without memory (the current frame), real world",
+}
+"""The go-home policies of recipe "home_dream" (hitchhiker.agents.home_dream): recipe "home"'s
+pair, taught by DAgger inside notebook 06's memory engine by the dream's own teacher."""
+
+
+def _dream_home_rows() -> list[Figure]:
+    rows = _success_rows("stage5.home_dream", DREAM_HOME)
+    for k in DREAM_HOME:
+        rows += [
+            Figure(f"stage5.home_dream.{k}.dream_success",
+                   f"go home, dream-trained {k.replace('_', ' ')}: success in the dream, same worlds"),
+            Figure(f"stage5.home_dream.{k}.dream_minus_real",
+                   f"go home, dream-trained {k.replace('_', ' ')}: dream success minus real"),
+        ]  # fmt: skip
+    return rows + [
+        Figure(
+            "stage5.home_dream.memory_minus_no_memory",
+            "go home, dream-trained: with memory minus without, world by world",
+        ),
+        Figure(
+            "stage5.home_dream.memory_over_real_trained",
+            "go home with memory: dream-trained success / real-trained success (recipe home)",
+        ),
+        Figure("stage5.home_dream.episodes", "go home, dream-trained: held-out worlds"),
+        Figure(
+            "stage5.home_dream.train_minutes",
+            "wall time to train both go-home agents in the dream",
+            "min",
+        ),
+    ]
+
+
+def dream_home_figures(preset: str, real_trained: dict[str, float]) -> dict[str, float]:
+    """Recipe "home_dream"'s figures (:func:`hitchhiker.zoo.evaluate`, on recipe "home"'s test
+    worlds) and the memory policy's success over the real-trained one's (``real_trained``: recipe
+    "home"'s figures)."""
+    out = zoo.evaluate("home_dream", *zoo.load_or_fit("home_dream", preset))
+    real = real_trained["stage5.home.memory.success"]
+    if real > 0:  # undefined over a zero success (a smoke run)
+        out["stage5.home_dream.memory_over_real_trained"] = (
+            out["stage5.home_dream.memory.success"] / real
+        )
+    return out
+
+
 def go_home_figures(episodes: int = 64) -> dict[str, float]:
     """Success rates (mean and 95% interval) of the go-home policies on held-out test worlds,
     walked ``GoHome``'s default 8 moves out, 24 moves to come back."""
@@ -241,7 +290,14 @@ def go_home_planner_figures(preset: str, episodes: int = 32) -> dict[str, float]
     return out
 
 
-@figures("stage5", *_rows(), *_home_rows(), *_planned_home_rows(), *_learned_home_rows())
+@figures(
+    "stage5",
+    *_rows(),
+    *_home_rows(),
+    *_planned_home_rows(),
+    *_learned_home_rows(),
+    *_dream_home_rows(),
+)
 def stage5_figures(preset: str) -> dict[str, float]:
     """Evaluate the shipped agents (fresh smoke-sized ones under the smoke preset)."""
     model, cfg = zoo.load_or_fit("agent", preset)
@@ -250,7 +306,8 @@ def stage5_figures(preset: str) -> dict[str, float]:
     out.update(go_home_figures(4 if preset == "smoke" else 64))
     out.update(go_home_planner_figures(preset, 2 if preset == "smoke" else 32))
     out.update(zoo.evaluate("home", *zoo.load_or_fit("home", preset)))
-    for name in ("agent", "home"):
+    out.update(dream_home_figures(preset, out))
+    for name in ("agent", "home", "home_dream"):
         if preset != "smoke" and zoo.path_of(name).is_file():
             # The manifest's, measured when the shipped file was trained (not stored_figures():
             # there the stored benchmark wins, and it holds the figures of the file shipped before).

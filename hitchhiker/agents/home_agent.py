@@ -125,7 +125,13 @@ class HomeWalker:
     @torch.no_grad()
     def act(self, frames: np.ndarray) -> np.ndarray:
         """Moves (B,) for the current frames (B, H, W, 3) of all B episodes."""
-        tokens = torch.as_tensor(encode(self.tokenizer, frames), device=self.device)
+        return self.act_tokens(torch.as_tensor(encode(self.tokenizer, frames)))
+
+    @torch.no_grad()
+    def act_tokens(self, tokens: torch.Tensor) -> np.ndarray:
+        """Moves (B,) for the current frames of all B episodes as token grids (B, h, w) (a
+        dream's frames come as tokens: nothing to encode)."""
+        tokens = tokens.to(self.device)
         logits, self.state = self.policy(tokens[:, None], self.prev[:, None], self.state)
         logits = logits[:, 0].float()
         if self.greedy:
@@ -209,11 +215,16 @@ def dagger(
     lr: float = 1e-3,
     seed: int = 0,
     progress: bool = True,
+    play=None,
     **task_kw,
 ) -> list[dict]:
     """DAgger: round 0 the teacher drives, rounds 1.. the student; ``steps`` Adam steps on the pooled
-    episodes after each round. ``seeds_of_round(r)`` gives each round its (train) worlds. Returns one
-    record per round: the driver's success on that round's worlds and the last loss."""
+    episodes after each round. ``seeds_of_round(r)`` gives each round its (train) worlds. ``play``
+    plays a round, ``play(seeds, tokenizer, walker, **task_kw) -> (success, episodes)``: the real
+    world and its map-reading teacher (:func:`play_home`, the default) or a dream and its own
+    (:func:`.home_dream.play_dream_home`). Returns one record per round: the driver's success on
+    that round's worlds (in the world it was played in) and the last loss."""
+    play = play_home if play is None else play
     torch.manual_seed(seed)
     opt = torch.optim.Adam(policy.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
@@ -222,7 +233,7 @@ def dagger(
     bar = tqdm(range(rounds), desc="DAgger rounds", disable=not progress)
     for r in bar:
         walker = None if r == 0 else HomeWalker(policy, tokenizer, gen)
-        success, episodes = play_home(seeds_of_round(r), tokenizer, walker, **task_kw)
+        success, episodes = play(seeds_of_round(r), tokenizer, walker, **task_kw)
         pool += episodes
         policy.train()
         for _ in range(steps):

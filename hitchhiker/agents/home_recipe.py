@@ -119,6 +119,12 @@ def round_seeds(cfg: Config, policy: int):
 
 
 def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> HomeAgents:
+    return teach_both(cfg, deps, run_dir, progress)
+
+
+def teach_both(cfg: Config, deps: Deps, run_dir=None, progress: bool = True, play=None):
+    """Both policies taught by DAgger, one after the other, each round played by ``play``
+    (:func:`.home_agent.dagger`'s: None, the real world)."""
     agents = build(cfg)
     done = {}
     for i, name in enumerate(POLICIES):
@@ -126,7 +132,7 @@ def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> HomeAge
 
         def teach(policy=policy, i=i):
             log = dagger(policy, deps["tokenizer"], round_seeds(cfg, i), cfg.rounds, cfg.steps,
-                         cfg.batch, cfg.lr, cfg.seed, progress, **cfg.task)  # fmt: skip
+                         cfg.batch, cfg.lr, cfg.seed, progress, play, **cfg.task)  # fmt: skip
             return {"log": log}
 
         done[name] = run_phase(run_dir, name, policy, teach)
