@@ -8,7 +8,12 @@ import torch
 
 from hitchhiker import zoo
 from hitchhiker.agents.home_agent import NO_MOVE, UNLABELLED, HomePolicy, HomeWalker, dagger
-from hitchhiker.agents.home_dream import dreamed_and_real, play_dream_home, teacher_moves
+from hitchhiker.agents.home_dream import (
+    blocked_moves,
+    dreamed_and_real,
+    play_dream_home,
+    teacher_moves,
+)
 from hitchhiker.agents.judge import test_seeds as world_seeds
 from hitchhiker.agents.tasks import GoHome
 from hitchhiker.memory.memory_engine import MemoryEngine
@@ -92,3 +97,20 @@ def test_the_dream_needs_a_memory_engine(smoke_dream):
     _, tok = smoke_dream
     with pytest.raises(ValueError, match="needs a Stage IV MemoryEngine.*got str"):
         play_dream_home("a window dream", world_seeds(1, "val"), tok)
+
+
+def test_blocked_moves_are_read_off_the_dream_poses_and_the_real_world_exactly():
+    # a walk's end with a wall beside it: one move the world blocks and one it allows
+    for seed in world_seeds(40, "val"):
+        task = GoHome(out_steps=4)
+        task.reset(seed=seed)
+        world = task.env.unwrapped
+        here = np.asarray(world.position)
+        free = [m for m in (UP, DOWN, LEFT, RIGHT) if world.walkable(*(here + ACTION_DELTAS[m]))]
+        if 0 < len(free) < 4:
+            break
+    wall = next(m for m in (UP, DOWN, LEFT, RIGHT) if m not in free)
+    # the dream drew the move into the wall made, the free one blocked: the world the other way
+    episode = {"moves": np.array([wall, free[0]]), "poses": np.array([[2, 0], [1, 0], [1, 0]])}
+    in_dream, in_world = blocked_moves(episode, seed, out_steps=4)
+    assert in_dream.tolist() == [False, True] and in_world.tolist() == [True, False]

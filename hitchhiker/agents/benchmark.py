@@ -208,6 +208,14 @@ def _dream_home_rows() -> list[Figure]:
                    f"go home, dream-trained {k.replace('_', ' ')}: success in the dream, same worlds"),
             Figure(f"stage5.home_dream.{k}.dream_minus_real",
                    f"go home, dream-trained {k.replace('_', ' ')}: dream success minus real"),
+            Figure(f"stage5.home_dream.{k}.way_back_moves",
+                   f"go home, dream-trained {k.replace('_', ' ')}: moves of its dreamed ways back, "
+                   "each also made in the real world"),
+            Figure(f"stage5.home_dream.{k}.blocked_in_dream",
+                   f"go home, dream-trained {k.replace('_', ' ')}: share of those moves the dream "
+                   "drew blocked"),
+            Figure(f"stage5.home_dream.{k}.blocked_in_world",
+                   f"go home, dream-trained {k.replace('_', ' ')}: share the real world blocks"),
         ]  # fmt: skip
     return rows + [
         Figure(

@@ -85,6 +85,8 @@ def _dream_batch(engine, walks, tokenizer, walker, back_steps: int):
     live = success == 0
     blocked: list[set] = [set() for _ in range(b)]
     records = [([], [], []) for _ in range(b)]
+    made = [[] for _ in range(b)]  # every move of the way back, the last one too
+    tracked = [[p.copy()] for p in poses]  # the dream's pose before each move and after the last
     for _ in range(back_steps):
         if not live.any():
             break
@@ -96,13 +98,18 @@ def _dream_batch(engine, walks, tokenizer, walker, back_steps: int):
             records[i][2].append(int(labels[i]))
         drawn = engine.imagine(moves)
         after = engine.poses
+        for i in np.flatnonzero(live):
+            made[i].append(int(moves[i]))
+            tracked[i].append(after[i].copy())
         for i in np.flatnonzero(live & (after == poses).all(1)):
             blocked[i].add((int(poses[i, 0]), int(poses[i, 1]), int(moves[i])))
         home = live & (after == 0).all(1)
         success[home], live = 1.0, live & ~home
         here, moved, poses = drawn.view(b, *grid), np.asarray(moves), after
     episodes = []
-    for (tokens_walk, prev_walk), (seen, prev, labels) in zip(seqs, records):
+    for (tokens_walk, prev_walk), (seen, prev, labels), moves, where in zip(
+        seqs, records, made, tracked
+    ):
         k = len(prev_walk) - 1
         episodes.append(
             {
@@ -111,6 +118,8 @@ def _dream_batch(engine, walks, tokenizer, walker, back_steps: int):
                 else tokens_walk[:-1],
                 "prev": torch.as_tensor([*prev_walk[:-1].tolist(), *prev], dtype=torch.long),
                 "labels": torch.as_tensor([UNLABELLED] * k + labels, dtype=torch.long),
+                "moves": np.asarray(moves, dtype=np.int64),
+                "poses": np.stack(where),
             }
         )
     return success, episodes
@@ -128,7 +137,9 @@ def play_dream_home(
     """The way back of go home in worlds ``seeds`` dreamed by ``engine`` from each real walk out,
     the ``walker`` driving (None: the teacher). The same return as
     :func:`.home_agent.play_home`: (dream success (E,), episodes), an episode a dict of tokens
-    (T, h, w), previous moves (T,) and teacher labels (T,), UNLABELLED on the walk out."""
+    (T, h, w), previous moves (T,) and teacher labels (T,), UNLABELLED on the walk out; and, of
+    the M moves of the way back, ``moves`` (M,) and the dream's ``poses`` (M+1, 2), before each
+    move and after the last."""
     if not isinstance(engine, MemoryEngine):
         raise ValueError(
             f"the go-home dream needs a Stage IV MemoryEngine (a pose tracker and a bank); "
@@ -158,3 +169,22 @@ def dreamed_and_real(engine, episode: dict, seed: int, **task_kw) -> tuple[np.nd
     task = GoHome(**task_kw)
     real = [task.reset(seed=seed)[0]] + [task.step(m)[0] for m in moves]
     return dreamed, np.stack(real)
+
+
+def blocked_moves(episode: dict, seed: int, **task_kw) -> tuple[np.ndarray, np.ndarray]:
+    """Which moves of a dreamed way back were blocked (M,) in the dream (its tracker read no
+    shift) and in the real world (the same moves made from the same walk out's end, world
+    ``seed``: the explorer did not move), up to the move that ends the real episode. Where the dream walks through what the world does not,
+    the teacher meets no wall to step aside from."""
+    poses = np.asarray(episode["poses"])
+    in_dream = (poses[1:] == poses[:-1]).all(1)
+    task = GoHome(**task_kw)
+    task.reset(seed=seed)
+    world, in_world = task.env.unwrapped, []
+    for move in episode["moves"]:
+        before = tuple(world.position)
+        *_, term, trunc, _ = task.step(int(move))
+        in_world.append(tuple(world.position) == before)
+        if term or trunc:  # home (or out of moves) in the world first: the rest is not compared
+            break
+    return in_dream[: len(in_world)], np.array(in_world, dtype=bool)
