@@ -237,7 +237,7 @@ NOTEBOOKS: list[Notebook] = [
             "retraining them only in the memory dream (`zoo train home_dream`, its figures included)": "11 min",
             "its benchmark rows (`bench --only stage5`, with the closed loop over 3 seeds, idle machine, 5 Dec)": "34 min",
             "plus the go-home planners' rows, added after that run (measured alone, 6 Dec)": "11 min",
-            "plus the dream-trained go-home rows (measured alone, 6 Dec)": "1.7 min",
+            "plus the dream-trained go-home rows (measured alone, 6 Dec)": "2.3 min",
         },
     ),
 ]

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 from hitchhiker import zoo
 from hitchhiker.agents.agent_figures import loop_figures
+from hitchhiker.agents.home_dream import blocked_in_play
 from hitchhiker.agents.home_planner import HomePlanner, planner_home_success
 from hitchhiker.agents.judge import real_returns, test_seeds
 from hitchhiker.agents.scripted import HomeScript, LookHome, RandomPolicy, RetraceHome
 from hitchhiker.bench import Figure, figures
 from hitchhiker.memory.memory_engine import MemoryEngine
+from hitchhiker.memory.memory_recipe import walk_tokens
 from hitchhiker.metrics import mean_interval
+from hitchhiker.world.dataset import LEARNING_WORLD, record
 
 P = "stage5.agent"
 
@@ -226,6 +229,11 @@ def _dream_home_rows() -> list[Figure]:
             "stage5.home_dream.memory_over_real_trained",
             "go home with memory: dream-trained success / real-trained success (recipe home)",
         ),
+        Figure(
+            "stage5.home_dream.training_moves",
+            "moves in the recorded play the memory dream learned from (Stage III's and IV's walks)",
+        ),
+        Figure("stage5.home_dream.training_blocked", "of those, moves the world blocked"),
         Figure("stage5.home_dream.episodes", "go home, dream-trained: held-out worlds"),
         Figure(
             "stage5.home_dream.train_minutes",
@@ -235,11 +243,28 @@ def _dream_home_rows() -> list[Figure]:
     ]
 
 
+def training_walls(preset: str) -> dict[str, float]:
+    """Moves, and moves the world blocked, in the recorded play the memory dream learned from: the
+    train walks of Stage III's dynamics model and of Stage IV's memory model, recorded as their
+    recipes record them."""
+    memory, mcfg = zoo.load_or_fit("memory", preset)
+    deps = zoo.dependencies("memory", mcfg)
+    base = deps["dynamics"].shipped_config.data
+    rec = record("train", base.episodes, base.episode_steps, base.policy, world=LEARNING_WORLD)
+    _, actions, positions = walk_tokens(mcfg, "train", mcfg.data.episodes, deps["tokenizer"])
+    counts = [blocked_in_play(rec.actions, rec.positions), blocked_in_play(actions, positions)]
+    return {
+        "stage5.home_dream.training_moves": float(sum(m for m, _ in counts)),
+        "stage5.home_dream.training_blocked": float(sum(b for _, b in counts)),
+    }
+
+
 def dream_home_figures(preset: str, real_trained: dict[str, float]) -> dict[str, float]:
     """Recipe "home_dream"'s figures (:func:`hitchhiker.zoo.evaluate`, on recipe "home"'s test
     worlds) and the memory policy's success over the real-trained one's (``real_trained``: recipe
     "home"'s figures)."""
     out = zoo.evaluate("home_dream", *zoo.load_or_fit("home_dream", preset))
+    out.update(training_walls(preset))
     real = real_trained["stage5.home.memory.success"]
     if real > 0:  # undefined over a zero success (a smoke run)
         out["stage5.home_dream.memory_over_real_trained"] = (

@@ -188,3 +188,12 @@ def blocked_moves(episode: dict, seed: int, **task_kw) -> tuple[np.ndarray, np.n
         if term or trunc:  # home (or out of moves) in the world first: the rest is not compared
             break
     return in_dream[: len(in_world)], np.array(in_world, dtype=bool)
+
+
+def blocked_in_play(actions, positions) -> tuple[int, int]:
+    """(moves, of which the world blocked) in recorded play: actions (E, T) and the explorer's
+    positions (E, T+1, 2). A world model learns walls only from blocked moves its data shows."""
+    actions, positions = np.asarray(actions), np.asarray(positions)
+    moves = np.isin(actions, _MOVES)
+    stayed = (positions[:, 1:] == positions[:, :-1]).all(-1)
+    return int(moves.sum()), int((moves & stayed).sum())
