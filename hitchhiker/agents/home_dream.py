@@ -1,9 +1,9 @@
-"""Going home, learned inside the dream: DAgger through the memory engine, the dream's pose the teacher.
+"""Going home, learned inside the dream: DAgger through the memory engine, its pose the teacher.
 
 :mod:`.home_agent` teaches the go-home policies in the real world, by a teacher that reads the true
 map. Here the same two networks (:class:`~.home_agent.HomePolicy`, with a GRU memory and without)
-learn the task **only in the dream**: the walk out is real (recorded play, as every dream starts from
-real frames), and the whole way back is imagined by notebook 06's memory engine
+learn the task **only in the dream**: the walk out is real (recorded play, as every dream starts
+from real frames), and the whole way back is imagined by notebook 06's memory engine
 (:class:`~hitchhiker.memory.memory_engine.MemoryEngine`, its bank holding the walk out).
 
 **The teacher lives in the dream too.** Nothing in a dream says where the map's walls are; what the
@@ -16,13 +16,19 @@ out's first frame, home's doorstep (:mod:`hitchhiker.memory.pose`). The teacher 
                move closer blocked, a step aside along the axis with the smaller offset)
 
 where a move counts as *blocked at p* once the dream showed it there and the tracker read no shift
-(a frame that did not move: rock or water, as the dream draws it). Round 0 the teacher drives the
-dream; every later round the student drives and the teacher labels the states the student reached
-(DAgger, Ross, Gordon and Bagnell 2011); the loss is :func:`.home_agent.imitation_loss`. An episode
-ends in the dream when the pose is home again (a dream success) or after ``back_steps`` moves.
+(a frame that did not move: water, rock or a house, as the dream draws them). Round 0 the teacher
+drives the dream; every later round the student drives and the teacher labels the states the
+student reached (DAgger, Ross, Gordon and Bagnell 2011); the loss is
+:func:`.home_agent.imitation_loss`. An episode ends in the dream when the pose is home again (a
+dream success) or after ``back_steps`` moves.
 
 Judged in the real world, as the real-trained pair is, on the same test worlds. What the dream
-cannot teach shows as *dream success minus real success*, each student.
+cannot teach shows as *dream success minus real success*, each student. One cause is measured
+here, not guessed: :func:`blocked_moves` replays a dreamed way back in the real world and
+:func:`blocked_in_play` counts blocked moves in recorded play. The shipped dream draws no move
+blocked, because the play it learned from holds none (its behaviour policies step only onto open
+tiles), so the teacher's step aside never fires there and the student meets its first wall in the
+real world.
 
 Shapes: B walks in a dream batch, K moves of the walk out, N = h * w tokens of a frame.
 """
@@ -174,8 +180,8 @@ def dreamed_and_real(engine, episode: dict, seed: int, **task_kw) -> tuple[np.nd
 def blocked_moves(episode: dict, seed: int, **task_kw) -> tuple[np.ndarray, np.ndarray]:
     """Which moves of a dreamed way back were blocked (M,) in the dream (its tracker read no
     shift) and in the real world (the same moves made from the same walk out's end, world
-    ``seed``: the explorer did not move), up to the move that ends the real episode. Where the dream walks through what the world does not,
-    the teacher meets no wall to step aside from."""
+    ``seed``: the explorer did not move), up to the move that ends the real episode. Where the
+    dream walks through what the world does not, the teacher meets no wall to step aside from."""
     poses = np.asarray(episode["poses"])
     in_dream = (poses[1:] == poses[:-1]).all(1)
     task = GoHome(**task_kw)

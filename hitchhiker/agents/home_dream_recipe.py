@@ -14,10 +14,12 @@ The figures: each policy's success in the **real** world on recipe "home"'s test
 dream on the same worlds' walks out, and dream minus real (what the dream taught that the world
 does not pay); and one reason for it, measured: of the moves the policy made on its dreamed ways
 back, the share the dream drew blocked and the share the real world blocks (the same moves, made
-from the same walk out's end). The settings are recipe "home"'s. A pilot on 64 val worlds came first, with an
-earlier teacher that stepped back, not aside, when its move along the last axis was blocked (it
-got home in the dream in 64 of 64; the memory student: real 0.86, dream 1.00; the frame-only one:
-real 0.22, dream 0.31); no test world was looked at before the figures were measured.
+from the same walk out's end).
+
+The settings are recipe "home"'s. A pilot on 64 val worlds came first, with an earlier teacher
+that stepped back, not aside, when its move along the last axis was blocked (it got home in the
+dream in 64 of 64; the memory student: real 0.86, dream 1.00; the frame-only one: real 0.22, dream
+0.31); no test world was looked at before the figures were measured.
 """
 
 from __future__ import annotations
