@@ -157,6 +157,14 @@ def tokenizer_needs(values: dict[str, Any]) -> dict[str, Need]:
     return {"tokenizer": tokenizer_need(values["tokenizer"])}
 
 
+def same_tokens_need(model: str, values: dict[str, Any]) -> Need:
+    """A model this token model builds on, read off the same tokens: the shipped one with the
+    shipped tokenizer; else (tests and smoke runs) one fitted at smoke size on the same stand-in."""
+    if values["tokenizer"] == "shipped":
+        return Need(model)
+    return Need(model, "smoke", (("tokenizer", values["tokenizer"]),))
+
+
 def bind_tokens(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
     """A token model's ``bind``: the vocabulary, grid and fingerprint of the tokenizer handed in."""
     return {"tokens": TokenGrid.of(deps["tokenizer"])}

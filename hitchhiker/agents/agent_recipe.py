@@ -52,7 +52,7 @@ from hitchhiker.checkpoint import load_weights, read_metadata, save_weights
 from hitchhiker.interactive.masked_dynamics_engine import DynamicsEngine
 from hitchhiker.interactive.masked_dynamics_recipe import episode_tokens
 from hitchhiker.recipe import Deps, Need
-from hitchhiker.tokens import TokenGrid, encode_frames, tokenizer_needs
+from hitchhiker.tokens import TokenGrid, encode_frames, same_tokens_need, tokenizer_needs
 from hitchhiker.world.dataset import LEARNING_WORLD, record
 
 
@@ -210,12 +210,7 @@ class Config:
 
 def needs(values: dict[str, Any]) -> dict[str, Need]:
     """The tokenizer and the masked dynamics whose dream the agent lives in."""
-    out = tokenizer_needs(values)
-    if values["tokenizer"] == "shipped":
-        out["dynamics"] = Need("dynamics")
-    else:
-        out["dynamics"] = Need("dynamics", "smoke", (("tokenizer", values["tokenizer"]),))
-    return out
+    return {**tokenizer_needs(values), "dynamics": same_tokens_need("dynamics", values)}
 
 
 def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from hitchhiker.agents.judge import test_seeds
 from hitchhiker.memory.memory_engine import MemoryEngine
 from hitchhiker.metrics import mean_interval
 from hitchhiker.recipe import Deps, Need
-from hitchhiker.tokens import tokenizer_needs
+from hitchhiker.tokens import same_tokens_need, tokenizer_needs
 
 
 @dataclass
@@ -66,12 +66,7 @@ class Config(home_recipe.Config):
 
 def needs(values: dict[str, Any]) -> dict[str, Need]:
     """The tokenizer, and the memory model whose dream the students learn in."""
-    out = tokenizer_needs(values)
-    if values["tokenizer"] == "shipped":
-        out["memory"] = Need("memory")
-    else:  # tests and smoke runs: a memory model fitted on the same stand-in tokens
-        out["memory"] = Need("memory", "smoke", (("tokenizer", values["tokenizer"]),))
-    return out
+    return {**tokenizer_needs(values), "memory": same_tokens_need("memory", values)}
 
 
 bind = home_recipe.bind

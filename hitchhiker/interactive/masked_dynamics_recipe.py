@@ -53,7 +53,13 @@ from hitchhiker.masks.core import CoreConfig
 from hitchhiker.masks.maskgit import random_mask
 from hitchhiker.masks.maskgit_recipe import core_config as token_core_config
 from hitchhiker.recipe import Deps, Need
-from hitchhiker.tokens import TokenGrid, check_tokenizer, encode_frames, tokenizer_needs
+from hitchhiker.tokens import (
+    TokenGrid,
+    check_tokenizer,
+    encode_frames,
+    same_tokens_need,
+    tokenizer_needs,
+)
 from hitchhiker.train import TrainConfig, train
 from hitchhiker.world import ACTION_NAMES, Action, read_tiles
 from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, record
@@ -331,10 +337,7 @@ def needs(values: dict[str, Any]) -> dict[str, Need]:
     """The tokenizer the config names and, for latent actions, the LAM trained on its tokens."""
     out = tokenizer_needs(values)
     if values["action_source"] == "latent":
-        if values["tokenizer"] == "shipped":  # the shipped LAM, trained on the same shipped tokens
-            out["lam"] = Need("lam")
-        else:  # tests and smoke runs: a LAM fitted on the same stand-in tokens
-            out["lam"] = Need("lam", "smoke", (("tokenizer", values["tokenizer"]),))
+        out["lam"] = same_tokens_need("lam", values)
     return out
 
 

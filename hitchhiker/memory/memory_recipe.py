@@ -50,7 +50,7 @@ from hitchhiker.memory.memory_engine import MemoryEngine, explorer_cell
 from hitchhiker.memory.pose import ACTION_DELTAS
 from hitchhiker.memory.revisit_benchmark import evaluate_way_back, evaluate_whole_walk
 from hitchhiker.recipe import Deps, Need
-from hitchhiker.tokens import encode_frames, tokenizer_needs
+from hitchhiker.tokens import encode_frames, same_tokens_need, tokenizer_needs
 from hitchhiker.train import TrainConfig
 from hitchhiker.world.dataset import LEARNING_WORLD, DataConfig, record
 
@@ -305,12 +305,7 @@ class Config(dynamics.Config):
 
 def needs(values: dict[str, Any]) -> dict[str, Need]:
     """The tokenizer, and the dynamics model (true actions) the memory model starts from."""
-    out = tokenizer_needs(values)
-    if values["tokenizer"] == "shipped":
-        out["dynamics"] = Need("dynamics")
-    else:  # tests and smoke runs: a dynamics model fitted on the same stand-in tokens
-        out["dynamics"] = Need("dynamics", "smoke", (("tokenizer", values["tokenizer"]),))
-    return out
+    return {**tokenizer_needs(values), "dynamics": same_tokens_need("dynamics", values)}
 
 
 def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
