@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from hitchhiker.agents import home_recipe
-from hitchhiker.agents.home_agent import HomeWalker, home_success
+from hitchhiker.agents.home_agent import HomeWalker
 from hitchhiker.agents.home_dream import blocked_moves, play_dream_home
 from hitchhiker.agents.home_recipe import POLICIES, HomeAgents
 from hitchhiker.agents.judge import test_seeds
@@ -51,17 +51,12 @@ class Config(home_recipe.Config):
         **home_recipe.Config.PRESETS,
         "smoke": {**home_recipe.Config.PRESETS["smoke"], "dream_batch": 4},
     }
+    POSITIVE_INTS: ClassVar[tuple[str, ...]] = (*home_recipe.Config.POSITIVE_INTS, "dream_batch")
 
     name: str = "home_dream"
     """Model name: figures read "stage5.<name>.<figure>"."""
     dream_batch: int = 64
     """Walks dreamed at once (the memory engine's batch)."""
-
-    def __post_init__(self):
-        super().__post_init__()
-        if isinstance(self.dream_batch, bool) or not isinstance(self.dream_batch, int) \
-                or self.dream_batch < 1:  # fmt: skip
-            raise ValueError(f"dream_batch must be a positive int; got {self.dream_batch!r}")
 
 
 def needs(values: dict[str, Any]) -> dict[str, Need]:
@@ -90,16 +85,16 @@ def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> HomeAge
 
 
 def evaluate(model: HomeAgents, cfg: Config, deps: Deps) -> dict[str, float]:
-    """Real success of each policy on the test worlds, memory minus no memory, and dream success
-    and dream minus real on the same worlds (module docstring)."""
-    prefix = f"stage5.{cfg.name}"
-    seeds = test_seeds(cfg.eval_episodes)
-    out = {f"{prefix}.episodes": float(cfg.eval_episodes)}
-    play, tokenizer, got = dream_play(cfg, deps), deps["tokenizer"], {}
+    """Recipe "home"'s figures (real success of each policy on the test worlds, memory minus no
+    memory), then each policy's success in the dream on the same worlds, dream minus real, and
+    the blocked moves of its dreamed ways back (module docstring)."""
+    out = home_recipe.evaluate(model, cfg, deps)
+    prefix, seeds = f"stage5.{cfg.name}", test_seeds(cfg.eval_episodes)
+    play, tokenizer = dream_play(cfg, deps), deps["tokenizer"]
     for name in POLICIES:
-        policy = getattr(model, name)
-        got[name] = real = home_success(policy, tokenizer, seeds, cfg.seed, **cfg.task)
-        walker = HomeWalker(policy, tokenizer, torch.Generator().manual_seed(cfg.seed))
+        walker = HomeWalker(
+            getattr(model, name), tokenizer, torch.Generator().manual_seed(cfg.seed)
+        )
         dream, episodes = play(seeds, tokenizer, walker, **cfg.task)
         walls = [blocked_moves(ep, s, **cfg.task) for ep, s in zip(episodes, seeds)]
         in_dream, in_world = (np.concatenate(w) for w in zip(*walls))
@@ -107,13 +102,9 @@ def evaluate(model: HomeAgents, cfg: Config, deps: Deps) -> dict[str, float]:
         n = max(len(in_world), 1)
         out[f"{prefix}.{name}.blocked_in_dream"] = float(in_dream.sum() / n)
         out[f"{prefix}.{name}.blocked_in_world"] = float(in_world.sum() / n)
-        for key, values in (("success", real), ("dream_success", dream)):
-            out[f"{prefix}.{name}.{key}"], out[f"{prefix}.{name}.{key}_ci95"] = mean_interval(
-                values
-            )
-        out[f"{prefix}.{name}.dream_minus_real"] = float(np.mean(dream) - np.mean(real))
-    key = f"{prefix}.memory_minus_no_memory"
-    out[key], out[f"{key}_ci95"] = mean_interval(got["memory"] - got["no_memory"])
-    if hasattr(model, "train_seconds"):
-        out[f"{prefix}.train_minutes"] = model.train_seconds / 60
+        key = f"{prefix}.{name}.dream_success"
+        out[key], out[f"{key}_ci95"] = mean_interval(dream)
+        out[f"{prefix}.{name}.dream_minus_real"] = float(
+            np.mean(dream) - out[f"{prefix}.{name}.success"]
+        )
     return out

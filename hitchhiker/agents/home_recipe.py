@@ -57,6 +57,10 @@ class Config:
         "gpu": {"episodes": 512, "steps": 600},
         "large": {"episodes": 1024, "rounds": 6, "steps": 1000},
     }
+    POSITIVE_INTS: ClassVar[tuple[str, ...]] = (
+        "out_steps", "back_steps", "episodes", "rounds", "steps", "batch"
+    )  # fmt: skip
+    """The settings that must be positive ints (checked on construction)."""
 
     name: str = "home"
     """Model name: figures read "stage5.<name>.<figure>"."""
@@ -87,7 +91,7 @@ class Config:
     """Seed of initialisation, batches and sampled moves."""
 
     def __post_init__(self):
-        for key in ("out_steps", "back_steps", "episodes", "rounds", "steps", "batch"):
+        for key in self.POSITIVE_INTS:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{key} must be a positive int; got {value!r}")
