@@ -20,7 +20,7 @@ from hitchhiker.agents.judge import real_returns, test_seeds
 from hitchhiker.agents.scripted import HomeScript, LookHome, RandomPolicy, RetraceHome
 from hitchhiker.bench import Figure, figures
 from hitchhiker.memory.memory_engine import MemoryEngine
-from hitchhiker.memory.memory_recipe import walk_tokens
+from hitchhiker.memory.memory_recipe import walk_records
 from hitchhiker.metrics import mean_interval
 from hitchhiker.world.dataset import LEARNING_WORLD, record
 
@@ -247,12 +247,13 @@ def training_walls(preset: str) -> dict[str, float]:
     """Moves, and moves the world blocked, in the recorded play the memory dream learned from: the
     train walks of Stage III's dynamics model and of Stage IV's memory model, recorded as their
     recipes record them."""
-    memory, mcfg = zoo.load_or_fit("memory", preset)
-    deps = zoo.dependencies("memory", mcfg)
-    base = deps["dynamics"].shipped_config.data
-    rec = record("train", base.episodes, base.episode_steps, base.policy, world=LEARNING_WORLD)
-    _, actions, positions = walk_tokens(mcfg, "train", mcfg.data.episodes, deps["tokenizer"])
-    counts = [blocked_in_play(rec.actions, rec.positions), blocked_in_play(actions, positions)]
+    _, mcfg = zoo.load_or_fit("memory", preset)
+    base = zoo.dependencies("memory", mcfg)["dynamics"].shipped_config.data
+    recs = walk_records(mcfg, "train", mcfg.data.episodes)  # no frames to encode: moves only
+    recs.append(
+        record("train", base.episodes, base.episode_steps, base.policy, world=LEARNING_WORLD)
+    )
+    counts = [blocked_in_play(r.actions, r.positions) for r in recs]
     return {
         "stage5.home_dream.training_moves": float(sum(m for m, _ in counts)),
         "stage5.home_dream.training_blocked": float(sum(b for _, b in counts)),

@@ -111,13 +111,13 @@ def window_retrievals(
     return {"index": index, "offset": offset, "age": age, "known": known}
 
 
-def walk_tokens(cfg, split: str, episodes: int, tokenizer, period: int | None = None):
-    """(tokens (E, T+1, h, w), actions (E, T), positions (E, T+1, 2)) of ``episodes`` recorded
-    walks of ``split`` per policy of ``cfg.data``, encoded once, the policies one after another
-    (``loop`` walks come back every ``period`` steps, default :class:`~hitchhiker.world.policies.
-    LoopWalk`'s, and edit the world on the way out every ``cfg.edit_every`` steps)."""
+def walk_records(cfg, split: str, episodes: int, period: int | None = None) -> list:
+    """The recordings of ``episodes`` walks of ``split`` per policy of ``cfg.data``, the policies
+    one after another (``loop`` walks come back every ``period`` steps, default
+    :class:`~hitchhiker.world.policies.LoopWalk`'s, and edit the world on the way out every
+    ``cfg.edit_every`` steps)."""
     loop = {"edit_every": cfg.edit_every} | ({} if period is None else {"period": period})
-    parts = [
+    return [
         record(
             split,
             episodes,
@@ -129,6 +129,12 @@ def walk_tokens(cfg, split: str, episodes: int, tokenizer, period: int | None = 
         )
         for pol in policies_of(cfg.data)
     ]
+
+
+def walk_tokens(cfg, split: str, episodes: int, tokenizer, period: int | None = None):
+    """(tokens (E, T+1, h, w), actions (E, T), positions (E, T+1, 2)) of :func:`walk_records`'s
+    walks, encoded once."""
+    parts = walk_records(cfg, split, episodes, period)
     frames = np.concatenate([r.frames for r in parts])
     tokens = encode_frames(tokenizer, frames.reshape(-1, *frames.shape[2:]))
     tokens = tokens.view(*frames.shape[:2], *tokens.shape[1:])
