@@ -155,20 +155,24 @@ NOTEBOOKS: list[Notebook] = [
         "04_latent_actions_and_masked_dynamics",
         "Latent actions and masked dynamics",
         "The Genie recipe on our world: actions discovered from unlabelled play, a leaking "
-        "bottleneck, a MaskGIT dynamics model conditioned on true and latent actions, played live.",
+        "bottleneck, a MaskGIT dynamics model conditioned on true and latent actions, played live; "
+        "the moves the world blocks, probed, and an engine that learned walls from play that bumps.",
         stage=3,
         goals=(
             "discover a small set of actions from unlabelled play with a latent action model (Genie)",
             "write the bottleneck's quantiser (nearest code, straight-through gradient) and check it against the package",
             "see why the action bottleneck must be narrow, with a leaky model trained on the same budget",
-            "condition MaskGIT on past frames and an action to get a dynamics model, and measure how it drifts",
+            "condition MaskGIT on past frames and an action to get a dynamics model, measure how it "
+            "drifts, and probe whether it knows walls",
             "play the learned world live with true and with latent actions",
         ),
         assumes="Notebook 02 (the tokenizer and MaskGIT, which this stage reuses).",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (make tour, 2 Dec)": "118 s",
-            "same, smoke preset": "29 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, idle machine, 6 Dec)": "61 s",
+            "same, smoke preset": "24 s",
             "retraining lam + dynamics (3 variants) at the cpu preset (one thread, shared)": "~37 min",
+            "plus the engine trained on play that bumps into walls (`zoo train dynamics_walls`, "
+            "its figures included, idle machine)": "20 min",
         },
     ),
     Notebook(

@@ -71,6 +71,7 @@ RECIPES: dict[str, str] = {
     "dynamics": "hitchhiker.interactive.masked_dynamics_recipe",
     "dynamics_latent": "hitchhiker.interactive.masked_dynamics_recipe:latent",
     "dynamics_noaug": "hitchhiker.interactive.masked_dynamics_recipe:no_context_noise",
+    "dynamics_walls": "hitchhiker.interactive.masked_dynamics_recipe:walls",
     "diffusion": "hitchhiker.interactive.diffusion_recipe",
     "diffusion_noaug": "hitchhiker.interactive.diffusion_recipe:no_context_noise",
     "diffusion_pixels": "hitchhiker.interactive.diffusion_recipe:pixels",
@@ -101,8 +102,11 @@ def recipe(name: str) -> ModuleType:
     return importlib.import_module(RECIPES[name].split(":")[0])
 
 
-def variant_overrides(name: str) -> dict:
-    """The Config overrides that make ``name`` a variant of its recipe ({} for a plain recipe)."""
+def variant_overrides(name: str, preset: str | None = None) -> dict:
+    """The Config overrides that make ``name`` a variant of its recipe ({} for a plain recipe).
+
+    A variant's ``"PRESETS"`` entry, if any, holds overrides for single presets (e.g. a longer
+    training at ``cpu`` that must not stretch the seconds-long ``smoke`` run)."""
     mod = recipe(name)
     _, _, variant = RECIPES[name].partition(":")
     if not variant:
@@ -110,12 +114,14 @@ def variant_overrides(name: str) -> dict:
     variants = getattr(mod, "VARIANTS", {})
     if variant not in variants:
         raise ValueError(f"{mod.__name__} has no variant {variant!r}; it has {sorted(variants)}")
-    return dict(variants[variant])
+    values = dict(variants[variant])
+    per_preset = values.pop("PRESETS", {}).get(preset, {})
+    return {**values, **per_preset}
 
 
 def _settings(name: str, preset: str, overrides: dict) -> dict:
-    """The variant's overrides, then the caller's (the caller's win)."""
-    return {**variant_overrides(name), **overrides}
+    """The variant's overrides (its preset's included), then the caller's (the caller's win)."""
+    return {**variant_overrides(name, preset), **overrides}
 
 
 _LOADED: dict[tuple, nn.Module] = {}

@@ -2,6 +2,7 @@
 that change the prediction, cached decoding equal to uncached, training windows padded like a
 reset, the engine interface driving the play controller, and a tiny model that learns."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -318,6 +319,19 @@ def test_recipe_fits_and_evaluates_in_smoke_mode():
     tokenizer = zoo.dependencies("dynamics", cfg)["tokenizer"]  # what the zoo hands the recipe
     engine = DynamicsEngine(model, tokenizer, decode_steps=1, cfg=cfg)
     assert engine.decode_steps == 1 and engine.reset(0).shape == (64, 64, 3)
+
+
+def test_the_walls_variant_differs_only_in_the_play_it_learns_from():
+    """dynamics_walls is the shipped recipe recorded with the bumping walk and, at the cpu preset,
+    trained longer (the wall rule appears only after the shipped engine's 800 steps)."""
+    walls, plain = zoo.config_for("dynamics_walls", "cpu"), zoo.config_for("dynamics", "cpu")
+    assert walls.data.policy == "bumper" and plain.data.policy == "random"
+    assert walls.train.steps == 3 * plain.train.steps
+    same = dataclasses.replace(walls, name="dynamics", data=plain.data, train=plain.train)
+    assert same == plain
+    # the longer training is the cpu preset's only (zoo: a variant's "PRESETS" entry)
+    smoke = zoo.config_for("dynamics_walls", "smoke").train
+    assert smoke == zoo.config_for("dynamics", "smoke").train
 
 
 def test_the_latent_variant_trains_on_lam_codes_and_plays_with_true_actions():

@@ -9,7 +9,6 @@ import torch
 from hitchhiker import zoo
 from hitchhiker.agents.home_agent import NO_MOVE, UNLABELLED, HomePolicy, HomeWalker, dagger
 from hitchhiker.agents.home_dream import (
-    blocked_in_play,
     blocked_moves,
     dreamed_and_real,
     play_dream_home,
@@ -115,16 +114,3 @@ def test_blocked_moves_are_read_off_the_dream_poses_and_the_real_world_exactly()
     episode = {"moves": np.array([wall, free[0]]), "poses": np.array([[2, 0], [1, 0], [1, 0]])}
     in_dream, in_world = blocked_moves(episode, seed, out_steps=4)
     assert in_dream.tolist() == [False, True] and in_world.tolist() == [True, False]
-
-
-def test_blocked_moves_in_recorded_play_are_counted_exactly():
-    actions = np.array(
-        [[UP, UP, int(Action.NOOP), LEFT], [RIGHT, int(Action.INTERACT), DOWN, DOWN]]
-    )
-    positions = np.array(
-        [
-            [(5, 5), (4, 5), (4, 5), (4, 5), (4, 4)],  # the second UP is blocked, the noop no move
-            [(5, 5), (5, 6), (5, 6), (6, 6), (6, 6)],  # interact no move, the last DOWN blocked
-        ]
-    )
-    assert blocked_in_play(actions, positions) == (6, 2)

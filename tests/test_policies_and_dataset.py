@@ -53,7 +53,7 @@ def test_loop_walk_returns_exactly_every_period(period):
 
 
 def test_unknown_policy_and_split_raise():
-    with pytest.raises(ValueError, match="random, explorer, loop"):
+    with pytest.raises(ValueError, match="random, bumper, explorer, loop"):
         make_policy("teleport")
     with pytest.raises(ValueError, match="train, val, test"):
         episode_seed("dev", 0)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from hitchhiker import zoo
 from hitchhiker.agents.agent_figures import loop_figures
-from hitchhiker.agents.home_dream import blocked_in_play
 from hitchhiker.agents.home_planner import HomePlanner, planner_home_success
 from hitchhiker.agents.judge import real_returns, test_seeds
 from hitchhiker.agents.scripted import HomeScript, LookHome, RandomPolicy, RetraceHome
 from hitchhiker.bench import Figure, figures
+from hitchhiker.interactive.walls import blocked_in_play
 from hitchhiker.memory.memory_engine import MemoryEngine
 from hitchhiker.memory.memory_recipe import walk_records
 from hitchhiker.metrics import mean_interval

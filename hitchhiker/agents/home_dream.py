@@ -25,10 +25,10 @@ dream success) or after ``back_steps`` moves.
 Judged in the real world, as the real-trained pair is, on the same test worlds. What the dream
 cannot teach shows as *dream success minus real success*, each student. One cause is measured
 here, not guessed: :func:`blocked_moves` replays a dreamed way back in the real world and
-:func:`blocked_in_play` counts blocked moves in recorded play. The shipped dream draws no move
-blocked, because the play it learned from holds none (its behaviour policies step only onto open
-tiles), so the teacher's step aside never fires there and the student meets its first wall in the
-real world.
+:func:`~hitchhiker.interactive.walls.blocked_in_play` (Stage III's) counts blocked moves in
+recorded play. The shipped dream draws no move blocked, because the play it learned from holds
+none (its behaviour policies step only onto open tiles), so the teacher's step aside never fires
+there and the student meets its first wall in the real world.
 
 Shapes: B walks in a dream batch, K moves of the walk out, N = h * w tokens of a frame.
 """
@@ -194,12 +194,3 @@ def blocked_moves(episode: dict, seed: int, **task_kw) -> tuple[np.ndarray, np.n
         if term or trunc:  # home (or out of moves) in the world first: the rest is not compared
             break
     return in_dream[: len(in_world)], np.array(in_world, dtype=bool)
-
-
-def blocked_in_play(actions, positions) -> tuple[int, int]:
-    """(moves, of which the world blocked) in recorded play: actions (E, T) and the explorer's
-    positions (E, T+1, 2). A world model learns walls only from blocked moves its data shows."""
-    actions, positions = np.asarray(actions), np.asarray(positions)
-    moves = np.isin(actions, _MOVES)
-    stayed = (positions[:, 1:] == positions[:, :-1]).all(-1)
-    return int(moves.sum()), int((moves & stayed).sum())

@@ -1,10 +1,12 @@
 """Behaviour policies: who walks the explorer while we record the data every stage learns from.
 
-A world model only learns what its data shows. Three ways of walking give three kinds of data:
+A world model only learns what its data shows. Four ways of walking give four kinds of data:
 
 * :class:`RandomWalk` — a random walk with *momentum* (keep going the same way with probability
   ``momentum``), so trajectories travel instead of jittering in place; it sometimes interacts, so
   the data holds cut trees and planted flowers (persistent changes a model must learn).
+* :class:`WallBumper` — the random walk, pressing now and then into what blocks it, so the data
+  shows moves the world refuses (the others never make one).
 * :class:`Explorer` — covers new ground: it keeps a map of what it has seen and walks (by
   breadth-first search over walkable tiles) to the nearest tile whose surroundings are still unseen.
   Coverage-heavy data for tokenizers and for learning what lies beyond the view.
@@ -79,6 +81,31 @@ class RandomWalk(Policy):
         choices = open_moves or list(MOVES)
         self.last = Action(int(self.rng.choice(choices)))
         return int(self.last)
+
+
+class WallBumper(RandomWalk):
+    """:class:`RandomWalk` that now and then walks into what blocks it.
+
+    The other policies step only onto open tiles, so their recordings never show a move the world
+    refuses, and a world model trained on them draws every move as made (Stage III's wall probes,
+    :mod:`hitchhiker.interactive.walls`, measure it). Beside a blocking neighbour (water, rock, a
+    house, the map's edge) this walk presses into it with probability ``bump_prob``; the view stays
+    where it was and the explorer turns to face the wall, which is what the model must learn."""
+
+    name = "bumper"
+
+    def __init__(self, bump_prob: float = 0.6, **walk):
+        super().__init__(**walk)
+        if not 0 <= bump_prob <= 1:
+            raise ValueError(f"bump_prob must lie in [0, 1]; got {bump_prob}")
+        self.bump_prob = bump_prob
+
+    def act(self, info: dict) -> int:
+        open_moves = self._open_moves(info["position"])
+        walls = [m for m in MOVES if m not in open_moves]
+        if walls and self.bump_prob > 0 and self.rng.random() < self.bump_prob:
+            return int(self.rng.choice(walls))  # momentum keeps its way: the walk goes on after
+        return super().act(info)
 
 
 def bfs_path(walkable, start, is_goal, limit: int = 20000) -> list[Action] | None:
@@ -201,11 +228,11 @@ class LoopWalk(Policy):
         return int(self.back.pop(0)) if self.back else int(Action.NOOP)
 
 
-POLICIES = {"random": RandomWalk, "explorer": Explorer, "loop": LoopWalk}
+POLICIES = {"random": RandomWalk, "bumper": WallBumper, "explorer": Explorer, "loop": LoopWalk}
 
 
 def make_policy(name: str, **kwargs) -> Policy:
-    """A fresh policy by name ("random", "explorer", "loop")."""
+    """A fresh policy by name ("random", "bumper", "explorer", "loop")."""
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; expected one of {', '.join(POLICIES)}")
     return POLICIES[name](**kwargs)
