@@ -11,6 +11,7 @@ from hitchhiker.interactive.walls import (
     drawn_shifts,
     evaluate_walls,
     wall_figures,
+    wall_in_view,
     wall_probes,
 )
 from hitchhiker.world import BLOCKING, read_tiles
@@ -110,3 +111,20 @@ def test_blocked_moves_in_recorded_play_are_counted_exactly():
         ]
     )
     assert blocked_in_play(actions, positions) == (6, 2)
+
+
+def test_wall_in_view_finds_a_world_whose_first_view_shows_a_wall():
+    from hitchhiker.world import HitchhikerWorld
+
+    seed, move, free = wall_in_view(range(2000000, 2000016))
+    env = HitchhikerWorld(LEARNING_WORLD, max_steps=0)
+    env.reset(seed=seed)
+    for _ in range(free):
+        before = env.position
+        env.step(move)
+        assert env.position != before  # the free steps are made
+    before = env.position
+    env.step(move)
+    assert env.position == before and free < 3  # then refused, within the first view
+    with pytest.raises(ValueError, match="no world"):
+        wall_in_view([], within=3)

@@ -75,7 +75,9 @@ def decoding_history(engine, context_frames, context_actions, action, steps: int
         raise ValueError(
             f"expected uint8 context frames (N, H, W, 3); got {frames.dtype} {frames.shape}"
         )
-    past = np.asarray(context_actions, dtype=np.int64).reshape(1, -1)
+    past = np.array(context_actions, dtype=np.int64).reshape(
+        1, -1
+    )  # a copy: the truth is read-only
     if past.shape[1] != len(frames) - 1:
         raise ValueError(f"need {len(frames) - 1} context actions; got {past.shape[1]}")
     steps = int(steps if steps is not None else engine.decode_steps)

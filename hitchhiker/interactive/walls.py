@@ -172,6 +172,23 @@ def evaluate_walls(engine, prefix: str, seed: int = 0, **probe_kw) -> dict[str, 
     return wall_figures(probes, draw_probes(engine, probes, seed), prefix)
 
 
+def wall_in_view(seeds, within: int = 3, world: WorldConfig | None = None) -> tuple[int, int, int]:
+    """(seed, move, moves) of the first world among ``seeds`` whose first frame shows what blocks
+    a straight walk: ``move`` (1 up, 2 down, 3 left, 4 right) is refused after ``moves`` free
+    steps, ``moves < within`` (the view reaches 4 tiles out, so the wall is in the dream's first
+    frame too). Where to try walking into a wall in a dream that starts from a world's first frame."""
+    env = HitchhikerWorld(world or LEARNING_WORLD, max_steps=0)
+    for seed in seeds:
+        for move in MOVES:
+            env.reset(seed=int(seed))
+            for made in range(within):
+                before = env.position
+                env.step(move)
+                if env.position == before:
+                    return int(seed), move, made
+    raise ValueError(f"no world among these seeds has a wall within {within} moves of its start")
+
+
 def plot_blocked(probes: WallProbes, drawn: dict, count: int = 4, scale: float = 1.0):
     """A row per blocked probe: the last real frame, the simulator's answer (the same view), then
     each engine's drawn frame (``drawn``: name -> (P, H, W, 3)), titled with the shift it shows."""
