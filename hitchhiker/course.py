@@ -216,6 +216,8 @@ NOTEBOOKS: list[Notebook] = [
             "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, 3 Dec)": "79 s",
             "same, smoke preset": "34 s",
             "retraining the three memories and the 16-frame window at the cpu preset (training only, partly on a shared machine)": "~89 min",
+            "plus the memory started from the engine that learned walls (`zoo train memory_walls`, "
+            "its revisit figures included, partly shared, 6 Dec)": "24 min",
         },
     ),
     Notebook(
@@ -242,6 +244,8 @@ NOTEBOOKS: list[Notebook] = [
             "its benchmark rows (`bench --only stage5`, with the closed loop over 3 seeds, idle machine, 5 Dec)": "34 min",
             "plus the go-home planners' rows, added after that run (measured alone, 6 Dec)": "11 min",
             "plus the dream-trained go-home rows (measured alone, 6 Dec)": "2.3 min",
+            "retraining the go-home pair in the memory dream with walls (`zoo train home_dream_walls`, "
+            "its figures included, partly shared, 6 Dec)": "18 min",
         },
     ),
 ]

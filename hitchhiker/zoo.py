@@ -76,12 +76,14 @@ RECIPES: dict[str, str] = {
     "diffusion_noaug": "hitchhiker.interactive.diffusion_recipe:no_context_noise",
     "diffusion_pixels": "hitchhiker.interactive.diffusion_recipe:pixels",
     "memory": "hitchhiker.memory.memory_recipe",
+    "memory_walls": "hitchhiker.memory.memory_recipe:walls",
     "state_memory": "hitchhiker.memory.state_recipe",
     "state_memory_screen": "hitchhiker.memory.state_recipe:screen",
     "window16": "hitchhiker.memory.window_recipe",
     "agent": "hitchhiker.agents.agent_recipe",
     "home": "hitchhiker.agents.home_recipe",
     "home_dream": "hitchhiker.agents.home_dream_recipe",
+    "home_dream_walls": "hitchhiker.agents.home_dream_recipe:walls",
 }
 """Model name -> recipe module, or ``module:variant`` for a variant of a recipe: the module's
 ``VARIANTS[variant]`` dict of Config overrides (e.g. the same dynamics model without context noise,

@@ -2,6 +2,8 @@
 dream's teacher is exact on hand-worked poses, its dream walks are recorded as DAgger reads them, the
 student drives what it says, and bad input gets a clear error."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -114,3 +116,19 @@ def test_blocked_moves_are_read_off_the_dream_poses_and_the_real_world_exactly()
     episode = {"moves": np.array([wall, free[0]]), "poses": np.array([[2, 0], [1, 0], [1, 0]])}
     in_dream, in_world = blocked_moves(episode, seed, out_steps=4)
     assert in_dream.tolist() == [False, True] and in_world.tolist() == [True, False]
+
+
+def test_the_walls_dream_differs_only_in_the_memory_that_dreams_it():
+    """home_dream_walls: the same students, teacher and worlds, dreamed by memory_walls."""
+    from hitchhiker.agents import home_dream_recipe
+
+    walls, plain = (
+        zoo.config_for("home_dream_walls", "smoke"),
+        zoo.config_for("home_dream", "smoke"),
+    )
+    assert (walls.dream_memory, plain.dream_memory) == ("memory_walls", "memory")
+    assert dataclasses.replace(walls, name="home_dream", dream_memory="memory") == plain
+    need = home_dream_recipe.needs({"tokenizer": "shipped", "dream_memory": "memory_walls"})
+    assert need["memory"].model == "memory_walls"
+    with pytest.raises(ValueError, match="dream_memory must name .*'memory_walls'.*'window16'"):
+        zoo.config_for("home_dream", "smoke", dream_memory="window16")

@@ -2,6 +2,8 @@
 without memory, play and training computing the same thing, a tiny model that learns to copy from
 memory, and the engine's bookkeeping on real walks."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -374,3 +376,26 @@ def test_walks_begun_from_real_frames_imagine_as_a_rollout_does(smoke_memory):
     assert engine.context < 9
     steps = [engine.imagine(future[:, s]) for s in range(future.shape[1])]
     np.testing.assert_array_equal(engine.decode(torch.stack(steps, 1)), whole)
+
+
+def test_the_walls_memory_differs_only_in_what_it_starts_from_and_the_walks_it_learns_on():
+    """memory_walls is the shipped recipe started from Stage III's dynamics_walls, on loop and
+    bumping walks, its revisits measured without the ablations; any other start is refused."""
+    walls, plain = zoo.config_for("memory_walls", "smoke"), zoo.config_for("memory", "smoke")
+    assert (walls.start_from, plain.start_from) == ("dynamics_walls", "dynamics")
+    assert walls.data.policy == ("loop", "bumper") and plain.data.policy == ("loop", "random")
+    assert not walls.ablations and plain.ablations
+    same = dict(name="memory", start_from="dynamics", data=plain.data, ablations=True)
+    assert dataclasses.replace(walls, **same) == plain
+    need = memory_recipe.needs({"tokenizer": "shipped", "start_from": "dynamics_walls"})
+    assert need["dynamics"].model == "dynamics_walls"
+    with pytest.raises(ValueError, match="start_from must name .*dynamics_walls.*'diffusion'"):
+        zoo.config_for("memory", "smoke", start_from="diffusion")
+
+
+def test_without_ablations_only_the_memory_and_its_controls_are_measured():
+    model, cfg = zoo.load_or_fit("memory_walls", "smoke")
+    figures = zoo.evaluate("memory_walls", model, cfg)
+    assert figures["stage4.memory_walls.k16.revisit_walks"] >= 2
+    labels = {k.split(".")[2] for k in figures if k.count(".") > 3}
+    assert labels == {"true_pose", "estimated_pose", "no_memory"}

@@ -203,74 +203,80 @@ DREAM_HOME = {
 pair, taught by DAgger inside notebook 06's memory engine by the dream's own teacher."""
 
 
-def _dream_home_rows() -> list[Figure]:
-    rows = _success_rows("stage5.home_dream", DREAM_HOME)
+DREAMS = {
+    "home_dream": "the memory dream",
+    "home_dream_walls": "the memory dream that draws walls",
+}
+"""The go-home recipes learned only in a dream, and the dream: notebook 06's memory, or the one
+started from Stage III's engine that learned walls (Stage IV's ``memory_walls``)."""
+
+
+def _dream_home_rows(name: str = "home_dream") -> list[Figure]:
+    p, where = f"stage5.{name}", DREAMS[name]
+    rows = [
+        Figure(f"{p}.{k}.success", f"go home, success rate: {v.replace('the memory dream', where)}")
+        for k, v in DREAM_HOME.items()
+    ]
     for k in DREAM_HOME:
+        who = f"go home, {where}, {k.replace('_', ' ')}"
         rows += [
-            Figure(f"stage5.home_dream.{k}.dream_success",
-                   f"go home, dream-trained {k.replace('_', ' ')}: success in the dream, same worlds"),
-            Figure(f"stage5.home_dream.{k}.dream_minus_real",
-                   f"go home, dream-trained {k.replace('_', ' ')}: dream success minus real"),
-            Figure(f"stage5.home_dream.{k}.way_back_moves",
-                   f"go home, dream-trained {k.replace('_', ' ')}: moves of its dreamed ways back, "
-                   "each also made in the real world"),
-            Figure(f"stage5.home_dream.{k}.blocked_in_dream",
-                   f"go home, dream-trained {k.replace('_', ' ')}: share of those moves the dream "
-                   "drew blocked"),
-            Figure(f"stage5.home_dream.{k}.blocked_in_world",
-                   f"go home, dream-trained {k.replace('_', ' ')}: share the real world blocks"),
+            Figure(f"{p}.{k}.dream_success", f"{who}: success in the dream, same worlds"),
+            Figure(f"{p}.{k}.dream_minus_real", f"{who}: dream success minus real"),
+            Figure(f"{p}.{k}.way_back_moves",
+                   f"{who}: moves of its dreamed ways back, each also made in the real world"),
+            Figure(f"{p}.{k}.blocked_in_dream",
+                   f"{who}: share of those moves the dream drew blocked"),
+            Figure(f"{p}.{k}.blocked_in_world", f"{who}: share the real world blocks"),
         ]  # fmt: skip
     return rows + [
         Figure(
-            "stage5.home_dream.memory_minus_no_memory",
-            "go home, dream-trained: with memory minus without, world by world",
+            f"{p}.memory_minus_no_memory",
+            f"go home, learned in {where}: with memory minus without, world by world",
         ),
         Figure(
-            "stage5.home_dream.memory_over_real_trained",
-            "go home with memory: dream-trained success / real-trained success (recipe home)",
+            f"{p}.memory_over_real_trained",
+            f"go home with memory, learned in {where}: success / real-trained success (recipe "
+            "home)",
         ),
         Figure(
-            "stage5.home_dream.training_moves",
-            "moves in the recorded play the memory dream learned from (Stage III's and IV's walks)",
+            f"{p}.training_moves",
+            f"moves in the recorded play {where} learned from (Stage III's and IV's walks)",
         ),
-        Figure("stage5.home_dream.training_blocked", "of those, moves the world blocked"),
-        Figure("stage5.home_dream.episodes", "go home, dream-trained: held-out worlds"),
-        Figure(
-            "stage5.home_dream.train_minutes",
-            "wall time to train both go-home agents in the dream",
-            "min",
-        ),
+        Figure(f"{p}.training_blocked", "of those, moves the world blocked"),
+        Figure(f"{p}.episodes", f"go home, learned in {where}: held-out worlds"),
+        Figure(f"{p}.train_minutes", f"wall time to train both go-home agents in {where}", "min"),
     ]
 
 
-def training_walls(preset: str) -> dict[str, float]:
-    """Moves, and moves the world blocked, in the recorded play the memory dream learned from: the
-    train walks of Stage III's dynamics model and of Stage IV's memory model, recorded as their
-    recipes record them."""
-    _, mcfg = zoo.load_or_fit("memory", preset)
-    base = zoo.dependencies("memory", mcfg)["dynamics"].shipped_config.data
+def training_walls(preset: str, name: str = "home_dream") -> dict[str, float]:
+    """Moves, and moves the world blocked, in the recorded play the dream of go-home recipe
+    ``name`` learned from: the train walks of its memory model and of the Stage III dynamics model
+    that memory started from, recorded as their recipes record them."""
+    memory = zoo.config_for(name, preset).dream_memory
+    _, mcfg = zoo.load_or_fit(memory, preset)
+    base = zoo.dependencies(memory, mcfg)["dynamics"].shipped_config.data
     recs = walk_records(mcfg, "train", mcfg.data.episodes)  # no frames to encode: moves only
     recs.append(
         record("train", base.episodes, base.episode_steps, base.policy, world=LEARNING_WORLD)
     )
     counts = [blocked_in_play(r.actions, r.positions) for r in recs]
     return {
-        "stage5.home_dream.training_moves": float(sum(m for m, _ in counts)),
-        "stage5.home_dream.training_blocked": float(sum(b for _, b in counts)),
+        f"stage5.{name}.training_moves": float(sum(m for m, _ in counts)),
+        f"stage5.{name}.training_blocked": float(sum(b for _, b in counts)),
     }
 
 
-def dream_home_figures(preset: str, real_trained: dict[str, float]) -> dict[str, float]:
-    """Recipe "home_dream"'s figures (:func:`hitchhiker.zoo.evaluate`, on recipe "home"'s test
-    worlds) and the memory policy's success over the real-trained one's (``real_trained``: recipe
-    "home"'s figures)."""
-    out = zoo.evaluate("home_dream", *zoo.load_or_fit("home_dream", preset))
-    out.update(training_walls(preset))
+def dream_home_figures(
+    preset: str, real_trained: dict[str, float], name: str = "home_dream"
+) -> dict[str, float]:
+    """Go-home recipe ``name``'s figures (:func:`hitchhiker.zoo.evaluate`, on recipe "home"'s
+    test worlds) and the memory policy's success over the real-trained one's (``real_trained``:
+    recipe "home"'s figures)."""
+    out = zoo.evaluate(name, *zoo.load_or_fit(name, preset))
+    out.update(training_walls(preset, name))
     real = real_trained["stage5.home.memory.success"]
     if real > 0:  # undefined over a zero success (a smoke run)
-        out["stage5.home_dream.memory_over_real_trained"] = (
-            out["stage5.home_dream.memory.success"] / real
-        )
+        out[f"stage5.{name}.memory_over_real_trained"] = out[f"stage5.{name}.memory.success"] / real
     return out
 
 
@@ -330,7 +336,7 @@ def go_home_planner_figures(preset: str, episodes: int = 32) -> dict[str, float]
     *_home_rows(),
     *_planned_home_rows(),
     *_learned_home_rows(),
-    *_dream_home_rows(),
+    *(r for name in DREAMS for r in _dream_home_rows(name)),
 )
 def stage5_figures(preset: str) -> dict[str, float]:
     """Evaluate the shipped agents (fresh smoke-sized ones under the smoke preset)."""
@@ -340,8 +346,9 @@ def stage5_figures(preset: str) -> dict[str, float]:
     out.update(go_home_figures(4 if preset == "smoke" else 64))
     out.update(go_home_planner_figures(preset, 2 if preset == "smoke" else 32))
     out.update(zoo.evaluate("home", *zoo.load_or_fit("home", preset)))
-    out.update(dream_home_figures(preset, out))
-    for name in ("agent", "home", "home_dream"):
+    for name in DREAMS:
+        out.update(dream_home_figures(preset, out, name))
+    for name in ("agent", "home", *DREAMS):
         if preset != "smoke" and zoo.path_of(name).is_file():
             # The manifest's, measured when the shipped file was trained (not stored_figures():
             # there the stored benchmark wins, and it holds the figures of the file shipped before).

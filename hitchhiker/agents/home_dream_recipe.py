@@ -57,11 +57,42 @@ class Config(home_recipe.Config):
     """Model name: figures read "stage5.<name>.<figure>"."""
     dream_batch: int = 64
     """Walks dreamed at once (the memory engine's batch)."""
+    dream_memory: str = "memory"
+    """The Stage IV memory whose dream the students learn in (one of :data:`DREAM_MEMORIES`):
+    ``"memory_walls"`` started from the engine that learned walls, and draws them."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_memory(self.dream_memory)
+
+
+DREAM_MEMORIES = ("memory", "memory_walls")
+"""The memories a go-home dream may be dreamed with."""
+
+
+def check_memory(name: str) -> str:
+    """``name``, or a clear error (before any dependency is trained for it)."""
+    if name not in DREAM_MEMORIES:
+        raise ValueError(
+            f"dream_memory must name a Stage IV frame-bank memory, one of {DREAM_MEMORIES}; "
+            f"got {name!r}"
+        )
+    return name
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "walls": {"dream_memory": "memory_walls", "name": "home_dream_walls"},
+}
+"""Config overrides of the zoo's variant "home_dream_walls": the same students, the same
+teacher and worlds, dreamed by the memory that draws walls (Stage IV's ``memory_walls``)."""
 
 
 def needs(values: dict[str, Any]) -> dict[str, Need]:
     """The tokenizer, and the memory model whose dream the students learn in."""
-    return {**tokenizer_needs(values), "memory": same_tokens_need("memory", values)}
+    return {
+        **tokenizer_needs(values),
+        "memory": same_tokens_need(check_memory(values["dream_memory"]), values),
+    }
 
 
 bind = home_recipe.bind

@@ -1,6 +1,7 @@
 """Stage IV's rows of the course benchmark (:mod:`hitchhiker.bench`): the retrieval memory and the
 state-space memory (with its screen-aligned ablation) on held-out walks that leave a place and come
-back, their controls and policies, and what memory costs as the history grows (:mod:`.cost`). Every accuracy is a mean over walks with its 95% interval
+back, their controls and policies, the moves the world refuses (a memory started from the engine that
+learned walls beside the shipped one), and what memory costs as the history grows (:mod:`.cost`). Every accuracy is a mean over walks with its 95% interval
 (``..._ci95``, shown as ± in the table)."""
 
 from __future__ import annotations
@@ -70,6 +71,78 @@ STATE_CONDITIONS = {
 }
 SCREEN_LABEL = "state-space memory, screen-aligned grid (ablation), estimated pose"
 WINDOW_LABEL = "no memory, a plain window of 16 frames (Stage III's model fine-tuned to it)"
+
+
+WALL_MEMORIES = {
+    "memory": "retrieval memory (from Stage III's dynamics, loop and random walks)",
+    "memory_walls": "retrieval memory from the engine that learned walls, loop and bumping walks",
+}
+"""The frame-bank memories probed on the moves the world refuses (Stage III's wall probes)."""
+
+WALLS_K = PERIODS[-1]
+"""The revisit period at which the walls memory's revisits are set beside the shipped one's."""
+
+
+def _wall_rows() -> list[Figure]:
+    rows = []
+    for name, label in WALL_MEMORIES.items():
+        rows += [
+            Figure(f"stage4.{name}.blocked_moves_drawn_blocked",
+                   f"{label}: moves the world blocks, drawn blocked (wall probes, 64 test episodes)"),
+            Figure(f"stage4.{name}.free_moves_drawn_moved",
+                   f"{label}: free moves drawn right (the same probes)"),
+            Figure(f"stage4.{name}.training_blocked_share",
+                   f"{label}: share of its training walks' moves the world blocked"),
+        ]  # fmt: skip
+    for cond in ("estimated_pose", "no_memory"):
+        for s in ("seen", "memory_needing"):
+            rows.append(
+                Figure(
+                    f"stage4.memory_walls.{cond}.k{WALLS_K}.way_back_{s}_accuracy",
+                    f"walls memory, K = {WALLS_K}, (i): {CONDITIONS[cond]}, {SETS[s]}",
+                )
+            )
+    return rows + [
+        Figure(
+            f"stage4.memory_walls.estimated_pose.k{WALLS_K}.revisit_seen_land_accuracy",
+            f"walls memory, K = {WALLS_K}, (ii) whole walk imagined: estimated pose, land seen",
+        ),
+        Figure(
+            f"stage4.memory_walls.estimated_pose.k{WAY_BACK_PERIODS[-1]}"
+            ".way_back_memory_needing_accuracy",
+            f"walls memory, K = {WAY_BACK_PERIODS[-1]}, (i): estimated pose, memory-needing tiles",
+        ),
+        Figure(
+            f"stage4.memory_walls.estimated_pose.k{WALLS_K}_edits.way_back_edits_accuracy",
+            f"walls memory, K = {WALLS_K}, walks that edit, (i): estimated pose, edits found",
+        ),
+    ]
+
+
+def wall_figures(preset: str) -> dict[str, float]:
+    """The frame-bank memories of :data:`WALL_MEMORIES` on Stage III's wall probes (a probe's four
+    real frames are the window, the bank empty: what the fine-tuning kept of the wall rule), how
+    often the world blocked a move of their training walks, and the walls memory's revisit figures
+    (its recipe's evaluation, :func:`hitchhiker.zoo.evaluate`)."""
+    from hitchhiker.interactive.walls import blocked_in_play, evaluate_walls
+    from hitchhiker.memory.memory_recipe import walk_records
+
+    episodes = 8 if preset == "smoke" else 64
+    out: dict[str, float] = {}
+    for name in WALL_MEMORIES:
+        model, cfg = zoo.load_or_fit(name, preset)
+        engine = MemoryEngine(model, zoo.dependencies(name, cfg)["tokenizer"], cfg=cfg)
+        out |= evaluate_walls(engine, f"stage4.{name}", cfg.train.seed, episodes=episodes)
+        counts = [
+            blocked_in_play(r.actions, r.positions)
+            for r in walk_records(cfg, "train", cfg.data.episodes)
+        ]
+        out[f"stage4.{name}.training_blocked_share"] = sum(b for _, b in counts) / sum(
+            m for m, _ in counts
+        )
+        if name == "memory_walls":
+            out |= zoo.evaluate(name, model, cfg)
+    return out
 
 
 def _window_rows() -> list[Figure]:
@@ -242,6 +315,7 @@ def _rows() -> tuple[Figure, ...]:
                 f"K = {PERIODS[-1]}, walks that edit, (ii): {label}, edits drawn and kept",
             ),
         ]
+    rows += _wall_rows()
     rows += _state_rows()
     rows += _window_rows()
     rows += _cost_rows("retrieval", "retrieval memory", "bank", "")
@@ -308,4 +382,4 @@ def stage4_figures(preset: str) -> dict[str, float]:
             tokenizer = zoo.dependencies(name, cfg)["tokenizer"]
             with torch.inference_mode():
                 out.update(state_cost_figures(model, cfg, tokenizer, frames))
-    return out
+    return out | wall_figures(preset)

@@ -229,6 +229,9 @@ class Config(dynamics.Config):
 
     name: str = "memory"
     """Model name: figures read "stage4.<name>.<figure>"."""
+    start_from: str = "dynamics"
+    """The Stage III engine whose weights are fine-tuned (one of :data:`START_FROM`):
+    ``"dynamics_walls"`` learned from play that walks into rock and water, and so draws walls."""
     memory_frames: int = 2
     """M: retrieved frames the model reads per predicted frame (WorldMem found more is not better)."""
     retrieve: str = "overlap"
@@ -265,6 +268,10 @@ class Config(dynamics.Config):
     way_back_periods: tuple[int, ...] = (128, 256)
     """Evaluation, condition (i) only: longer K (imagining the whole walk, condition (ii), would
     cost K frames per walk for a figure drift, not memory, decides)."""
+    ablations: bool = True
+    """Evaluation: also the oracle memory, the other retrieval policies and the update rules
+    (:data:`POLICY_VARIANTS`, :data:`UPDATE_VARIANTS`); a variant that asks another question
+    (does the memory keep walls?) measures its revisits without them."""
     revisit_walks: int = 96
     """Evaluation: held-out walks that come back (each one sample of the 95% intervals)."""
     revisit_edit_every: int = 4
@@ -296,6 +303,7 @@ class Config(dynamics.Config):
                 f"walk out and back two steps); got {self.revisit_walks}, {self.revisit_periods}"
             )
         self.policy()  # validates ``retrieve``
+        check_start(self.start_from)
 
     def policy(self) -> MemoryPolicy:
         """The bank's policy the memory is trained with: every frame written, M retrieved."""
@@ -309,9 +317,40 @@ class Config(dynamics.Config):
         )
 
 
+START_FROM = ("dynamics", "dynamics_noaug", "dynamics_walls")
+"""The Stage III engines a memory may start from: the masked ones with the world's own actions."""
+
+
+def check_start(start_from: str) -> str:
+    """``start_from``, or a clear error (before any dependency is trained for it)."""
+    if start_from not in START_FROM:
+        raise ValueError(
+            f"start_from must name a masked dynamics model with true actions, one of "
+            f"{START_FROM}; got {start_from!r}"
+        )
+    return start_from
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "walls": {
+        "start_from": "dynamics_walls",
+        "data": {"policy": ("loop", "bumper")},
+        "name": "memory_walls",
+        "ablations": False,
+    },
+}
+"""Config overrides of the zoo's variant "memory_walls": the same fine-tuning, started from the
+engine that learned walls (Stage III's ``dynamics_walls``) and on walks that still bump into
+them (``bumper`` instead of ``random`` beside the ``loop`` walks), so that the memory keeps the
+rule the shipped memory never saw (its probes: :mod:`hitchhiker.interactive.walls`)."""
+
+
 def needs(values: dict[str, Any]) -> dict[str, Need]:
     """The tokenizer, and the dynamics model (true actions) the memory model starts from."""
-    return {**tokenizer_needs(values), "dynamics": same_tokens_need("dynamics", values)}
+    return {
+        **tokenizer_needs(values),
+        "dynamics": same_tokens_need(check_start(values["start_from"]), values),
+    }
 
 
 def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:
@@ -418,6 +457,8 @@ def evaluate(model: MemoryDynamicsModel, cfg: Config, deps: Deps) -> dict[str, f
                 for label, change in table.items()
             ]
 
+        if not cfg.ablations:
+            return []
         if edit_every:  # what the update rule buys: the edits walks under the other two rules
             return policies(UPDATE_VARIANTS)
         if k != last:
