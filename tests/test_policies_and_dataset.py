@@ -102,3 +102,27 @@ def test_record_caches_and_serves_torch_datasets(tmp_path, monkeypatch):
     assert len(traj) == 2 * len(range(0, 13 - 5 + 1, 2))
     with pytest.raises(ValueError, match="window length"):
         TrajectoryDataset(rec, length=20)
+
+
+def test_cache_key_holds_the_policy_defaults(tmp_path, monkeypatch):
+    """A changed policy default records again instead of reusing stale play; spelling out a
+    default is the same recording as leaving it out."""
+    from hitchhiker.world.policies import WallBumper, policy_settings
+
+    monkeypatch.setenv("HITCHHIKER_CACHE", str(tmp_path))
+    assert policy_settings("bumper") == {
+        "momentum": 0.8,
+        "interact_prob": 0.05,
+        "noop_prob": 0.05,
+        "bump_prob": 0.6,
+    }
+    with pytest.raises(ValueError, match="unknown"):
+        policy_settings("random", bump_prob=0.5)
+    kw = dict(episodes=1, steps=6, policy="bumper", world=SMALL, progress=False)
+    record("val", **kw)
+    record("val", **kw, policy_kwargs={"bump_prob": 0.6})
+    assert len(list(tmp_path.glob("*.npz"))) == 1
+    monkeypatch.setattr(WallBumper.__init__, "__defaults__", (0.3,))
+    assert policy_settings("bumper")["bump_prob"] == 0.3
+    record("val", **kw)
+    assert len(list(tmp_path.glob("*.npz"))) == 2

@@ -29,7 +29,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from hitchhiker.world.env import HitchhikerWorld, WorldConfig
-from hitchhiker.world.policies import make_policy
+from hitchhiker.world.policies import make_policy, policy_settings
 
 SPLITS = {"train": 0, "val": 1_000_000, "test": 2_000_000}
 """First world seed of each split; episode i of a split plays the world seeded SPLITS[split] + i."""
@@ -172,7 +172,8 @@ def record(
         "episodes": episodes,
         "steps": steps,
         "policy": policy,
-        "policy_kwargs": policy_kwargs or {},
+        # resolved settings, defaults included: a changed default must not reuse stale play
+        "policy_settings": policy_settings(policy, **(policy_kwargs or {})),
         "world": asdict(world),
     }
     episode_seed(split, episodes - 1)  # validates split and range before any work

@@ -22,6 +22,7 @@ Shapes: positions are (row, col) map tiles; R x C is the view's tile grid.
 
 from __future__ import annotations
 
+import inspect
 from collections import deque
 
 import numpy as np
@@ -236,3 +237,21 @@ def make_policy(name: str, **kwargs) -> Policy:
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; expected one of {', '.join(POLICIES)}")
     return POLICIES[name](**kwargs)
+
+
+def policy_settings(name: str, **kwargs) -> dict:
+    """Every setting policy ``name`` plays with: the defaults of each ``__init__`` along its class
+    hierarchy, overridden by ``kwargs`` (what a recording's cache key must hold, so that changing a
+    default records again instead of reusing stale play). Unknown names get a clear error."""
+    if name not in POLICIES:
+        raise ValueError(f"unknown policy {name!r}; expected one of {', '.join(POLICIES)}")
+    settings = {}
+    for cls in reversed(POLICIES[name].__mro__):
+        if "__init__" in vars(cls) and cls is not object:
+            for p in inspect.signature(cls.__init__).parameters.values():
+                if p.default is not inspect.Parameter.empty:
+                    settings[p.name] = p.default
+    unknown = sorted(set(kwargs) - set(settings))
+    if unknown:
+        raise ValueError(f"policy {name!r} takes {sorted(settings)}; got unknown {unknown}")
+    return {**settings, **kwargs}
