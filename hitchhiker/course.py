@@ -244,6 +244,7 @@ NOTEBOOKS: list[Notebook] = [
             "its benchmark rows (`bench --only stage5`, with the closed loop over 3 seeds, idle machine, 5 Dec)": "34 min",
             "plus the go-home planners' rows, added after that run (measured alone, 6 Dec)": "11 min",
             "plus the dream-trained go-home rows (measured alone, 6 Dec)": "2.3 min",
+            "plus the go-home planners through the dream with walls (beside a CI run, 6 Dec)": "26 min",
             "retraining the go-home pair in the memory dream with walls (`zoo train home_dream_walls`, "
             "its figures included, partly shared, 6 Dec)": "18 min",
         },

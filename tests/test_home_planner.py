@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hitchhiker import zoo
-from hitchhiker.agents.home_planner import HomePlanner, planner_home_success
+from hitchhiker.agents.home_planner import HomePlanner, planner_home_play, planner_home_success
 from hitchhiker.agents.judge import real_returns
 from hitchhiker.agents.scripted import RandomPolicy
 from hitchhiker.agents.tasks import GoHome
@@ -75,6 +75,32 @@ def test_the_dream_planners_play_real_episodes_reproducibly(engine, mode):
     assert runs[0].shape == (2,) and set(runs[0].tolist()) <= {0.0, 1.0}
     np.testing.assert_array_equal(runs[0], runs[1])
     assert engine.use_memory == (mode == "memory")  # the mode's dream: bank on or off
+
+
+def test_refused_moves_are_counted_exactly(engine):
+    """A planner that always walks up, against the simulator replaying the same walk: the moves
+    made and the refused ones (the explorer stayed) agree exactly; the world refuses some."""
+
+    class AlwaysUp:
+        def __init__(self, engine):
+            self.engine = engine
+
+        def plan(self, tokens, actions):
+            return np.full(len(tokens), int(Action.UP))
+
+    seeds = [episode_seed("test", i) for i in range(8)]
+    kw = {"out_steps": 4, "back_steps": 12}
+    play = planner_home_play(AlwaysUp(engine), seeds, **kw)
+    moves = refused = 0
+    for seed in seeds:
+        env = GoHome(**kw)
+        where, done = tuple(env.reset(seed=seed)[1]["position"]), False
+        while not done:
+            _, _, term, trunc, info = env.step(int(Action.UP))
+            moves, refused = moves + 1, refused + (tuple(info["position"]) == where)
+            where, done = tuple(info["position"]), term or trunc
+    assert (play.moves, play.refused) == (moves, refused)
+    assert 0 < refused < moves  # up runs into something in some of these worlds, not at once
 
 
 def test_bad_input_gets_a_clear_error(engine, smoke):

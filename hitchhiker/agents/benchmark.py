@@ -3,7 +3,7 @@ returns on held-out worlds (mean and 95% interval over one episode per world) fo
 dream returns of the learned agents beside them, the reward heads against the exact reward and
 against the tile reader's on imagined frames, the dream's speed and the agent's training time; and
 go home's success rates with and without memory: scripted policies, planners through the memory
-dream, and one network learned both ways, in the real world (recipe "home") and only in the dream
+dreams (the shipped memory's, and the one that learned walls), and one network learned both ways, in the real world (recipe "home") and only in the dream
 (recipe "home_dream").
 
 The figures are the shipped agents' (recipes "agent", "home" and "home_dream", re-measured by
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from hitchhiker import zoo
 from hitchhiker.agents.agent_figures import loop_figures
-from hitchhiker.agents.home_planner import HomePlanner, planner_home_success
+from hitchhiker.agents.home_planner import HomePlanner, planner_home_play
 from hitchhiker.agents.judge import real_returns, test_seeds
 from hitchhiker.agents.scripted import HomeScript, LookHome, RandomPolicy, RetraceHome
 from hitchhiker.bench import Figure, figures
@@ -302,30 +302,56 @@ PLANNED_HOME = {
 }
 """The go-home planners of :mod:`.home_planner`, through notebook 06's memory engine."""
 
+PLANNER_DREAMS = {
+    "memory": ("stage5.go_home.planner", tuple(PLANNED_HOME), "notebook 06's memory dream"),
+    "memory_walls": (
+        "stage5.go_home.planner_walls",
+        ("memory", "no_memory"),  # blind plans without a dream: the same as above
+        "the dream of the memory that learned walls",
+    ),
+}
+"""Memory model -> (figure prefix, planners run through its dream, where they plan)."""
 
-def _planned_home_rows() -> list[Figure]:
-    return _success_rows("stage5.go_home.planner", PLANNED_HOME) + [
+
+def _planned_home_rows(memory: str = "memory") -> list[Figure]:
+    p, modes, where = PLANNER_DREAMS[memory]
+    labels = {m: PLANNED_HOME[m].replace("the memory dream", where) for m in modes}
+    rows = _success_rows(p, labels)
+    for m in modes:
+        rows.append(
+            Figure(
+                f"{p}.{m}.refused",
+                f"go home, {m.replace('_', ' ')} planner ({where}): share of its real moves the "
+                "world refused",
+            )
+        )
+    return rows + [
         Figure(
-            "stage5.go_home.planner.memory_minus_no_memory",
-            "go home, planners: memory dream minus window dream, world by world",
+            f"{p}.memory_minus_no_memory",
+            f"go home, planners through {where}: whole walk minus window, world by world",
         ),
-        Figure("stage5.go_home.planner.episodes", "go home, planners: held-out worlds"),
+        Figure(f"{p}.episodes", f"go home, planners through {where}: held-out worlds"),
     ]
 
 
-def go_home_planner_figures(preset: str, episodes: int = 32) -> dict[str, float]:
-    """Success rates of the three go-home planners (:mod:`.home_planner`, its default search) on
-    the first ``episodes`` test worlds of :func:`go_home_figures`, through the shipped memory
-    engine (notebook 06's; a fresh smoke one under the smoke preset)."""
-    model, cfg = zoo.load_or_fit("memory", preset)
-    engine = MemoryEngine(model, zoo.dependencies("memory", cfg)["tokenizer"], cfg=cfg)
+def go_home_planner_figures(
+    preset: str, episodes: int = 32, memory: str = "memory"
+) -> dict[str, float]:
+    """Success rates of the go-home planners (:mod:`.home_planner`, its default search) on the
+    first ``episodes`` test worlds of :func:`go_home_figures`, through the dream of the shipped
+    memory model ``memory`` (a fresh smoke one under the smoke preset), and the share of each
+    planner's real moves the world refused (a dream that draws no walls plans into them)."""
+    p, modes, _ = PLANNER_DREAMS[memory]
+    model, cfg = zoo.load_or_fit(memory, preset)
+    engine = MemoryEngine(model, zoo.dependencies(memory, cfg)["tokenizer"], cfg=cfg)
     seeds = test_seeds(episodes)
-    out, got = {"stage5.go_home.planner.episodes": float(episodes)}, {}
-    for mode in PLANNED_HOME:
-        got[mode] = planner_home_success(HomePlanner(engine, mode), seeds)
-        key = f"stage5.go_home.planner.{mode}.success"
-        out[key], out[f"{key}_ci95"] = mean_interval(got[mode])
-    key = "stage5.go_home.planner.memory_minus_no_memory"
+    out, got = {f"{p}.episodes": float(episodes)}, {}
+    for mode in modes:
+        play = planner_home_play(HomePlanner(engine, mode), seeds)
+        got[mode] = play.success
+        out[f"{p}.{mode}.success"], out[f"{p}.{mode}.success_ci95"] = mean_interval(play.success)
+        out[f"{p}.{mode}.refused"] = play.refused / max(1, play.moves)
+    key = f"{p}.memory_minus_no_memory"
     out[key], out[f"{key}_ci95"] = mean_interval(got["memory"] - got["no_memory"])
     return out
 
@@ -334,7 +360,7 @@ def go_home_planner_figures(preset: str, episodes: int = 32) -> dict[str, float]
     "stage5",
     *_rows(),
     *_home_rows(),
-    *_planned_home_rows(),
+    *(r for memory in PLANNER_DREAMS for r in _planned_home_rows(memory)),
     *_learned_home_rows(),
     *(r for name in DREAMS for r in _dream_home_rows(name)),
 )
@@ -344,7 +370,8 @@ def stage5_figures(preset: str) -> dict[str, float]:
     out = zoo.evaluate("agent", model, cfg)
     out.update(loop_figures(model, cfg, zoo.dependencies("agent", cfg)))
     out.update(go_home_figures(4 if preset == "smoke" else 64))
-    out.update(go_home_planner_figures(preset, 2 if preset == "smoke" else 32))
+    for memory in PLANNER_DREAMS:
+        out.update(go_home_planner_figures(preset, 2 if preset == "smoke" else 32, memory))
     out.update(zoo.evaluate("home", *zoo.load_or_fit("home", preset)))
     for name in DREAMS:
         out.update(dream_home_figures(preset, out, name))

@@ -35,6 +35,8 @@ Shapes: B episodes, K candidates, L depth, n real frames so far, N = h * w token
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -126,19 +128,38 @@ class HomePlanner:
         return seq.reshape(b, k, self.depth)[np.arange(b), best, 0]
 
 
+@dataclass(frozen=True)
+class HomePlay:
+    """What a planner did going home: ``success`` (E,) per episode, and over all episodes the
+    ``moves`` (up, down, left, right) it made in the real world, of which the world ``refused``
+    (rock, water, a tree or the map's edge in the way: the explorer stayed)."""
+
+    success: np.ndarray
+    moves: int
+    refused: int
+
+
 def planner_home_success(
     planner: HomePlanner, seeds, progress: bool = False, **task_kw
 ) -> np.ndarray:
-    """Success (E,) of ``planner`` going home in worlds ``seeds`` (:class:`~.tasks.GoHome`,
-    ``task_kw`` its settings), all episodes in lockstep; the real past is encoded by the
-    planner's engine."""
+    """Success (E,) of ``planner`` going home in worlds ``seeds`` (:func:`planner_home_play`)."""
+    return planner_home_play(planner, seeds, progress, **task_kw).success
+
+
+def planner_home_play(planner: HomePlanner, seeds, progress: bool = False, **task_kw) -> HomePlay:
+    """Play ``planner`` going home in worlds ``seeds`` (:class:`~.tasks.GoHome`, ``task_kw`` its
+    settings), all episodes in lockstep; the real past is encoded by the planner's engine. Every
+    real move is checked against the simulator: a move after which the explorer stands where it
+    stood was refused (a dream without walls plans such moves; the world wastes a step on each)."""
     envs = [GoHome(**task_kw) for _ in seeds]
     infos = [env.reset(seed=s)[1] for env, s in zip(envs, seeds)]
     eng = planner.engine
     past = [eng.encode(i["walk_out"]["frames"]) for i in infos]  # (n, N) each
     acts = [list(i["walk_out"]["actions"]) for i in infos]
+    where = [tuple(i["position"]) for i in infos]
     success = np.zeros(len(seeds))
     live = np.ones(len(seeds), dtype=bool)
+    moves = refused = 0
     bar = tqdm(desc="going home", total=envs[0].back_steps if envs else 0, disable=not progress)
     while live.any():
         by_length: dict[int, list[int]] = {}  # walks out of different lengths plan apart
@@ -146,12 +167,16 @@ def planner_home_success(
             by_length.setdefault(len(past[i]), []).append(int(i))
         for idx in by_length.values():
             tokens = torch.stack([past[i] for i in idx])
-            moves = planner.plan(tokens, np.array([acts[i] for i in idx]).reshape(len(idx), -1))
+            planned = planner.plan(tokens, np.array([acts[i] for i in idx]).reshape(len(idx), -1))
             frames = []
-            for i, move in zip(idx, moves):
-                frame, reward, term, trunc, _ = envs[i].step(int(move))
+            for i, move in zip(idx, planned):
+                frame, reward, term, trunc, info = envs[i].step(int(move))
                 frames.append(frame)
                 acts[i].append(int(move))
+                if int(move) in _MOVES:
+                    moves += 1
+                    refused += tuple(info["position"]) == where[i]
+                where[i] = tuple(info["position"])
                 success[i] = reward
                 live[i] = not (term or trunc)
             for i, tokens in zip(idx, eng.encode(np.stack(frames))):  # one batch per group
@@ -159,4 +184,4 @@ def planner_home_success(
         bar.update()
     bar.total = bar.n  # every episode ended (home, or out of steps): the bar ends full
     bar.close()
-    return success
+    return HomePlay(success, moves, int(refused))
