@@ -3,8 +3,8 @@ returns on held-out worlds (mean and 95% interval over one episode per world) fo
 dream returns of the learned agents beside them, the reward heads against the exact reward and
 against the tile reader's on imagined frames, the dream's speed and the agent's training time; and
 go home's success rates with and without memory: scripted policies, planners through the memory
-dreams (the shipped memory's, and the one that learned walls), and one network learned both ways, in the real world (recipe "home") and only in the dream
-(recipe "home_dream").
+dreams (the shipped memory's, and the one that learned walls), and one network learned both ways,
+in the real world (recipe "home") and only in the dream (recipe "home_dream").
 
 The figures are the shipped agents' (recipes "agent", "home" and "home_dream", re-measured by
 :func:`hitchhiker.zoo.evaluate`); their training wall times are read from the manifest, measured when

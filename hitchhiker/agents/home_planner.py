@@ -42,6 +42,7 @@ import torch
 from tqdm.auto import tqdm
 
 from hitchhiker.agents.tasks import GoHome
+from hitchhiker.interactive.walls import blocked_in_play
 from hitchhiker.memory.memory_engine import MemoryEngine
 from hitchhiker.memory.pose import ACTION_DELTAS
 from hitchhiker.world import Tile
@@ -149,17 +150,17 @@ def planner_home_success(
 def planner_home_play(planner: HomePlanner, seeds, progress: bool = False, **task_kw) -> HomePlay:
     """Play ``planner`` going home in worlds ``seeds`` (:class:`~.tasks.GoHome`, ``task_kw`` its
     settings), all episodes in lockstep; the real past is encoded by the planner's engine. Every
-    real move is checked against the simulator: a move after which the explorer stands where it
-    stood was refused (a dream without walls plans such moves; the world wastes a step on each)."""
+    real move of the way back is checked against the simulator (Stage III's
+    :func:`~hitchhiker.interactive.walls.blocked_in_play`): a move after which the explorer stands
+    where it stood was refused (a dream without walls plans such moves; each wastes a step)."""
     envs = [GoHome(**task_kw) for _ in seeds]
     infos = [env.reset(seed=s)[1] for env, s in zip(envs, seeds)]
     eng = planner.engine
     past = [eng.encode(i["walk_out"]["frames"]) for i in infos]  # (n, N) each
     acts = [list(i["walk_out"]["actions"]) for i in infos]
-    where = [tuple(i["position"]) for i in infos]
+    way = [[np.asarray(i["position"])] for i in infos]  # positions from the walk out's end
     success = np.zeros(len(seeds))
     live = np.ones(len(seeds), dtype=bool)
-    moves = refused = 0
     bar = tqdm(desc="going home", total=envs[0].back_steps if envs else 0, disable=not progress)
     while live.any():
         by_length: dict[int, list[int]] = {}  # walks out of different lengths plan apart
@@ -173,10 +174,7 @@ def planner_home_play(planner: HomePlanner, seeds, progress: bool = False, **tas
                 frame, reward, term, trunc, info = envs[i].step(int(move))
                 frames.append(frame)
                 acts[i].append(int(move))
-                if int(move) in _MOVES:
-                    moves += 1
-                    refused += tuple(info["position"]) == where[i]
-                where[i] = tuple(info["position"])
+                way[i].append(np.asarray(info["position"]))
                 success[i] = reward
                 live[i] = not (term or trunc)
             for i, tokens in zip(idx, eng.encode(np.stack(frames))):  # one batch per group
@@ -184,4 +182,9 @@ def planner_home_play(planner: HomePlanner, seeds, progress: bool = False, **tas
         bar.update()
     bar.total = bar.n  # every episode ended (home, or out of steps): the bar ends full
     bar.close()
-    return HomePlay(success, moves, int(refused))
+    counts = [
+        blocked_in_play([acts[i][len(acts[i]) - len(w) + 1 :]], [np.stack(w)])
+        for i, w in enumerate(way)
+    ]
+    moves, refused = np.sum(counts, axis=0, dtype=int) if counts else (0, 0)
+    return HomePlay(success, int(moves), int(refused))

@@ -232,21 +232,23 @@ class LoopWalk(Policy):
 POLICIES = {"random": RandomWalk, "bumper": WallBumper, "explorer": Explorer, "loop": LoopWalk}
 
 
-def make_policy(name: str, **kwargs) -> Policy:
-    """A fresh policy by name ("random", "bumper", "explorer", "loop")."""
+def _policy_class(name: str) -> type[Policy]:
     if name not in POLICIES:
         raise ValueError(f"unknown policy {name!r}; expected one of {', '.join(POLICIES)}")
-    return POLICIES[name](**kwargs)
+    return POLICIES[name]
+
+
+def make_policy(name: str, **kwargs) -> Policy:
+    """A fresh policy by name ("random", "bumper", "explorer", "loop")."""
+    return _policy_class(name)(**kwargs)
 
 
 def policy_settings(name: str, **kwargs) -> dict:
     """Every setting policy ``name`` plays with: the defaults of each ``__init__`` along its class
     hierarchy, overridden by ``kwargs`` (what a recording's cache key must hold, so that changing a
     default records again instead of reusing stale play). Unknown names get a clear error."""
-    if name not in POLICIES:
-        raise ValueError(f"unknown policy {name!r}; expected one of {', '.join(POLICIES)}")
     settings = {}
-    for cls in reversed(POLICIES[name].__mro__):
+    for cls in reversed(_policy_class(name).__mro__):
         if "__init__" in vars(cls) and cls is not object:
             for p in inspect.signature(cls.__init__).parameters.values():
                 if p.default is not inspect.Parameter.empty:
