@@ -91,6 +91,23 @@ def fill(template: str, **values: float) -> str:
     return PLACEHOLDER.sub(one, template)
 
 
+def against_goal(value: float, half: float, goal: float) -> str:
+    """How a measured ``value`` ± ``half`` (its 95% interval) stands against a goal of at least
+    ``goal``, in words: whether the goal is met, and whether the interval settles it.
+
+    >>> against_goal(0.79, 0.17, 0.8)
+    'falls short of the goal of 0.8, though its interval reaches it'
+    """
+    low, high = value - half, value + half
+    if low >= goal:
+        return f"meets the goal of {goal:g}, with its whole interval above it"
+    if value >= goal:
+        return f"meets the goal of {goal:g}, though its interval reaches below it"
+    if high >= goal:
+        return f"falls short of the goal of {goal:g}, though its interval reaches it"
+    return f"falls short of the goal of {goal:g}, with its whole interval below it"
+
+
 class Shown(str):
     """Text :func:`say` has already shown: a cell that ends with ``say(...)`` does not echo it a
     second time as the cell's result (IPython calls ``_ipython_display_`` instead of printing)."""

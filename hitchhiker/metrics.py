@@ -17,7 +17,9 @@ or generated. Tile accuracy compares that grid with the truth; frame validity sa
 a generated frame look like some real tile at all. These are the exact metrics later stages quote.
 
 Finally, world models are judged over rollouts: an error measured at each step of many rollouts
-becomes an error-versus-horizon curve (:func:`horizon_curve`).
+becomes an error-versus-horizon curve (:func:`horizon_curve`); a mean over held-out episodes carries
+its 95% interval (:func:`mean_interval`), and so does a ratio of two policies' means on the same
+episodes (:func:`ratio_interval`).
 
 Shapes: images are (..., H, W, 3) numpy arrays (uint8, or float in [0, 1]) or torch tensors
 (..., 3, H, W) in [0, 1]; R x C is the tile grid of a view; N rollouts, T steps.
@@ -145,6 +147,34 @@ def mean_interval(values) -> tuple[float, float]:
         return float("nan"), float("nan")
     half = 1.96 * v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
     return float(v.mean()), float(half)
+
+
+def ratio_interval(num, den) -> tuple[float, float]:
+    """(R, half-width of its 95% interval) of a ratio of means R = mean(num) / mean(den), where
+    ``num`` and ``den`` are per-episode values (E,) measured on the *same* episodes (two policies
+    judged on the same held-out worlds).
+
+    The delta method: near R, mean(num) - R mean(den) is the mean of d_i = num_i - R den_i, so
+
+        R_hat - R ~ mean(d) / mean(den),     half = 1.96 s_d / (sqrt(E) mean(den)),
+
+    s_d the sample standard deviation of d. Pairing matters: a world that is easy for both policies
+    moves num and den together, and d subtracts that shared part out. The normal approximation asks
+    for mean(den) well away from 0 (its own interval should not reach 0); with mean(den) <= 0 the
+    ratio is undefined and this raises.
+    """
+    x = np.asarray(num, dtype=float).ravel()
+    y = np.asarray(den, dtype=float).ravel()
+    if x.shape != y.shape or len(x) < 2:
+        raise ValueError(
+            "ratio_interval takes paired per-episode values, two arrays of the same length >= 2; "
+            f"got {len(x)} and {len(y)}"
+        )
+    if y.mean() <= 0:
+        raise ValueError(f"the denominator's mean must be > 0; got {y.mean()}")
+    r = x.mean() / y.mean()
+    d = x - r * y
+    return float(r), float(1.96 * d.std(ddof=1) / (np.sqrt(len(d)) * y.mean()))
 
 
 @dataclass

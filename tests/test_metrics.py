@@ -86,3 +86,54 @@ def test_tile_metrics_on_real_frames():
     wrong = (tiles + 1) % tiles.max()
     assert metrics.tile_accuracy(frames, wrong) < 0.5
     assert math.isfinite(metrics.psnr(frames[0], frames[1]))
+
+
+def test_ratio_interval_matches_the_delta_method_by_hand():
+    from hitchhiker.metrics import ratio_interval
+
+    num, den = np.array([2.0, 0.0, 3.0, 1.0]), np.array([1.0, 1.0, 2.0, 4.0])
+    r, half = ratio_interval(num, den)
+    assert r == pytest.approx(6.0 / 8.0)
+    # d = num - r den = [1.25, -0.75, 1.5, -2.0], mean 0; s_d^2 = sum(d^2) / 3
+    s_d = np.sqrt((1.25**2 + 0.75**2 + 1.5**2 + 2.0**2) / 3)
+    assert half == pytest.approx(1.96 * s_d / (2.0 * 2.0))  # sqrt(E) = 2, mean(den) = 2
+    # Paired: when num moves with den world by world, the interval is narrower than unpaired.
+    _, paired = ratio_interval(den * 1.5 + 0.1 * np.arange(4), den)
+    assert paired < 0.1
+
+
+def test_ratio_interval_covers_the_true_ratio_about_95_percent_of_the_time():
+    from hitchhiker.metrics import ratio_interval
+
+    rng = np.random.default_rng(0)
+    hits, trials = 0, 400
+    for _ in range(trials):
+        ease = rng.gamma(2.0, 1.0, 128)  # a world's ease, shared by both policies
+        den = rng.poisson(ease * 2.0)
+        num = rng.poisson(ease * 1.6)  # true ratio of means 0.8
+        r, half = ratio_interval(num, den)
+        hits += abs(r - 0.8) <= half
+    assert 0.92 <= hits / trials <= 0.98
+
+
+def test_ratio_interval_rejects_unpaired_or_undefined_ratios():
+    from hitchhiker.metrics import ratio_interval
+
+    with pytest.raises(ValueError, match="same length"):
+        ratio_interval([1.0, 2.0, 3.0], [1.0, 2.0])
+    with pytest.raises(ValueError, match="mean must be > 0"):
+        ratio_interval([1.0, 2.0], [0.0, 0.0])
+
+
+def test_against_goal_says_whether_the_interval_settles_it():
+    from hitchhiker.measured import against_goal
+
+    assert against_goal(0.9, 0.05, 0.8).endswith("whole interval above it")
+    assert against_goal(0.83, 0.1, 0.8).startswith("meets") and "below it" in against_goal(
+        0.83, 0.1, 0.8
+    )
+    assert against_goal(0.79, 0.17, 0.8) == (
+        "falls short of the goal of 0.8, though its interval reaches it"
+    )
+    assert against_goal(0.5, 0.1, 0.8).endswith("whole interval below it")
+    assert against_goal(3.0, 0.0, 3).startswith("meets the goal of 3,")

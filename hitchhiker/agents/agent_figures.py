@@ -36,7 +36,7 @@ from hitchhiker.agents.judge import dream_returns, real_returns, test_seeds
 from hitchhiker.agents.planner import ShootingPlanner, planner_returns
 from hitchhiker.agents.scripted import FlowerScript, HomeScript, RandomPolicy
 from hitchhiker.agents.tasks import pick_reward
-from hitchhiker.metrics import mean_interval
+from hitchhiker.metrics import mean_interval, ratio_interval
 from hitchhiker.recipe import Deps
 from hitchhiker.world import read_tiles
 
@@ -72,17 +72,20 @@ def untuned_figures(cfg: Config, tokenizer, policies: dict, prefix: str) -> dict
         out[key], out[f"{key}_ci95"] = mean_interval(got[name])
     key = f"{prefix}.untuned.dream_minus_real_trained"
     out[key], out[f"{key}_ci95"] = mean_interval(got["dream_trained"] - got["real_trained"])
-    return {**out, **dream_ratios(f"{prefix}.untuned", *(got[k].mean() for k in RATIO_ORDER))}
+    return {**out, **dream_ratios(f"{prefix}.untuned", *(got[k] for k in RATIO_ORDER))}
 
 
-def dream_ratios(prefix: str, random: float, real_trained: float, dream: float) -> dict:
+def dream_ratios(prefix: str, random, real_trained, dream) -> dict[str, float]:
     """The dream-trained agent's mean real return over the real-trained one's and over random's,
-    each only where it is defined (the manifest is strict JSON: no NaN)."""
-    return {
-        f"{prefix}.dream_over_{name}": float(dream / other)
-        for name, other in (("real_trained", real_trained), ("random", random))
-        if other > 0
-    }
+    from per-world real returns (E,) on the same worlds, each with the half-width of its 95%
+    interval (paired: :func:`~hitchhiker.metrics.ratio_interval`), and each only where it is defined
+    (the manifest is strict JSON: no NaN)."""
+    out = {}
+    for name, other in (("real_trained", real_trained), ("random", random)):
+        if np.mean(other) > 0:
+            key = f"{prefix}.dream_over_{name}"
+            out[key], out[f"{key}_ci95"] = ratio_interval(dream, other)
+    return out
 
 
 def head_figures(cfg: Config, deps: Deps, heads: TaskHeads, prefix: str) -> dict[str, float]:
@@ -129,8 +132,10 @@ def evaluate(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]:
         "dream_trained": model.policy,
     }
     first = np.stack([make_first(cfg, s) for s in seeds])
+    real_of = {}
     for name, policy in policies.items():
         real = real_returns(cfg.task, policy, seeds, tokenizer, cfg.seed, steps=cfg.task_steps)
+        real_of[name] = real
         out[f"{prefix}.{name}.real_return"], out[f"{prefix}.{name}.real_return_ci95"] = (
             mean_interval(real)
         )
@@ -140,8 +145,7 @@ def evaluate(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]:
                 mean_interval(dream)
             )
             out[f"{prefix}.{name}.dream_minus_real"] = float(np.mean(dream - real))
-    means = (out[f"{prefix}.{k}.real_return"] for k in RATIO_ORDER)
-    out.update(dream_ratios(prefix, *means))
+    out.update(dream_ratios(prefix, *(real_of[k] for k in RATIO_ORDER)))
     out.update(untuned_figures(cfg, tokenizer, policies, prefix))
     out[f"{prefix}.real_steps"] = float(real_steps_of(cfg))
     out.update(head_figures(cfg, deps, model.heads, prefix))
@@ -169,7 +173,8 @@ def planner_figures(model: DreamAgent, cfg: Config, deps: Deps, prefix: str) -> 
         real
     )
     if rand.mean() > 0:
-        out[f"{prefix}.planner_over_random"] = float(real.mean() / rand.mean())
+        key = f"{prefix}.planner_over_random"
+        out[key], out[f"{key}_ci95"] = ratio_interval(real, rand)
     return out
 
 

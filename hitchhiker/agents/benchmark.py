@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from hitchhiker import zoo
 from hitchhiker.agents.agent_figures import loop_figures
+from hitchhiker.agents.agent_recipe import Config as AgentConfig
 from hitchhiker.agents.home_planner import HomePlanner, planner_home_play
 from hitchhiker.agents.judge import real_returns, test_seeds
 from hitchhiker.agents.scripted import HomeScript, LookHome, RandomPolicy, RetraceHome
@@ -52,7 +53,8 @@ def _rows() -> tuple[Figure, ...]:
         ),
         Figure(f"{P}.planner_over_random", "real return of the planner / random (same 32 worlds)"),
     ]
-    untuned = "128 test worlds nobody tuned on (test episodes 1000+)"
+    n, first = AgentConfig.untuned_episodes, AgentConfig.untuned_first  # the cpu preset's
+    untuned = f"{n} test worlds nobody tuned on (test episodes {first}+)"
     rows += [
         Figure(f"{P}.untuned.{k}.real_return", f"{untuned}, real return: {POLICIES[k]}")
         for k in ("random", "real_trained", "dream_trained")
