@@ -245,6 +245,9 @@ NOTEBOOKS: list[Notebook] = [
             "plus the go-home planners' rows, added after that run (measured alone, 6 Dec)": "11 min",
             "plus the dream-trained go-home rows (measured alone, 6 Dec)": "2.3 min",
             "plus the go-home planners through the dream with walls (beside a CI run, 6 Dec)": "26 min",
+            "plus the learning curve in the dream (`curve_figures`: 300 updates, 12 snapshots judged "
+            "on 512 val worlds, measured alone, 6 Dec)": "26 min",
+            "plus judging the untuned test worlds on 512 instead of 128 (6 Dec)": "2.1 min (was 0.7)",
             "retraining the go-home pair in the memory dream with walls (`zoo train home_dream_walls`, "
             "its figures included, partly shared, 6 Dec)": "18 min",
         },

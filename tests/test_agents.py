@@ -262,6 +262,35 @@ def test_a_tiny_agent_learns_a_toy_task_in_a_tiny_dream(tiny, one_thread):
     assert np.mean([x["return"] for x in log[-5:]]) > 2 * log[0]["return"]
 
 
+def test_judging_snapshots_after_updates_leaves_the_training_unchanged(tiny, one_thread):
+    """The learning curve judges copies between updates: the run is the same, weight for weight,
+    as one without the callback, and the callback sees every update once, in order."""
+    import copy
+
+    from hitchhiker.agents.judge import real_returns, test_seeds
+
+    engine, heads, bank = tiny
+    seen, judged = [], []
+
+    def judge(n, policy, log):
+        seen.append((n, len(log)))
+        if n % 2 == 0:  # a real judgement of a copy: plays the simulator with its own generator
+            snap = copy.deepcopy(policy).eval()
+            judged.append(real_returns("flower_picker", snap, test_seeds(2), engine.tokenizer,
+                                       steps=3))  # fmt: skip
+
+    weights = []
+    for callback in (None, judge):
+        torch.manual_seed(3)
+        policy = TokenPolicy(engine.cfg.tokens.vocab_size, (8, 8))
+        dream = DreamVecEnv(engine, heads, bank, num_envs=4, horizon=3)
+        train_in_dream(policy, dream, ActorCriticConfig(horizon=3), 4, progress=False,
+                       after_update=callback)  # fmt: skip
+        weights.append(torch.cat([p.detach().flatten() for p in policy.parameters()]))
+    assert torch.equal(weights[0], weights[1])
+    assert seen == [(1, 1), (2, 2), (3, 3), (4, 4)] and len(judged) == 2
+
+
 def test_epochs_on_one_imagined_batch_learn_more_from_it_within_the_clip():
     """One rollout in which only action 2 pays: 8 clipped epochs with normalized advantages move
     pi(2) further than DIAMOND's single REINFORCE step, and never past what the clip allows."""

@@ -107,10 +107,14 @@ def test_the_command_line_module_uses_the_one_registry(tmp_path):
 def test_every_registered_stage5_row_is_measured_where_defined():
     """Stage V at smoke size: every row is produced except those a smoke run cannot define (a
     ratio or a precision over a zero return, the temperature its one-entry sweep skips, the dream's
-    clearing of picks when the shipped agent picked nothing)."""
+    clearing of picks when the shipped agent picked nothing); the learning curve's snapshots are
+    registered at the cpu preset's update counts, and a smoke run has its own."""
     results = bench.run("smoke", only=["stage5"])
     rows = next(rows for s, _, rows in bench.stages() if s == "stage5")
-    undefined = ("_over_", "_recall", "_precision", ".t0.5.")
+    undefined = ("_over_", "_recall", "_precision", ".t0.5.", ".curve.u")
+    for n in (1, 2):  # the smoke preset's curve: a snapshot after each of its 2 updates
+        for k in ("real_return", "real_return_ci95", "dream_return", "entropy", "value_loss"):
+            assert f"stage5.agent.curve.u{n:03d}.{k}" in results
     if results["stage5.agent.loop.picks"] == 0:  # no pick to check the dream against
         undefined += ("picks_cleared",)
     missing = [

@@ -206,10 +206,20 @@ def rollout(envs, policy, obs, steps: int, generator=None):
 
 
 def train_in_dream(
-    policy, dream, cfg: ActorCriticConfig, updates: int, seed: int = 0, progress: bool = True
+    policy,
+    dream,
+    cfg: ActorCriticConfig,
+    updates: int,
+    seed: int = 0,
+    progress: bool = True,
+    after_update=None,
 ) -> list[dict]:
     """DIAMOND's loop: each update imagines ``cfg.horizon`` steps of ``dream.num_envs`` dreams from
-    fresh real starts and learns from them. Returns one figures dict per update."""
+    fresh real starts and learns from them. Returns one figures dict per update.
+
+    ``after_update(n, policy, log)``, if given, is called after update n (1-based), outside the
+    timed part: a learning curve judges snapshots there. It must leave ``policy`` as it found it
+    (judge a copy); the run is then the same, update for update, as one without it."""
     torch.manual_seed(seed)
     opt = torch.optim.Adam(policy.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(seed)
@@ -221,6 +231,8 @@ def train_in_dream(
         figures = update(policy, opt, cfg, *seq[:5])
         figures["seconds"] = time.perf_counter() - t0
         log.append(figures)
+        if after_update is not None:
+            after_update(i + 1, policy, log)
     return log
 
 

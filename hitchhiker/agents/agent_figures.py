@@ -1,5 +1,5 @@
 """The agent's figures: every policy judged in the real world, the heads, the dream's speed, the
-planner, the temperature sweep and the closed loop (the ``evaluate`` of :mod:`.agent_recipe`).
+planner, the temperature sweep, the closed loop and the learning curve in the dream (the ``evaluate`` of :mod:`.agent_recipe`).
 
 Each figure is a mean over held-out test worlds (one episode each) with its 95% interval, named
 ``stage5.<name>.<figure>``; :mod:`hitchhiker.agents.benchmark` lists them as benchmark rows.
@@ -9,15 +9,18 @@ Shapes: E episodes, T steps, h x w token grid, N = h * w.
 
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
 import torch
 from torch import nn
 
+from hitchhiker.agents.actor_critic import train_in_dream
 from hitchhiker.agents.agent_recipe import (
     Config,
     DreamAgent,
+    build,
     dream_starts,
     engine_of,
     head_play,
@@ -156,6 +159,55 @@ def evaluate(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]:
         out[f"{prefix}.train_minutes"] = model.train_seconds / 60
     out.update(planner_figures(model, cfg, deps, prefix))
     out.update(temperature_figures(model, cfg, deps, prefix, first, out))
+    return out
+
+
+def curve_figures(model: DreamAgent, cfg: Config, deps: Deps, progress: bool = False) -> dict:
+    """The learning curve in the dream: a fresh policy (the recipe's initialisation and seed)
+    trained in the shipped dream with the shipped heads for ``curve_updates`` updates, as
+    :func:`~.agent_recipe.fit` trains it; every ``curve_every`` updates a copy is judged on
+    ``curve_worlds`` val worlds. Rows per snapshot n: the real return (mean and 95% interval), and
+    over the updates since the last snapshot the mean dream return of the training rollouts
+    (``horizon`` imagined steps each, so on another scale than the real ``task_steps``-step
+    episodes), the policy's entropy and the critic's loss; and the real-trained control on the same
+    val worlds, for the ratio."""
+    prefix = f"stage5.{cfg.name}.curve"
+    seeds = test_seeds(cfg.curve_worlds, split="val")
+    tokenizer = deps["tokenizer"]
+
+    def judge(policy) -> np.ndarray:
+        return real_returns(cfg.task, policy, seeds, tokenizer, cfg.seed, steps=cfg.task_steps)
+
+    out = {}
+    out[f"{prefix}.real_trained"], out[f"{prefix}.real_trained_ci95"] = mean_interval(
+        judge(model.real_policy)
+    )
+
+    def snapshot(n: int, policy, log: list[dict]) -> None:
+        if n % cfg.curve_every:
+            return
+        key = f"{prefix}.u{n:03d}"
+        out[f"{key}.real_return"], out[f"{key}.real_return_ci95"] = mean_interval(
+            judge(copy.deepcopy(policy).eval())
+        )
+        for name in ("return", "entropy", "value_loss"):  # of the updates since the last snapshot
+            got = float(np.mean([f[name] for f in log[-cfg.curve_every :]]))
+            out[f"{key}.{'dream_return' if name == 'return' else name}"] = got
+
+    engine = engine_of(cfg, deps)
+    policy = build(cfg).policy  # the fresh policy fit starts from
+    dream = DreamVecEnv(
+        engine, model.heads, dream_starts(engine, deps), num_envs=cfg.batch, horizon=cfg.horizon
+    )
+    train_in_dream(
+        policy,
+        dream,
+        cfg.actor_critic,
+        cfg.curve_updates,
+        cfg.seed,
+        progress,
+        after_update=snapshot,
+    )
     return out
 
 

@@ -84,6 +84,9 @@ class Config:
             "untuned_episodes": 4,
             "task_steps": 8,
             "planner_episodes": 2,
+            "curve_updates": 2,
+            "curve_every": 1,
+            "curve_worlds": 2,
             "planner_candidates": 6,
             "planner_depth": 2,
             "temperatures": (1.0,),
@@ -155,6 +158,13 @@ class Config:
     real-trained read 0.79 +- 0.17, too wide to say whether the goal of 0.8 holds, hence 512."""
     untuned_first: int = 1000
     """First test episode nobody tuned on (one world each)."""
+    curve_updates: int = 300
+    """Dream updates of the learning curve (:func:`~.agent_figures.curve_figures`): a fresh policy
+    trained in the shipped dream, as the shipped one was, for twice ``updates``."""
+    curve_every: int = 25
+    """The curve judges a snapshot of the policy every ``curve_every`` updates."""
+    curve_worlds: int = 512
+    """Val worlds each snapshot is judged on (val: neither the test worlds nor the untuned ones)."""
     planner_episodes: int = 32
     """Held-out test worlds the planner is judged on (the first of ``eval_episodes``'s)."""
     planner_candidates: int = 12

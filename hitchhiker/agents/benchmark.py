@@ -1,7 +1,8 @@
 """Stage V's rows of the course benchmark (:mod:`hitchhiker.bench`): the flower picker's real
 returns on held-out worlds (mean and 95% interval over one episode per world) for every policy, the
 dream returns of the learned agents beside them, the reward heads against the exact reward and
-against the tile reader's on imagined frames, the dream's speed and the agent's training time; and
+against the tile reader's on imagined frames, the dream's speed, the agent's training time and its
+learning curve in the dream (real return on val worlds every 25 updates, to twice its budget); and
 go home's success rates with and without memory: scripted policies, planners through the memory
 dreams (the shipped memory's, and the one that learned walls), and one network learned both ways,
 in the real world (recipe "home") and only in the dream (recipe "home_dream").
@@ -13,7 +14,7 @@ the shipped files were trained."""
 from __future__ import annotations
 
 from hitchhiker import zoo
-from hitchhiker.agents.agent_figures import loop_figures
+from hitchhiker.agents.agent_figures import curve_figures, loop_figures
 from hitchhiker.agents.agent_recipe import Config as AgentConfig
 from hitchhiker.agents.home_planner import HomePlanner, planner_home_play
 from hitchhiker.agents.judge import real_returns, test_seeds
@@ -102,6 +103,7 @@ def _rows() -> tuple[Figure, ...]:
             Figure(f"{P}.head_{where}_true_rewards", f"{label}: rewarded steps (truth)"),
             Figure(f"{P}.head_{where}_predicted_rewards", f"{label}: rewarded steps (head)"),
         ]
+    rows += _curve_rows()
     rows.append(Figure(f"{P}.loop.seeds", "closed loop: repeats, each with its own seed"))
     rows.append(
         Figure(
@@ -154,6 +156,23 @@ def _rows() -> tuple[Figure, ...]:
         Figure(f"{P}.dream_train_minutes", "of which training in the dream", "min"),
     ]
     return tuple(rows)
+
+
+def _curve_rows() -> list[Figure]:
+    """The learning curve in the dream (:func:`~.agent_figures.curve_figures`), at the cpu
+    preset's snapshots."""
+    cfg = AgentConfig
+    val = f"{cfg.curve_worlds} val worlds"
+    rows = [Figure(f"{P}.curve.real_trained", f"learning curve: real return of the control, {val}")]
+    for n in range(cfg.curve_every, cfg.curve_updates + 1, cfg.curve_every):
+        at = f"learning curve in the dream, after {n} updates"
+        rows += [
+            Figure(f"{P}.curve.u{n:03d}.real_return", f"{at}: real return, {val}"),
+            Figure(f"{P}.curve.u{n:03d}.dream_return", f"{at}: dream return of its rollouts"),
+            Figure(f"{P}.curve.u{n:03d}.entropy", f"{at}: policy entropy", "nats"),
+            Figure(f"{P}.curve.u{n:03d}.value_loss", f"{at}: critic loss"),
+        ]
+    return rows
 
 
 HOME = {
@@ -371,6 +390,7 @@ def stage5_figures(preset: str) -> dict[str, float]:
     model, cfg = zoo.load_or_fit("agent", preset)
     out = zoo.evaluate("agent", model, cfg)
     out.update(loop_figures(model, cfg, zoo.dependencies("agent", cfg)))
+    out.update(curve_figures(model, cfg, zoo.dependencies("agent", cfg)))
     out.update(go_home_figures(4 if preset == "smoke" else 64))
     for memory in PLANNER_DREAMS:
         out.update(go_home_planner_figures(preset, 2 if preset == "smoke" else 32, memory))
