@@ -1,5 +1,6 @@
 """The agent's figures: every policy judged in the real world, the heads, the dream's speed, the
-planner, the temperature sweep, the closed loop and the learning curve in the dream (the ``evaluate`` of :mod:`.agent_recipe`).
+planner, the temperature sweep, the closed loop and the learning curve in the dream (the
+``evaluate`` of :mod:`.agent_recipe`).
 
 Each figure is a mean over held-out test worlds (one episode each) with its 95% interval, named
 ``stage5.<name>.<figure>``; :mod:`hitchhiker.agents.benchmark` lists them as benchmark rows.

@@ -155,7 +155,7 @@ class Config:
     """Test worlds from ``untuned_first`` on where random, real- and dream-trained are judged again:
     the actor-critic's settings were chosen on pilots judged on the first test worlds. Judging is
     cheap (about 20 s per 128 worlds for the three); on 128 the headline ratio dream-trained /
-    real-trained read 0.79 +- 0.17, too wide to say whether the goal of 0.8 holds, hence 512."""
+    real-trained read 0.79 +- 0.16, too wide to say whether the goal of 0.8 holds, hence 512."""
     untuned_first: int = 1000
     """First test episode nobody tuned on (one world each)."""
     curve_updates: int = 300

@@ -389,8 +389,9 @@ def stage5_figures(preset: str) -> dict[str, float]:
     """Evaluate the shipped agents (fresh smoke-sized ones under the smoke preset)."""
     model, cfg = zoo.load_or_fit("agent", preset)
     out = zoo.evaluate("agent", model, cfg)
-    out.update(loop_figures(model, cfg, zoo.dependencies("agent", cfg)))
-    out.update(curve_figures(model, cfg, zoo.dependencies("agent", cfg)))
+    deps = zoo.dependencies("agent", cfg)  # the tokenizer and dynamics, loaded once for both
+    out.update(loop_figures(model, cfg, deps))
+    out.update(curve_figures(model, cfg, deps))
     out.update(go_home_figures(4 if preset == "smoke" else 64))
     for memory in PLANNER_DREAMS:
         out.update(go_home_planner_figures(preset, 2 if preset == "smoke" else 32, memory))
