@@ -248,6 +248,8 @@ NOTEBOOKS: list[Notebook] = [
             "plus the learning curve in the dream (`curve_figures`: 300 updates, 12 snapshots judged "
             "on 512 val worlds, measured alone, 6 Dec)": "26 min",
             "plus judging the untuned test worlds on 512 instead of 128 (6 Dec)": "2.1 min (was 0.7)",
+            "plus the seed study (`seed_figures`: 5 more curves of 300 updates, 4 snapshots each "
+            "on 512 val worlds; one thread each, five side by side, 7 Dec)": "83 min",
             "retraining the go-home pair in the memory dream with walls (`zoo train home_dream_walls`, "
             "its figures included, partly shared, 6 Dec)": "18 min",
         },

@@ -316,6 +316,36 @@ def test_epochs_on_one_imagined_batch_learn_more_from_it_within_the_clip():
         ActorCriticConfig(epochs=0)
 
 
+def test_the_critics_weight_and_the_gradient_clip_do_what_they_say():
+    """value_coef 0: the value head, which only the critic's loss reaches, never moves. A clip of
+    1e-3 under plain SGD (lr 1): each step moves the weights by at most 1e-3 (unclipped: more)."""
+    torch.manual_seed(0)
+    obs = torch.randint(0, 16, (4, 32, 8, 8))
+    actions = torch.randint(0, 6, (4, 32))
+    seq = (obs, actions, (actions == 2).float(), torch.ones(4, 32), obs[-1])
+
+    def step(**settings):
+        torch.manual_seed(1)
+        policy = TokenPolicy(16, (8, 8))
+        before = copy.deepcopy(policy.state_dict())
+        cfg = ActorCriticConfig(normalize=True, **settings)
+        update(policy, torch.optim.SGD(policy.parameters(), lr=1.0), cfg, *seq)
+        return {k: v - before[k] for k, v in policy.state_dict().items()}
+
+    def norm(moved):
+        return float(torch.cat([d.flatten() for d in moved.values()]).norm())
+
+    silent = step(value_coef=0.0)
+    assert float(silent["v.weight"].abs().max()) == 0 and float(silent["v.bias"].abs()) == 0
+    assert float(silent["pi.weight"].abs().max()) > 0
+    heard = step(value_coef=0.5)
+    assert float(heard["v.weight"].abs().max()) > 0
+    assert norm(step(max_grad_norm=1e-3)) <= 1e-3 * (1 + 1e-4) < norm(step())
+    for bad, match in (({"value_coef": -1.0}, "value_coef"), ({"max_grad_norm": 0.0}, "max_grad")):
+        with pytest.raises(ValueError, match=match):
+            ActorCriticConfig(**bad)
+
+
 # ------------------------------------------------------------------------------- the planner
 
 

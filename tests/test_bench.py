@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from hitchhiker import bench
@@ -108,13 +109,27 @@ def test_every_registered_stage5_row_is_measured_where_defined():
     """Stage V at smoke size: every row is produced except those a smoke run cannot define (a
     ratio or a precision over a zero return, the temperature its one-entry sweep skips, the dream's
     clearing of picks when the shipped agent picked nothing); the learning curve's snapshots are
-    registered at the cpu preset's update counts, and a smoke run has its own."""
+    registered at the cpu preset's update counts, and a smoke run has its own (and its own seed
+    study's)."""
     results = bench.run("smoke", only=["stage5"])
     rows = next(rows for s, _, rows in bench.stages() if s == "stage5")
-    undefined = ("_over_", "_recall", "_precision", ".t0.5.", ".curve.u")
+    undefined = ("_over_", "_recall", "_precision", ".t0.5.", ".curve.u", ".seeds.")
     for n in (1, 2):  # the smoke preset's curve: a snapshot after each of its 2 updates
         for k in ("real_return", "real_return_ci95", "dream_return", "entropy", "value_loss"):
             assert f"stage5.agent.curve.u{n:03d}.{k}" in results
+        seeds = "stage5.agent.seeds"  # and its seed study: seeds 0 and 1, both critics
+        for setting in ("shipped", "cleanrl"):
+            got = [results[f"{seeds}.{setting}.s{s}.u{n:03d}.real_return"] for s in (0, 1)]
+            assert results[f"{seeds}.{setting}.u{n:03d}.mean"] == pytest.approx(np.mean(got))
+        curve = results[f"stage5.agent.curve.u{n:03d}.real_return"]  # the recipe's own run
+        assert results[f"{seeds}.shipped.s0.u{n:03d}.real_return"] == curve
+    assert {"stage5.agent.seeds.s0.real_trained", "stage5.agent.seeds.s1.real_trained"} <= set(
+        results
+    )
+    loss = {
+        s: results[f"stage5.agent.seeds.{s}.s1.u002.value_loss"] for s in ("shipped", "cleanrl")
+    }
+    assert loss["shipped"] != loss["cleanrl"]  # the critic's settings reach the training
     if results["stage5.agent.loop.picks"] == 0:  # no pick to check the dream against
         undefined += ("picks_cleared",)
     missing = [

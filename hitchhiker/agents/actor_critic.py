@@ -6,7 +6,7 @@ let the policy act for H steps inside the world model, and learn from the imagin
 
     lambda-return   G_t = r_t + gamma c_t ((1 - lambda) V(s_{t+1}) + lambda G_{t+1}),  G_H = V(s_H)
     actor           - log pi(a_t | s_t) (G_t - V(s_t))  - eta H[pi(. | s_t)]   (REINFORCE, baseline)
-    critic          (V(s_t) - G_t)^2
+    critic          c_V (V(s_t) - G_t)^2       (c_V = ``value_coef``; gradient norm clipped)
 
 c_t = 1 - terminated_t (a truncated rollout bootstraps from V of its last frame); H = 15,
 lambda = 0.95, gamma = 0.985, eta = 1e-3 are DIAMOND's settings. Gradients never flow through the
@@ -126,12 +126,21 @@ class ActorCriticConfig:
     """PPO's epsilon: how far one rollout's epochs may move an action's probability (ratio)."""
     normalize: bool = False
     """Scale each batch's advantages to mean 0, spread 1 (DIAMOND: off)."""
+    value_coef: float = 1.0
+    """Weight of the critic's loss beside the actor's (cleanrl's PPO: 0.5). Actor and critic share
+    the trunk, so this also sets how hard the critic pulls on the features the actor reads."""
+    max_grad_norm: float = 10.0
+    """Each gradient step's global norm is clipped to this (cleanrl's PPO: 0.5)."""
 
     def __post_init__(self):
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"epochs must be a positive int; got {self.epochs!r}")
         if not 0 < self.clip < 1:
             raise ValueError(f"clip must lie in (0, 1); got {self.clip!r}")
+        if not self.value_coef >= 0:
+            raise ValueError(f"value_coef must be >= 0; got {self.value_coef!r}")
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0; got {self.max_grad_norm!r}")
 
 
 def update(policy, opt, cfg: ActorCriticConfig, obs, actions, rewards, continues, last_obs):
@@ -162,8 +171,8 @@ def update(policy, opt, cfg: ActorCriticConfig, obs, actions, rewards, continues
         actor = -gain.mean() - cfg.entropy * entropy.mean()
         critic = F.mse_loss(values.view(h, b), returns)
         opt.zero_grad()
-        (actor + critic).backward()
-        nn.utils.clip_grad_norm_(policy.parameters(), 10.0)
+        (actor + cfg.value_coef * critic).backward()
+        nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
         opt.step()
     return {
         "return": float(rewards.sum(0).mean()),

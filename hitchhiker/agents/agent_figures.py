@@ -11,6 +11,7 @@ Shapes: E episodes, T steps, h x w token grid, N = h * w.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 
 import numpy as np
@@ -209,6 +210,51 @@ def curve_figures(model: DreamAgent, cfg: Config, deps: Deps, progress: bool = F
         progress,
         after_update=snapshot,
     )
+    return out
+
+
+SEED_SETTINGS = {"shipped": {}, "cleanrl": {"value_coef": 0.5, "max_grad_norm": 0.5}}
+"""The critic settings :func:`seed_figures` compares: the recipe's, and cleanrl's PPO defaults (the
+critic's loss at half weight, each step's gradient norm clipped at 0.5 instead of 10)."""
+
+
+def seed_figures(
+    model: DreamAgent, cfg: Config, deps: Deps, curve: dict | None = None, progress: bool = False
+) -> dict:
+    """The learning curve of :func:`curve_figures` again, once per seed of ``seed_study`` under
+    each of :data:`SEED_SETTINGS`, judged every ``seed_study_every`` updates: one curve is one run,
+    and a recipe is only as good as its runs. The seed sets the policy's initialisation, the
+    dreams' starts and sampling, and the judging's action draws (the val worlds stay the same).
+    ``curve``, the rows of :func:`curve_figures` for ``cfg`` itself, stands in for the recipe's
+    own seed with the recipe's settings: that run is the same run, snapshot for snapshot.
+    Rows ``stage5.<name>.seeds.<setting>.s<seed>.u<n>.<figure>``, the control per seed
+    (``seeds.s<seed>.real_trained``), and per setting and snapshot the mean real return over the
+    seeds."""
+    prefix, head = f"stage5.{cfg.name}.seeds", f"stage5.{cfg.name}.curve"
+    ns = range(cfg.seed_study_every, cfg.curve_updates + 1, cfg.seed_study_every)
+    kept = (".real_trained", *(f".u{n:03d}." for n in ns))
+    out = {}
+    for setting, changes in SEED_SETTINGS.items():
+        for seed in cfg.seed_study:
+            if curve is not None and not changes and seed == cfg.seed:
+                got = curve
+            else:
+                run = dataclasses.replace(
+                    cfg, seed=seed, curve_every=cfg.seed_study_every, **changes
+                )
+                got = curve_figures(model, run, deps, progress)
+            for key, value in got.items():
+                if not any(k in key for k in kept):
+                    continue
+                at = (
+                    f"{prefix}.s{seed}" if ".real_trained" in key else f"{prefix}.{setting}.s{seed}"
+                )
+                out[at + key[len(head) :]] = value
+        for n in ns:
+            real = [
+                out[f"{prefix}.{setting}.s{seed}.u{n:03d}.real_return"] for seed in cfg.seed_study
+            ]
+            out[f"{prefix}.{setting}.u{n:03d}.mean"] = float(np.mean(real))
     return out
 
 

@@ -87,6 +87,8 @@ class Config:
             "curve_updates": 2,
             "curve_every": 1,
             "curve_worlds": 2,
+            "seed_study": (0, 1),
+            "seed_study_every": 1,
             "planner_candidates": 6,
             "planner_depth": 2,
             "temperatures": (1.0,),
@@ -143,6 +145,10 @@ class Config:
     (0.36 flowers); 8 epochs and normalized advantages reached 1.8 on 32 held-out worlds after 20."""
     normalize: bool = True
     """Normalize each batch's advantages (see ``epochs``)."""
+    value_coef: float = 1.0
+    """Weight of the critic's loss (:class:`~.actor_critic.ActorCriticConfig`; cleanrl: 0.5)."""
+    max_grad_norm: float = 10.0
+    """Gradient norm clip of each actor-critic step (cleanrl: 0.5)."""
     dream_decode_steps: int = 1
     """MaskGIT steps per imagined frame (the engine's validation sweep: 1 step scores as 2)."""
     dream_temperature: float = 0.0
@@ -165,6 +171,12 @@ class Config:
     """The curve judges a snapshot of the policy every ``curve_every`` updates."""
     curve_worlds: int = 512
     """Val worlds each snapshot is judged on (val: neither the test worlds nor the untuned ones)."""
+    seed_study: tuple[int, ...] = (0, 1, 2)
+    """Seeds of the seed study (:func:`~.agent_figures.seed_figures`): the learning curve again per
+    seed, with the recipe's critic settings and with cleanrl's (``value_coef``, ``max_grad_norm``);
+    the curve itself is the recipe's seed with the recipe's settings."""
+    seed_study_every: int = 75
+    """The seed study judges a snapshot every ``seed_study_every`` updates (on ``curve_worlds``)."""
     planner_episodes: int = 32
     """Held-out test worlds the planner is judged on (the first of ``eval_episodes``'s)."""
     planner_candidates: int = 12
@@ -217,6 +229,8 @@ class Config:
             batch=self.batch,
             epochs=self.epochs,
             normalize=self.normalize,
+            value_coef=self.value_coef,
+            max_grad_norm=self.max_grad_norm,
         )
 
 

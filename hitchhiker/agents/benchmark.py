@@ -14,7 +14,12 @@ the shipped files were trained."""
 from __future__ import annotations
 
 from hitchhiker import zoo
-from hitchhiker.agents.agent_figures import curve_figures, loop_figures
+from hitchhiker.agents.agent_figures import (
+    SEED_SETTINGS,
+    curve_figures,
+    loop_figures,
+    seed_figures,
+)
 from hitchhiker.agents.agent_recipe import Config as AgentConfig
 from hitchhiker.agents.home_planner import HomePlanner, planner_home_play
 from hitchhiker.agents.judge import real_returns, test_seeds
@@ -103,7 +108,7 @@ def _rows() -> tuple[Figure, ...]:
             Figure(f"{P}.head_{where}_true_rewards", f"{label}: rewarded steps (truth)"),
             Figure(f"{P}.head_{where}_predicted_rewards", f"{label}: rewarded steps (head)"),
         ]
-    rows += _curve_rows()
+    rows += _curve_rows() + _seed_rows()
     rows.append(Figure(f"{P}.loop.seeds", "closed loop: repeats, each with its own seed"))
     rows.append(
         Figure(
@@ -172,6 +177,27 @@ def _curve_rows() -> list[Figure]:
             Figure(f"{P}.curve.u{n:03d}.entropy", f"{at}: policy entropy", "nats"),
             Figure(f"{P}.curve.u{n:03d}.value_loss", f"{at}: critic loss"),
         ]
+    return rows
+
+
+def _seed_rows() -> list[Figure]:
+    """The seed study (:func:`~.agent_figures.seed_figures`), at the cpu preset's seeds and
+    snapshots: real returns (the critic's loss, dream return and entropy stay in the json)."""
+    cfg = AgentConfig
+    val = f"{cfg.curve_worlds} val worlds"
+    rows = [
+        Figure(f"{P}.seeds.s{s}.real_trained", f"seed study, seed {s}: the control, {val}")
+        for s in cfg.seed_study
+    ]
+    for setting in SEED_SETTINGS:
+        critic = "the recipe's critic" if setting == "shipped" else "cleanrl's critic settings"
+        for n in range(cfg.seed_study_every, cfg.curve_updates + 1, cfg.seed_study_every):
+            at = f"seed study, {critic}, after {n} updates"
+            rows.append(Figure(f"{P}.seeds.{setting}.u{n:03d}.mean", f"{at}: mean over seeds"))
+            rows += [
+                Figure(f"{P}.seeds.{setting}.s{s}.u{n:03d}.real_return", f"{at}, seed {s}: {val}")
+                for s in cfg.seed_study
+            ]
     return rows
 
 
@@ -391,7 +417,9 @@ def stage5_figures(preset: str) -> dict[str, float]:
     out = zoo.evaluate("agent", model, cfg)
     deps = zoo.dependencies("agent", cfg)  # the tokenizer and dynamics, loaded once for both
     out.update(loop_figures(model, cfg, deps))
-    out.update(curve_figures(model, cfg, deps))
+    curve = curve_figures(model, cfg, deps)
+    out.update(curve)
+    out.update(seed_figures(model, cfg, deps, curve))
     out.update(go_home_figures(4 if preset == "smoke" else 64))
     for memory in PLANNER_DREAMS:
         out.update(go_home_planner_figures(preset, 2 if preset == "smoke" else 32, memory))
