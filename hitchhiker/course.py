@@ -236,8 +236,9 @@ NOTEBOOKS: list[Notebook] = [
         ),
         assumes="Notebooks 04 (the masked dynamics this dream runs on) and 06 (memory); what a policy and a return are.",
         runtimes={
-            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, idle machine, 6 Dec)": "61 s",
-            "same, smoke preset": "27 s",
+            "2-core CPU (AMD EPYC), cpu preset, shipped weights (nbconvert, idle machine, 7 Dec)": "89 s "
+            "(77 s the same day before the capstone's walls; 61 s on 6 Dec: the shared machine was slower on 7 Dec)",
+            "same, smoke preset (7 Dec)": "40 s",
             "retraining the agent at the cpu preset (heads, dream, real-world control, then its figures; `zoo train agent`)": "25 min",
             "retraining the go-home agents, with and without memory (`zoo train home`)": "5 min",
             "retraining them only in the memory dream (`zoo train home_dream`, its figures included)": "11 min",
@@ -250,6 +251,12 @@ NOTEBOOKS: list[Notebook] = [
             "plus judging the untuned test worlds on 512 instead of 128 (6 Dec)": "2.1 min (was 0.7)",
             "plus the seed study (`seed_figures`: 5 more curves of 300 updates, 4 snapshots each "
             "on 512 val worlds; one thread each, five side by side, 7 Dec)": "83 min",
+            "plus the capstone's four dreams at the walls the agent meets (`capstone_figures`: "
+            "64 test worlds, measured alone, 7 Dec)": "4.0 min",
+            "retraining the agent in the dream with walls (`zoo train agent_walls`, its figures "
+            "included, 7 Dec)": "23 min",
+            "plus its rows beside the first agent's, and both agents' refused moves "
+            "(`walls_agent_figures`, `refusal_figures`, measured alone, 7 Dec)": "7.1 min",
             "retraining the go-home pair in the memory dream with walls (`zoo train home_dream_walls`, "
             "its figures included, partly shared, 6 Dec)": "18 min",
         },

@@ -81,6 +81,7 @@ RECIPES: dict[str, str] = {
     "state_memory_screen": "hitchhiker.memory.state_recipe:screen",
     "window16": "hitchhiker.memory.window_recipe",
     "agent": "hitchhiker.agents.agent_recipe",
+    "agent_walls": "hitchhiker.agents.agent_recipe:walls",
     "home": "hitchhiker.agents.home_recipe",
     "home_dream": "hitchhiker.agents.home_dream_recipe",
     "home_dream_walls": "hitchhiker.agents.home_dream_recipe:walls",

@@ -16,6 +16,7 @@ from hitchhiker.agents import (
     GoHome,
     HomeScript,
     LookHome,
+    RandomPolicy,
     RetraceHome,
     make_task,
 )
@@ -626,6 +627,131 @@ def test_the_capstone_dream_remembers_with_memory_on():
     assert not panel.use_memory and "memory off" in panel.describe()
     plain = AgentPlay(AgentPanel(engine, heads, policy), keyboard=False)
     assert plain.memory not in plain.children[-1].children  # no memory engine: no toggle
+
+
+def test_a_plain_engines_walks_begun_from_real_frames_imagine_as_its_rollout_does(tiny):
+    """DynamicsEngine.start_from + imagine (the capstone's walls dream, one action at a time) draw
+    exactly what rollout draws for the same real past and actions."""
+    engine, _, _ = tiny
+    rec = record("test", 2, 10, "random", world=LEARNING_WORLD, progress=False)
+    past, future = rec.actions[:, :5], rec.actions[:, 5:]
+    fresh = DynamicsEngine(engine.model, engine.tokenizer, 1, 0.0, cfg=engine.cfg)
+    with pytest.raises(RuntimeError, match="start_from"):
+        fresh.imagine([0, 0])
+    whole = engine.rollout(rec.frames[:, :6], past, future)
+    engine.start_from(engine.encode(rec.frames[:, :6]), past)
+    steps = [engine.imagine(future[:, s]) for s in range(future.shape[1])]
+    np.testing.assert_array_equal(engine.decode(torch.stack(steps, 1)), whole)
+
+
+class FrozenDream(DynamicsEngine):
+    """A dream that never moves: every imagined frame is the last one (what a world model that
+    learned only walls would draw)."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.name = "frozen"
+
+    def imagine(self, actions):
+        return self._tokens[:, -1].clone()
+
+    def describe(self) -> str:
+        return "frozen"
+
+
+def test_the_capstone_measures_each_dream_at_the_walls_the_agent_really_meets(tiny):
+    from hitchhiker.agents.capstone_walls import DREAMS, capstone_wall_figures, walls_in_play
+
+    engine, heads, _ = tiny
+    torch.manual_seed(1)
+    policy = TokenPolicy(engine.cfg.tokens.vocab_size, (8, 8))
+    frozen = FrozenDream(engine.model, engine.tokenizer, 1, 0.0, cfg=engine.cfg)
+    other = DynamicsEngine(engine.model, engine.tokenizer, 1, 0.0, cfg=engine.cfg)
+    with pytest.raises(ValueError, match="pass memory_walls= too"):
+        AgentPanel(engine, heads, policy, memory=frozen, walls=other)
+    with pytest.raises(ValueError, match="pass memory= and walls= too"):
+        AgentPanel(engine, heads, policy, walls=other, memory_walls=frozen)
+    with pytest.raises(ValueError, match="no engine with walls"):
+        AgentPanel(engine, heads, policy, memory=frozen).use_walls = True
+    with pytest.raises(ValueError, match="lacks the dreams"):
+        walls_in_play(AgentPanel(engine, heads, policy, walls=other), [0])
+    panel = AgentPanel(engine, heads, policy, steps=16, memory=other, walls=frozen,
+                       memory_walls=frozen)  # fmt: skip
+    panel.reset(0)
+    panel.use_walls = True  # a toggle re-anchors: the walls dream shows the real frame
+    assert panel.dreamer is frozen and "walls on, frozen" in panel.describe()
+    panel.use_memory = True
+    assert panel.dreamer is frozen and panel.use_walls
+    panel.horizon = 5
+    worlds = [0, 1, 2, 3, 4, 5]
+    got = walls_in_play(panel, worlds)
+    assert (panel.horizon, panel.use_memory, panel.use_walls) == (5, True, True)  # restored
+    # the refused and free moves are the simulator's: replay each episode, the policy's
+    # generator seeded by the world as the measurement seeds it
+    truth = np.zeros((len(worlds), 2), dtype=np.int64)
+    for i, world in enumerate(worlds):
+        task, gen = make_task("flower_picker", steps=16), torch.Generator().manual_seed(world)
+        frame, _ = task.reset(seed=episode_seed("test", world))
+        done = False
+        while not done:
+            obs = engine.encode(frame[None]).view(1, 8, 8).cpu().numpy()
+            act = int(policy.act(obs, gen)[0])
+            where = task.unwrapped.position
+            frame, _, term, trunc, _ = task.step(act)
+            done = term or trunc
+            if act in (1, 2, 3, 4):
+                truth[i, int(task.unwrapped.position != where)] += 1
+    assert truth[:, 0].sum() > 0 and truth[:, 1].sum() > 0  # the agent bumped, and walked
+    for key in DREAMS:
+        np.testing.assert_array_equal(got[key][:, [0, 2]], truth)
+    # a frozen dream draws every refused move still and no free move moved
+    for key in ((False, True), (True, True)):
+        np.testing.assert_array_equal(got[key][:, 1], got[key][:, 0])
+        assert got[key][:, 3].sum() == 0
+    figs = capstone_wall_figures(panel, worlds, "cap")
+    assert figs["cap.walls.blocked_drawn_blocked"] == 1.0
+    assert figs["cap.walls.free_drawn_moved"] == 0.0
+    assert figs["cap.blocked_moves"] == truth[:, 0].sum()
+    assert figs["cap.worlds_bumped"] == (truth[:, 0] > 0).sum()
+    assert 0.0 <= figs["cap.flower_dream.free_drawn_moved"] <= 1.0
+
+
+def test_real_play_counts_exactly_the_moves_the_world_refused():
+    """A policy that always pushes the same way into a wall: every move after the free ones is
+    refused; its real return and real_returns' agree."""
+    from hitchhiker.agents.judge import real_play
+    from hitchhiker.interactive.walls import wall_in_view
+
+    seed, move, made = wall_in_view([episode_seed("test", w) for w in range(64)])
+
+    class Push:
+        def reset(self, env, seed):
+            pass
+
+        def act(self, obs, info):
+            return move
+
+    ret, moves, refused = real_play("flower_picker", Push(), [seed, seed], steps=9)
+    assert moves.tolist() == [9, 9] and refused.tolist() == [9 - made] * 2
+    assert ret.tolist() == real_returns("flower_picker", Push(), [seed, seed], steps=9).tolist()
+    _, moves, refused = real_play("flower_picker", RandomPolicy(), [seed], steps=40)
+    assert 0 < moves[0] < 40 and 0 <= refused[0] <= moves[0]  # noop and interact are not moves
+
+
+def test_the_walls_agent_differs_only_in_the_dynamics_that_dream_it():
+    """agent_walls: the same heads, actor-critic, control and worlds, dreamed by dynamics_walls."""
+    import dataclasses
+
+    from hitchhiker.agents import agent_recipe
+
+    walls, plain = zoo.config_for("agent_walls", "smoke"), zoo.config_for("agent", "smoke")
+    assert (walls.dream_dynamics, plain.dream_dynamics) == ("dynamics_walls", "dynamics")
+    same = dataclasses.replace(walls, name="agent", dream_dynamics="dynamics", engine=plain.engine)
+    assert same == plain
+    need = agent_recipe.needs({"tokenizer": "shipped", "dream_dynamics": "dynamics_walls"})
+    assert need["dynamics"].model == "dynamics_walls"
+    with pytest.raises(ValueError, match="dream_dynamics must be one of .*'dynamics_walls'"):
+        zoo.config_for("agent", "smoke", dream_dynamics="diffusion")
 
 
 def test_an_interrupted_agent_training_resumes_after_its_last_finished_phase(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@
   dream's pose (recipe "home_dream", :mod:`.home_dream_recipe`)
 - :mod:`.home_planner`  go home by looking ahead through the memory dream, with memory and without
 - :mod:`.agent_play`    the capstone: the agent in the real world and the dream, side by side
+- :mod:`.capstone_walls` the capstone's four dreams (memory by walls) at the walls the agent meets
 - :mod:`.benchmark`     Stage V's benchmark rows
 """
 

@@ -11,9 +11,18 @@ pay for flowers the real world no longer has.
 Memory on and off (``memory=``, a Stage IV :class:`~hitchhiker.memory.memory_engine.MemoryEngine`
 on the same tokenizer): with memory on, the dream is the memory model's, and each re-anchoring gives
 it the agent's *whole* real past (the frames older than its window go into its bank), so a place the
-agent walked past is drawn from what was seen rather than invented. The task heads read the plain
-dynamics' features only, so the memory dream's reward is read from its own frames by the tile reader
-(:func:`~.tasks.pick_reward`), the reader's reward of Stage V's head figures.
+agent walked past is drawn from what was seen rather than invented.
+
+Walls on and off (``walls=``, notebook 04's ``dynamics_walls``; with memory too, ``memory_walls=``):
+the agent was trained in a dream that never learned what blocks the explorer (its play only stepped
+onto open tiles), so there a step into water scrolls the view as if the water were grass. With walls
+on, the dream is an engine trained on play that bumps into rock and water: walk into the lake and
+both panels stay put. The four dreams form a 2 x 2, memory by walls; each is the same agent's
+actions imagined by another world model.
+
+The task heads read the features of the dynamics they were fitted on only, so every dream but that
+one is paid by what the tile reader reads in its own frames (:func:`~.tasks.pick_reward`, the
+reader's reward of Stage V's head figures).
 
 Two layers, as :mod:`hitchhiker.play`: :class:`AgentPanel` is a plain engine (``reset(seed)``,
 ``step(action)``, its frame ``[real | dream]``) with the takeover logic, testable headlessly;
@@ -48,21 +57,41 @@ AGENT = "agent"
 class AgentPanel:
     """An engine whose frame is ``[real | dream]``: ``policy`` (a TokenPolicy) or you act in the
     real ``task`` and, with the same actions, in the dream of ``engine`` and its ``heads`` (or, with
-    :attr:`use_memory`, of the ``memory`` engine)."""
+    :attr:`use_memory` and :attr:`use_walls`, of the ``memory``, ``walls`` or ``memory_walls``
+    engine: any engine on the same tokenizer with ``start_from`` and ``imagine``)."""
 
     def __init__(self, engine, heads, policy, task: str = "flower_picker", horizon: int = 8,
-                 steps: int = 32, gap: int = 4, seed: int = 0, memory=None):  # fmt: skip
+                 steps: int = 32, gap: int = 4, seed: int = 0, memory=None, walls=None,
+                 memory_walls=None):  # fmt: skip
         heads.check_engine(engine)
-        if memory is not None:
-            if memory.cfg.tokens != engine.cfg.tokens:
+        if memory_walls is not None and (walls is None or memory is None):
+            raise ValueError("memory_walls= is the dream with memory and walls: pass memory= and "
+                             "walls= too (each toggle then has a dream for either setting)")  # fmt: skip
+        if walls is not None and memory is not None and memory_walls is None:
+            raise ValueError(
+                "with memory= and walls=, pass memory_walls= too (the dream with both)"
+            )
+        self.dreams = {
+            key: other
+            for key, other in (
+                ((True, False), memory),
+                ((False, True), walls),
+                ((True, True), memory_walls),
+            )
+            if other is not None
+        }
+        """The dreams paid by the tile reader, by (memory, walls); (False, False) is the heads'."""
+        for other in self.dreams.values():
+            if other.cfg.tokens != engine.cfg.tokens:
                 raise ValueError(
-                    f"the memory engine reads other tokens ({memory.cfg.tokens}) than the "
-                    f"dream's ({engine.cfg.tokens}): both must sit on one tokenizer"
+                    f"{other.name} reads other tokens ({other.cfg.tokens}) than the dream's "
+                    f"({engine.cfg.tokens}): all dreams must sit on one tokenizer"
                 )
-            if task != "flower_picker":
-                raise ValueError("the memory dream's reward is read for the flower picker only")
-        self.engine, self.heads, self.policy, self.memory = engine, heads, policy, memory
-        self._use_memory = False
+        if self.dreams and task != "flower_picker":
+            raise ValueError("the other dreams' reward is read for the flower picker only")
+        self.engine, self.heads, self.policy = engine, heads, policy
+        self.memory, self.walls = memory, walls
+        self._use = (False, False)  # (memory, walls)
         self.task = make_task(task, steps=steps)
         self.actions: list[str] = list(ACTION_NAMES) + [AGENT]
         self.horizon = horizon
@@ -85,17 +114,39 @@ class AgentPanel:
 
     @property
     def use_memory(self) -> bool:
-        """Whether the dream is the memory engine's (then re-anchored from the real past now)."""
-        return self._use_memory
+        """Whether the dream remembers (the memory engine's, re-anchored from the real past)."""
+        return self._use[0]
 
     @use_memory.setter
     def use_memory(self, on: bool) -> None:
-        if on and self.memory is None:
-            raise ValueError("this panel has no memory engine: pass memory= (a MemoryEngine)")
-        self._use_memory = bool(on)
-        if self.frames:  # after a reset: the other dream starts from the real world, now
+        self.choose(bool(on), self._use[1])
+
+    @property
+    def use_walls(self) -> bool:
+        """Whether the dream is an engine that learned walls."""
+        return self._use[1]
+
+    @use_walls.setter
+    def use_walls(self, on: bool) -> None:
+        self.choose(self._use[0], bool(on))
+
+    def choose(self, memory: bool, walls: bool) -> None:
+        """Dream with memory and/or walls; the new dream starts from the real world, now."""
+        key = (bool(memory), bool(walls))
+        if key != (False, False) and key not in self.dreams:
+            need = {(True, False): "no memory engine: pass memory= (a MemoryEngine)",
+                    (False, True): "no engine with walls: pass walls= (e.g. dynamics_walls)",
+                    (True, True): "no dream with memory and walls: pass memory_walls="}  # fmt: skip
+            raise ValueError(f"this panel has {need[key]}")
+        self._use = key
+        if self.frames:  # after a reset
             self._anchor()
             self._shown()
+
+    @property
+    def dreamer(self):
+        """The engine dreaming now (the heads' own, or one of :attr:`dreams`)."""
+        return self.dreams.get(self._use, self.engine)
 
     @property
     def horizon(self) -> int:
@@ -163,10 +214,10 @@ class AgentPanel:
 
     def _anchor(self) -> None:
         """Start the dream again from the real past: the last W real frames and their actions
-        (the memory dream also remembers the older ones)."""
-        if self.use_memory:
-            self.memory.start_from(self.tokens, self.history.cpu().numpy())
-            self.frames["dream"] = self.memory.decode(self.tokens[:, -1])[0]
+        (the memory dreams also remember the older ones)."""
+        if self._use in self.dreams:
+            self.dreamer.start_from(self.tokens, self.history.cpu().numpy())
+            self.frames["dream"] = self.dreamer.decode(self.tokens[:, -1])[0]
         else:
             ctx, acts = self.engine.window(self.tokens, self.history)
             self.dream = DreamVecEnv(
@@ -179,13 +230,13 @@ class AgentPanel:
 
     def _dream_step(self, act: int) -> float:
         """One imagined step after ``act``: the new dream frame, and the reward it is paid (the
-        heads', or what the tile reader reads in the memory dream's frames)."""
-        if not self.use_memory:
+        heads', or what the tile reader reads in the other dreams' frames)."""
+        if self._use not in self.dreams:
             _, reward, *_ = self.dream.step(np.array([act]))
             self.frames["dream"] = self.dream.render()[0]
             return float(reward[0])
         before = self.frames["dream"]
-        after = self.memory.decode(self.memory.imagine([act]))[0]
+        after = self.dreamer.decode(self.dreamer.imagine([act]))[0]
         self.frames["dream"] = after
         seen = read_tiles(np.stack([before, after]))
         return float(pick_reward(seen.kinds[0], seen.heading[0], act, seen.kinds[1]))
@@ -201,23 +252,27 @@ class AgentPanel:
         return np.concatenate([self.frames["real"], bar, self.frames["dream"]], axis=1)
 
     def describe(self) -> str:
-        """One line: who drives, both returns, the dream's age."""
+        """One line: who drives, both returns, the dream's age, which dream."""
         end = " · the episode is over: Reset to play again" if self.done else ""
-        paid = "read from its frames" if self.use_memory else "the heads'"
-        memory = ""
+        paid = "read from its frames" if self._use in self.dreams else "the heads'"
+        memory = walls = ""
         if self.memory is not None:
-            memory = f" · memory {'on, ' + self.memory.describe() if self.use_memory else 'off'}"
+            said = getattr(self.dreamer, "describe", lambda: self.dreamer.name)
+            memory = f" · memory {'on, ' + said() if self.use_memory else 'off'}"
+        if self.walls is not None:
+            walls = f" · walls {'on, ' + self.dreamer.name if self.use_walls else 'off'}"
         return (
             f"driver: {self.driver} · step {self.t} · real return {self.real_return:g} · "
             f"dream return ({paid}) {self.dream_return:g} · the dream was shown the real "
-            f"world {self.since_anchor} steps ago (horizon {self.horizon}){memory}{end}"
+            f"world {self.since_anchor} steps ago (horizon {self.horizon}){memory}{walls}{end}"
         )
 
 
 class AgentPlay(w.VBox):
     """The capstone panel: the player over an :class:`AgentPanel`, the driver toggle, the
-    imagination-horizon slider, the memory toggle (with a memory engine) and a status line. CSS
-    hooks: class ``hh-agent``; ``hh-driver``, ``hh-horizon``, ``hh-memory``, ``hh-agent-status``."""
+    imagination-horizon slider, the memory and walls toggles (each with its engines) and a status
+    line. CSS hooks: class ``hh-agent``; ``hh-driver``, ``hh-horizon``, ``hh-memory``, ``hh-walls``,
+    ``hh-agent-status``."""
 
     def __init__(self, panel: AgentPanel, seed: int = 0, scale: int = 4, fps: float = 4, **kw):
         super().__init__()
@@ -248,6 +303,11 @@ class AgentPlay(w.VBox):
         self.memory.observe(self._on_memory, names="value")
         if panel.memory is not None:
             controls.append(self.memory)
+        self.walls = w.ToggleButtons(options=["off", "on"], value="off", description="walls")
+        self.walls.add_class("hh-walls")
+        self.walls.observe(self._on_walls, names="value")
+        if panel.walls is not None:
+            controls.append(self.walls)
         self.children = [caption, self.player, self.status, w.HBox(controls)]
         self.add_class("hh-agent")
         self._show()
@@ -266,6 +326,10 @@ class AgentPlay(w.VBox):
         self.panel.use_memory = change["new"] == "on"
         self.controller.show(self.panel.view())
 
+    def _on_walls(self, change: dict) -> None:
+        self.panel.use_walls = change["new"] == "on"
+        self.controller.show(self.panel.view())
+
     def _show(self) -> None:
         self.status.value = f"<small>{html.escape(self.panel.describe())}</small>"
         if hasattr(self, "driver") and self.driver.value != self.panel.driver:
@@ -273,11 +337,21 @@ class AgentPlay(w.VBox):
 
 
 def agent_play(
-    engine, heads, policy, seed: int = 0, horizon: int = 8, memory=None, **kw
+    engine,
+    heads,
+    policy,
+    seed: int = 0,
+    horizon: int = 8,
+    memory=None,
+    walls=None,
+    memory_walls=None,
+    **kw,
 ) -> AgentPlay:
     """The capstone widget: ``policy`` in held-out test world ``seed``, real beside dream (and,
-    given a Stage IV ``memory`` engine, a toggle that makes the dream remember)."""
+    given a Stage IV ``memory`` engine, a toggle that makes the dream remember; given engines
+    that learned walls, a toggle that makes the dream stop at them)."""
     keys = ("scale", "fps", "keyboard")
-    panel = AgentPanel(engine, heads, policy, horizon=horizon, memory=memory,
+    panel = AgentPanel(engine, heads, policy, horizon=horizon, memory=memory, walls=walls,
+                       memory_walls=memory_walls,
                        **{k: v for k, v in kw.items() if k not in keys})  # fmt: skip
     return AgentPlay(panel, seed, **{k: v for k, v in kw.items() if k in keys})

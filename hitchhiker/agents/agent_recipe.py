@@ -112,6 +112,9 @@ class Config:
     """Which tokenizer the dynamics reads: "shipped" or "oracle" (smoke)."""
     tokens: TokenGrid = field(default_factory=TokenGrid)
     """The tokenizer's vocabulary and grid (bound)."""
+    dream_dynamics: str = "dynamics"
+    """The Stage III masked dynamics whose dream the agent learns in (one of
+    :data:`DREAM_DYNAMICS`): ``"dynamics_walls"`` was trained on play that bumps, and draws walls."""
     engine: str = ""
     """Name of the dynamics engine the heads read (bound)."""
     dynamics_dim: int = 0
@@ -215,6 +218,7 @@ class Config:
     """Seed of initialisation, rollouts and judging."""
 
     def __post_init__(self):
+        check_dynamics(self.dream_dynamics)
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; expected one of {', '.join(TASKS)}")
         if self.task != "flower_picker":
@@ -234,9 +238,27 @@ class Config:
         )
 
 
+DREAM_DYNAMICS = ("dynamics", "dynamics_walls")
+"""The masked dynamics an agent may dream in."""
+
+
+def check_dynamics(name: str) -> str:
+    if name not in DREAM_DYNAMICS:
+        raise ValueError(f"dream_dynamics must be one of {DREAM_DYNAMICS}; got {name!r}")
+    return name
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "walls": {"dream_dynamics": "dynamics_walls", "name": "agent_walls"},
+}
+"""Config overrides of the zoo's variant "agent_walls": the same heads, actor-critic, control
+and worlds, dreamed by the dynamics that learned walls (Stage III's ``dynamics_walls``)."""
+
+
 def needs(values: dict[str, Any]) -> dict[str, Need]:
     """The tokenizer and the masked dynamics whose dream the agent lives in."""
-    return {**tokenizer_needs(values), "dynamics": same_tokens_need("dynamics", values)}
+    dyn = check_dynamics(values.get("dream_dynamics", "dynamics"))
+    return {**tokenizer_needs(values), "dynamics": same_tokens_need(dyn, values)}
 
 
 def bind(values: dict[str, Any], deps: Deps) -> dict[str, Any]:

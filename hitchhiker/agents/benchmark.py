@@ -20,7 +20,15 @@ from hitchhiker.agents.agent_figures import (
     loop_figures,
     seed_figures,
 )
+from hitchhiker.agents.agent_play import AgentPanel
 from hitchhiker.agents.agent_recipe import Config as AgentConfig
+from hitchhiker.agents.agent_recipe import engine_of
+from hitchhiker.agents.capstone_walls import (
+    REFUSED,
+    capstone_dreams,
+    capstone_wall_figures,
+    refusal_figures,
+)
 from hitchhiker.agents.home_planner import HomePlanner, planner_home_play
 from hitchhiker.agents.judge import real_returns, test_seeds
 from hitchhiker.agents.scripted import HomeScript, LookHome, RandomPolicy, RetraceHome
@@ -108,7 +116,7 @@ def _rows() -> tuple[Figure, ...]:
             Figure(f"{P}.head_{where}_true_rewards", f"{label}: rewarded steps (truth)"),
             Figure(f"{P}.head_{where}_predicted_rewards", f"{label}: rewarded steps (head)"),
         ]
-    rows += _curve_rows() + _seed_rows()
+    rows += _curve_rows() + _seed_rows() + _capstone_rows() + _walls_agent_rows()
     rows.append(Figure(f"{P}.loop.seeds", "closed loop: repeats, each with its own seed"))
     rows.append(
         Figure(
@@ -161,6 +169,99 @@ def _rows() -> tuple[Figure, ...]:
         Figure(f"{P}.dream_train_minutes", "of which training in the dream", "min"),
     ]
     return tuple(rows)
+
+
+def _capstone_rows() -> list[Figure]:
+    """The capstone's four dreams at the walls the agent meets (:mod:`.capstone_walls`)."""
+    c, worlds = f"{P}.capstone", f"{CAPSTONE_WORLDS} test worlds"
+    rows = [
+        Figure(
+            f"{c}.blocked_moves", f"capstone: the agent's moves the real world refused, {worlds}"
+        ),
+        Figure(f"{c}.free_moves", "capstone: the agent's free moves, same worlds"),
+        Figure(f"{c}.worlds", "capstone: held-out test worlds the agent played"),
+        Figure(f"{c}.worlds_bumped", "capstone: worlds where the agent bumped at all"),
+    ]
+    for name, label in CAPSTONE_LABELS.items():
+        rows += [
+            Figure(
+                f"{c}.{name}.blocked_drawn_blocked", f"capstone, {label}: refused moves drawn still"
+            ),
+            Figure(f"{c}.{name}.free_drawn_moved", f"capstone, {label}: free moves drawn moved"),
+        ]
+    return rows
+
+
+CAPSTONE_WORLDS = 64
+"""Held-out test worlds the capstone's dreams are measured on (2 in smoke)."""
+CAPSTONE_LABELS = {
+    "flower_dream": "the dream the agent trained in",
+    "memory": "memory dream",
+    "walls": "dream with walls (dynamics_walls)",
+    "memory_walls": "memory dream with walls",
+}
+
+
+def capstone_figures(model, cfg, deps, worlds: int) -> dict[str, float]:
+    """:func:`~.capstone_walls.capstone_wall_figures` of the agent on the first test worlds."""
+    panel = AgentPanel(engine_of(cfg, deps), model.heads, model.policy,
+                       **capstone_dreams(deps["tokenizer"], cfg.tokenizer))  # fmt: skip
+    return capstone_wall_figures(panel, range(worlds), f"{P}.capstone")
+
+
+WALLS_AGENT = {
+    "dream_trained.real_return": "real return",
+    "dream_trained.dream_return": "dream return",
+    "dream_over_real_trained": "real return / the real-trained control's (same 64 worlds)",
+    "untuned.dream_trained.real_return": "real return, 512 untuned test worlds",
+    "untuned.dream_over_real_trained": "real return / the control's, 512 untuned test worlds",
+    "untuned.minus_agent": "real return minus the flower agent's, 512 untuned worlds, paired",
+    "train_minutes": "wall time to train it (heads, dream, control)",
+}
+"""Rows of the agent trained in the dream with walls (recipe variant ``agent_walls``), beside the
+flower agent's; the rest of its figures stay in the json."""
+
+
+def _walls_agent_rows() -> list[Figure]:
+    """What walls cost each agent in the real world (:func:`~.capstone_walls.refusal_figures`),
+    and the agent trained in the dream of ``dynamics_walls``."""
+    labels = {"random": "random policy", "real_trained": "real-trained control",
+              "dream_trained": "agent trained in the dream"}  # fmt: skip
+    rows = []
+    for name, who in (("agent", ""), ("agent_walls", " (the dream with walls)")):
+        r = f"stage5.{name}.refusals"
+        rows += [
+            Figure(
+                f"{r}.{p}.refused_share",
+                f"{labels[p]}{who}: share of its real moves refused, 64 test worlds",
+            )  # fmt: skip
+            for p in (REFUSED if name == "agent" else ("dream_trained",))
+        ]
+        rows.append(Figure(f"{r}.dream_minus_real_trained",
+                           f"share refused{who}: dream-trained minus the control, world by world"))  # fmt: skip
+    for key, label in WALLS_AGENT.items():
+        unit = "min" if key.endswith("minutes") else ""
+        goal = ">= 0.8" if key.endswith("dream_over_real_trained") else ""
+        rows.append(Figure(f"stage5.agent_walls.{key}", f"trained in the dream with walls: {label}",
+                           unit, goal))  # fmt: skip
+    return rows
+
+
+def walls_agent_figures(model, cfg, deps, preset: str) -> dict[str, float]:
+    """The agent trained in the dream with walls (``agent_walls``): its own figures, what walls
+    cost it, and its real return minus the flower agent's (``model``) on the untuned test worlds,
+    world by world (one training seed each)."""
+    walls, walls_cfg = zoo.load_or_fit("agent_walls", preset)
+    out = zoo.evaluate("agent_walls", walls, walls_cfg)
+    out.update(refusal_figures(walls, walls_cfg, deps["tokenizer"]))
+    seeds = test_seeds(cfg.untuned_episodes, first=cfg.untuned_first)
+    got = [
+        real_returns(cfg.task, m.policy, seeds, deps["tokenizer"], cfg.seed, steps=cfg.task_steps)
+        for m in (walls, model)
+    ]
+    key = "stage5.agent_walls.untuned.minus_agent"
+    out[key], out[f"{key}_ci95"] = mean_interval(got[0] - got[1])
+    return out
 
 
 def _curve_rows() -> list[Figure]:
@@ -420,13 +521,16 @@ def stage5_figures(preset: str) -> dict[str, float]:
     curve = curve_figures(model, cfg, deps)
     out.update(curve)
     out.update(seed_figures(model, cfg, deps, curve))
+    out.update(capstone_figures(model, cfg, deps, 2 if preset == "smoke" else CAPSTONE_WORLDS))
+    out.update(refusal_figures(model, cfg, deps["tokenizer"]))
+    out.update(walls_agent_figures(model, cfg, deps, preset))
     out.update(go_home_figures(4 if preset == "smoke" else 64))
     for memory in PLANNER_DREAMS:
         out.update(go_home_planner_figures(preset, 2 if preset == "smoke" else 32, memory))
     out.update(zoo.evaluate("home", *zoo.load_or_fit("home", preset)))
     for name in DREAMS:
         out.update(dream_home_figures(preset, out, name))
-    for name in ("agent", "home", *DREAMS):
+    for name in ("agent", "agent_walls", "home", *DREAMS):
         if preset != "smoke" and zoo.path_of(name).is_file():
             # The manifest's, measured when the shipped file was trained (not stored_figures():
             # there the stored benchmark wins, and it holds the figures of the file shipped before).

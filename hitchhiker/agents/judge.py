@@ -25,6 +25,7 @@ from gymnasium.vector import AutoresetMode
 
 from hitchhiker.agents.dream import DreamVecEnv, StartBank
 from hitchhiker.agents.tasks import make_task
+from hitchhiker.interactive.walls import MOVES
 from hitchhiker.tokens import TokenGrid, encode_frames
 from hitchhiker.world import ACTION_NAMES
 from hitchhiker.world.dataset import episode_seed
@@ -96,6 +97,13 @@ def real_returns(task: str, policy, seeds, tokenizer=None, seed: int = 0, **task
 
     ``policy``: a :class:`~.actor_critic.TokenPolicy` (reads token grids, needs ``tokenizer``;
     actions sampled, seeded) or a scripted one with ``reset(env, seed)`` / ``act(obs, info)``."""
+    return real_play(task, policy, seeds, tokenizer, seed, **task_kw)[0]
+
+
+def real_play(task: str, policy, seeds, tokenizer=None, seed: int = 0, **task_kw):
+    """:func:`real_returns`' episodes, with what the world refused: per episode (E,) the return,
+    the moves made (up, down, left, right) and, of those, the ones the world refused (the
+    explorer's position did not change: water, rock, a house or a stuck sheep in the way)."""
     envs = [make_task(task, **task_kw) for _ in seeds]
     firsts = [env.reset(seed=s) for env, s in zip(envs, seeds)]
     frames = np.stack([f for f, _ in firsts])
@@ -109,6 +117,7 @@ def real_returns(task: str, policy, seeds, tokenizer=None, seed: int = 0, **task
             p.reset(env, s)
     gen = torch.Generator().manual_seed(seed)
     returns = np.zeros(len(seeds))
+    moves, refused = np.zeros(len(seeds), np.int64), np.zeros(len(seeds), np.int64)
     live = np.ones(len(seeds), dtype=bool)
     while live.any():
         if learned:
@@ -116,11 +125,15 @@ def real_returns(task: str, policy, seeds, tokenizer=None, seed: int = 0, **task
         else:
             acts = [p.act(f, i) for p, f, i in zip(scripted, frames, infos)]
         for i in np.flatnonzero(live):
+            where = envs[i].unwrapped.position
             frame, r, term, trunc, info = envs[i].step(int(acts[i]))
+            if int(acts[i]) in MOVES:
+                moves[i] += 1
+                refused[i] += envs[i].unwrapped.position == where
             frames[i], infos[i] = frame, info
             returns[i] += r
             live[i] = not (term or trunc)
-    return returns
+    return returns, moves, refused
 
 
 def dream_returns(

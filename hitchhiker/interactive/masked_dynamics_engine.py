@@ -204,6 +204,26 @@ class DynamicsEngine:
         self._actions = acts
 
     @torch.inference_mode()
+    def start_from(self, tokens: torch.Tensor, past) -> None:
+        """Begin B walks from real token frames (B, n, N) and the world actions (B, n-1) between
+        them (the window keeps the last W); :meth:`imagine` then steps them. Stage V's capstone
+        re-anchors a dream here; the memory engine also banks the older frames."""
+        past = np.asarray(past, dtype=np.int64).reshape(tokens.shape[0], tokens.shape[1] - 1)
+        self._tokens, self._actions = self.window(tokens, torch.as_tensor(past))
+        self._gen = self._generator()
+
+    @torch.inference_mode()
+    def imagine(self, actions) -> torch.Tensor:
+        """The next imagined frame's tokens (B, N) of each walk begun by :meth:`start_from`,
+        after world ``actions`` (B,); the window slides on."""
+        if self._tokens is None or self._gen is None:
+            raise RuntimeError("call start_from(tokens, past) before imagine(actions)")
+        a = self.model_actions(np.asarray(actions, dtype=np.int64).reshape(-1))
+        nxt = self.predict(self._tokens, self._actions, a, self._gen)
+        self._slide(nxt, a)
+        return nxt
+
+    @torch.inference_mode()
     def rollout(self, context_frames, context_actions, actions) -> np.ndarray:
         """Imagine T frames (B, T, 64, 64, 3) uint8 after real context frames (B, N, 64, 64, 3),
         the actions between them (B, N-1) and the actions to imagine (B, T)."""

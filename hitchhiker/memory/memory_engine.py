@@ -365,10 +365,9 @@ class MemoryEngine(DynamicsEngine):
         them: the last W frames are the window, the older ones go into the memory. Then
         :meth:`imagine` steps them (Stage V's capstone re-anchors its dream here: an agent's
         whole real past is remembered, not only the window's)."""
+        super().start_from(tokens, past)  # the window and the generator
         past = np.asarray(past, dtype=np.int64).reshape(tokens.shape[0], tokens.shape[1] - 1)
-        self._tokens, self._actions = self.window(tokens, torch.as_tensor(past))
         self._begin(tokens, past, None)
-        self._gen = self._generator()
 
     @torch.inference_mode()
     def imagine(self, actions) -> torch.Tensor:
