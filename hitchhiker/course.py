@@ -257,6 +257,9 @@ NOTEBOOKS: list[Notebook] = [
             "included, 7 Dec)": "23 min",
             "plus its rows beside the first agent's, and both agents' refused moves "
             "(`walls_agent_figures`, `refusal_figures`, measured alone, 7 Dec)": "7.1 min",
+            "plus the untuned seed study (`untuned_seed_figures`: 4 more dream-trained agents, "
+            "heads and dream, one thread each, two side by side, then all judged on two threads, "
+            "7 Dec)": "46 min",
             "retraining the go-home pair in the memory dream with walls (`zoo train home_dream_walls`, "
             "its figures included, partly shared, 6 Dec)": "18 min",
         },

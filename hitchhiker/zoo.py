@@ -197,9 +197,10 @@ def run_dir_of(name: str, preset: str, runs: Path | None = None) -> Path:
     return Path(runs or RUNS) / f"{name}-{preset}"
 
 
-def _claim_run_dir(run_dir: Path, config: dict, name: str, preset: str) -> None:
-    """Record the recipe config a run dir trains; refuse to resume one trained with another
-    (the trainer's own check only sees optimiser settings, not e.g. the model width)."""
+def claim_run_dir(run_dir: Path, cfg, name: str, preset: str) -> None:
+    """Record the recipe config ``cfg`` a run dir trains; refuse to resume one trained with
+    another (the trainer's own check only sees optimiser settings, not e.g. the model width)."""
+    config = config_to_dict(cfg)
     record = run_dir / "recipe_config.json"
     if record.is_file():
         saved = json.loads(record.read_text())
@@ -237,7 +238,7 @@ def ship(
     run_dir = run_dir_of(name, preset, shelf / "runs" if into is not None else None)
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
-    _claim_run_dir(run_dir, config_to_dict(cfg), name, preset)
+    claim_run_dir(run_dir, cfg, name, preset)
     model = mod.fit(cfg, deps, run_dir=run_dir, progress=progress)
     round_to_half(model)  # its figures are the shipped file's: weights as float16 stores them
     figures = {k: float(v) for k, v in mod.evaluate(model, cfg, deps).items()}

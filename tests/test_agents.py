@@ -782,3 +782,73 @@ def test_an_interrupted_agent_training_resumes_after_its_last_finished_phase(tmp
     learned = [{k: v for k, v in row.items() if k != "seconds"} for row in resumed.dream_log]
     assert learned == [{k: v for k, v in row.items() if k != "seconds"} for row in whole.dream_log]
     assert resumed.train_seconds > 0
+
+
+def test_the_seed_studys_runs_are_the_recipes_own_and_resume(tmp_path, monkeypatch):
+    """untuned_seeds: seed 0's run is the shipped agent's (heads and dream, stored as float16),
+    another seed is another agent, and a finished run is loaded, never trained again."""
+    from hitchhiker.agents import agent_recipe
+    from hitchhiker.agents.untuned_seeds import run_dir_of, trained_again
+    from hitchhiker.checkpoint import round_to_half
+
+    cfg, deps = zoo.prepare("agent", "smoke")
+    shipped = round_to_half(agent_recipe.fit(cfg, deps, progress=False))
+    again, again_cfg = trained_again("agent", "smoke", 0, runs=tmp_path)
+    assert again_cfg == cfg and again.real_log is None  # the control is not retrained
+    for part in ("heads", "policy"):
+        for a, b in zip(getattr(shipped, part).state_dict().values(),
+                        getattr(again, part).state_dict().values()):  # fmt: skip
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    run = run_dir_of("agent", "smoke", 0, tmp_path)
+    assert sorted(p.name for p in run.iterdir()) == [
+        "dream.safetensors",
+        "heads.safetensors",
+        "recipe_config.json",
+    ]
+    other, other_cfg = trained_again("agent", "smoke", 1, runs=tmp_path)
+    assert other_cfg.seed == 1
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(again.policy.state_dict().values(), other.policy.state_dict().values())
+    )
+
+    def never(*a, **k):
+        raise AssertionError("a finished phase ran again")
+
+    monkeypatch.setattr(agent_recipe, "train_in_dream", never)
+    monkeypatch.setattr(agent_recipe, "fit_heads", never)
+    resumed, _ = trained_again("agent", "smoke", 1, runs=tmp_path)
+    for a, b in zip(other.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_the_seed_study_averages_seeds_world_by_world(monkeypatch):
+    from hitchhiker.agents import untuned_seeds
+    from hitchhiker.metrics import mean_interval, ratio_interval
+
+    rng = np.random.default_rng(0)
+    got = {
+        name: {0: rng.integers(0, 4, 50), 1: rng.integers(0, 5, 50), "control": rng.integers(1, 5, 50)}
+        for name in ("agent", "agent_walls")
+    }  # fmt: skip
+    monkeypatch.setattr(
+        untuned_seeds, "seed_returns", lambda name, *a, **k: {k_: v.copy() for k_, v in got[name].items()}
+    )  # fmt: skip
+    out = untuned_seeds.untuned_seed_figures(
+        {"agent": (None, None), "agent_walls": (None, None)}, "cpu"
+    )
+    for name, g in got.items():
+        key = f"stage5.{name}.untuned_seeds"
+        per_world = (g[0] + g[1]) / 2
+        assert out[f"{key}.s0.real_return"] == g[0].mean()
+        assert out[f"{key}.s1.real_return"] == g[1].mean()
+        assert (out[f"{key}.real_return"], out[f"{key}.real_return_ci95"]) == mean_interval(
+            per_world
+        )
+        assert out[f"{key}.seed_min"] == min(g[0].mean(), g[1].mean())
+        assert out[f"{key}.seed_max"] == max(g[0].mean(), g[1].mean())
+        ratio = ratio_interval(per_world, g["control"])
+        assert (out[f"{key}.over_real_trained"], out[f"{key}.over_real_trained_ci95"]) == ratio
+    paired = (got["agent_walls"][0] + got["agent_walls"][1] - got["agent"][0] - got["agent"][1]) / 2
+    key = "stage5.agent_walls.untuned_seeds.minus_agent"
+    np.testing.assert_allclose([out[key], out[f"{key}_ci95"]], mean_interval(paired))

@@ -114,6 +114,10 @@ def test_every_registered_stage5_row_is_measured_where_defined():
     results = bench.run("smoke", only=["stage5"])
     rows = next(rows for s, _, rows in bench.stages() if s == "stage5")
     undefined = ("_over_", "_recall", "_precision", ".t0.5.", ".curve.u", ".seeds.")
+    undefined += (".untuned_seeds.s2.", ".untuned_seeds.over_")  # smoke: seeds 0, 1; may be 0/0
+    for name in ("agent", "agent_walls"):  # the untuned seed study's smoke seeds
+        got = [results[f"stage5.{name}.untuned_seeds.s{s}.real_return"] for s in (0, 1)]
+        assert min(got) <= results[f"stage5.{name}.untuned_seeds.real_return"] <= max(got)
     for n in (1, 2):  # the smoke preset's curve: a snapshot after each of its 2 updates
         for k in ("real_return", "real_return_ci95", "dream_return", "entropy", "value_loss"):
             assert f"stage5.agent.curve.u{n:03d}.{k}" in results

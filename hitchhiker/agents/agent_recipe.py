@@ -88,6 +88,7 @@ class Config:
             "curve_every": 1,
             "curve_worlds": 2,
             "seed_study": (0, 1),
+            "untuned_seeds": (0, 1),
             "seed_study_every": 1,
             "planner_candidates": 6,
             "planner_depth": 2,
@@ -167,6 +168,10 @@ class Config:
     real-trained read 0.79 +- 0.16, too wide to say whether the goal of 0.8 holds, hence 512."""
     untuned_first: int = 1000
     """First test episode nobody tuned on (one world each)."""
+    untuned_seeds: tuple[int, ...] = (0, 1, 2)
+    """Training seeds of the untuned seed study (:mod:`.untuned_seeds`): the dream-trained agent
+    (heads and dream) trained again per seed and judged on the untuned worlds; ``seed``'s run is
+    the shipped agent itself."""
     curve_updates: int = 300
     """Dream updates of the learning curve (:func:`~.agent_figures.curve_figures`): a fresh policy
     trained in the shipped dream, as the shipped one was, for twice ``updates``."""
@@ -354,7 +359,12 @@ def run_phase(run_dir, phase: str, module: nn.Module, run) -> dict:
     return record
 
 
-def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> DreamAgent:
+def fit(
+    cfg: Config, deps: Deps, run_dir=None, progress: bool = True, control: bool = True
+) -> DreamAgent:
+    """Heads, dream-trained agent and (``control``) the real-trained control, phase by phase
+    (module docstring). ``control=False`` leaves the control untrained: the seed study of the
+    untuned worlds (:mod:`.untuned_seeds`) retrains only what the dream teaches."""
     agent = build(cfg)
     engine = engine_of(cfg, deps)
     tokenizer = deps["tokenizer"]
@@ -376,15 +386,16 @@ def fit(cfg: Config, deps: Deps, run_dir=None, progress: bool = True) -> DreamAg
     def world():
         envs = TokenTaskVecEnv(cfg.task, tokenizer, cfg.batch, "train", steps=cfg.task_steps)
         steps = real_steps_of(cfg)
-        return {"log": train_in_world(agent.real_policy, envs, cfg.actor_critic, steps, cfg.seed,
-                                      progress)}  # fmt: skip
+        log = train_in_world(agent.real_policy, envs, cfg.actor_critic, steps, cfg.seed, progress)
+        return {"log": log}
 
-    done = {k: run_phase(run_dir, k, m, f) for k, m, f in (
-        ("heads", agent.heads, heads), ("dream", agent.policy, dream),
-        ("world", agent.real_policy, world),
-    )}  # fmt: skip
+    phases = [("heads", agent.heads, heads), ("dream", agent.policy, dream)]
+    if control:
+        phases.append(("world", agent.real_policy, world))
+    done = {k: run_phase(run_dir, k, m, f) for k, m, f in phases}
     agent.head_losses = done["heads"]["losses"]
-    agent.dream_log, agent.real_log = done["dream"]["log"], done["world"]["log"]
+    agent.dream_log = done["dream"]["log"]
+    agent.real_log = done["world"]["log"] if control else None
     agent.dream_seconds = done["dream"]["seconds"] - done["dream"]["starts_seconds"]
     agent.train_seconds = sum(r["seconds"] for r in done.values())
     return agent.eval()

@@ -32,6 +32,7 @@ from hitchhiker.agents.capstone_walls import (
 from hitchhiker.agents.home_planner import HomePlanner, planner_home_play
 from hitchhiker.agents.judge import real_returns, test_seeds
 from hitchhiker.agents.scripted import HomeScript, LookHome, RandomPolicy, RetraceHome
+from hitchhiker.agents.untuned_seeds import untuned_seed_figures
 from hitchhiker.bench import Figure, figures
 from hitchhiker.interactive.walls import blocked_in_play
 from hitchhiker.memory.memory_engine import MemoryEngine
@@ -117,6 +118,7 @@ def _rows() -> tuple[Figure, ...]:
             Figure(f"{P}.head_{where}_predicted_rewards", f"{label}: rewarded steps (head)"),
         ]
     rows += _curve_rows() + _seed_rows() + _capstone_rows() + _walls_agent_rows()
+    rows += _untuned_seed_rows()
     rows.append(Figure(f"{P}.loop.seeds", "closed loop: repeats, each with its own seed"))
     rows.append(
         Figure(
@@ -247,11 +249,39 @@ def _walls_agent_rows() -> list[Figure]:
     return rows
 
 
-def walls_agent_figures(model, cfg, deps, preset: str) -> dict[str, float]:
-    """The agent trained in the dream with walls (``agent_walls``): its own figures, what walls
-    cost it, and its real return minus the flower agent's (``model``) on the untuned test worlds,
-    world by world (one training seed each)."""
-    walls, walls_cfg = zoo.load_or_fit("agent_walls", preset)
+def _untuned_seed_rows() -> list[Figure]:
+    """Both recipes trained again per seed, judged on the untuned worlds (:mod:`.untuned_seeds`)."""
+    worlds = f"{AgentConfig.untuned_episodes} untuned test worlds"
+    rows = []
+    for name, who in (("agent", "flower dream"), ("agent_walls", "dream with walls")):
+        key, at = f"stage5.{name}.untuned_seeds", f"seed study, {who}"
+        rows += [
+            Figure(f"{key}.s{s}.real_return", f"{at}: real return of seed {s}'s agent, {worlds}")
+            for s in AgentConfig.untuned_seeds
+        ]
+        rows += [
+            Figure(f"{key}.real_return", f"{at}: real return, seed-averaged world by world"),
+            Figure(f"{key}.seed_min", f"{at}: real return of the lowest seed"),
+            Figure(f"{key}.seed_max", f"{at}: real return of the highest seed"),
+            Figure(
+                f"{key}.over_real_trained",
+                f"{at}: seed-averaged real return / the shipped control's",
+                goal=">= 0.8",
+            ),
+        ]
+    rows.append(
+        Figure(
+            "stage5.agent_walls.untuned_seeds.minus_agent",
+            "seed study: dream with walls minus flower dream, seed-averaged, world by world",
+        )
+    )
+    return rows
+
+
+def walls_agent_figures(model, cfg, deps, walls, walls_cfg) -> dict[str, float]:
+    """The agent trained in the dream with walls (``walls``, recipe ``agent_walls``): its own
+    figures, what walls cost it, and its real return minus the flower agent's (``model``) on the
+    untuned test worlds, world by world (one training seed each)."""
     out = zoo.evaluate("agent_walls", walls, walls_cfg)
     out.update(refusal_figures(walls, walls_cfg, deps["tokenizer"]))
     seeds = test_seeds(cfg.untuned_episodes, first=cfg.untuned_first)
@@ -523,7 +553,9 @@ def stage5_figures(preset: str) -> dict[str, float]:
     out.update(seed_figures(model, cfg, deps, curve))
     out.update(capstone_figures(model, cfg, deps, 2 if preset == "smoke" else CAPSTONE_WORLDS))
     out.update(refusal_figures(model, cfg, deps["tokenizer"]))
-    out.update(walls_agent_figures(model, cfg, deps, preset))
+    walls = zoo.load_or_fit("agent_walls", preset)
+    out.update(walls_agent_figures(model, cfg, deps, *walls))
+    out.update(untuned_seed_figures({"agent": (model, cfg), "agent_walls": walls}, preset))
     out.update(go_home_figures(4 if preset == "smoke" else 64))
     for memory in PLANNER_DREAMS:
         out.update(go_home_planner_figures(preset, 2 if preset == "smoke" else 32, memory))
