@@ -832,10 +832,11 @@ def test_the_seed_study_averages_seeds_world_by_world(monkeypatch):
         for name in ("agent", "agent_walls")
     }  # fmt: skip
     monkeypatch.setattr(
-        untuned_seeds, "seed_returns", lambda name, *a, **k: {k_: v.copy() for k_, v in got[name].items()}
+        untuned_seeds, "seed_returns", lambda name, *a, **k: ({0: got[name][0], 1: got[name][1]}, got[name]["control"])
     )  # fmt: skip
+    shipped = SimpleNamespace(seed=0)  # the shipped agents are seed 0's runs
     out = untuned_seeds.untuned_seed_figures(
-        {"agent": (None, None), "agent_walls": (None, None)}, "cpu"
+        {"agent": (None, shipped), "agent_walls": (None, shipped)}, "cpu"
     )
     for name, g in got.items():
         key = f"stage5.{name}.untuned_seeds"
@@ -852,3 +853,7 @@ def test_the_seed_study_averages_seeds_world_by_world(monkeypatch):
     paired = (got["agent_walls"][0] + got["agent_walls"][1] - got["agent"][0] - got["agent"][1]) / 2
     key = "stage5.agent_walls.untuned_seeds.minus_agent"
     np.testing.assert_allclose([out[key], out[f"{key}_ci95"]], mean_interval(paired))
+    key = "stage5.agent_walls.untuned.minus_agent"  # the shipped agents alone, one run each
+    np.testing.assert_allclose(
+        [out[key], out[f"{key}_ci95"]], mean_interval(got["agent_walls"][0] - got["agent"][0])
+    )

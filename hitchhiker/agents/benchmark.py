@@ -278,19 +278,12 @@ def _untuned_seed_rows() -> list[Figure]:
     return rows
 
 
-def walls_agent_figures(model, cfg, deps, walls, walls_cfg) -> dict[str, float]:
+def walls_agent_figures(walls, walls_cfg, tokenizer) -> dict[str, float]:
     """The agent trained in the dream with walls (``walls``, recipe ``agent_walls``): its own
-    figures, what walls cost it, and its real return minus the flower agent's (``model``) on the
-    untuned test worlds, world by world (one training seed each)."""
+    figures and what walls cost it. Its real return minus the flower agent's on the untuned
+    worlds comes with the seed study, which judges both shipped agents there anyway."""
     out = zoo.evaluate("agent_walls", walls, walls_cfg)
-    out.update(refusal_figures(walls, walls_cfg, deps["tokenizer"]))
-    seeds = test_seeds(cfg.untuned_episodes, first=cfg.untuned_first)
-    got = [
-        real_returns(cfg.task, m.policy, seeds, deps["tokenizer"], cfg.seed, steps=cfg.task_steps)
-        for m in (walls, model)
-    ]
-    key = "stage5.agent_walls.untuned.minus_agent"
-    out[key], out[f"{key}_ci95"] = mean_interval(got[0] - got[1])
+    out.update(refusal_figures(walls, walls_cfg, tokenizer))
     return out
 
 
@@ -554,7 +547,7 @@ def stage5_figures(preset: str) -> dict[str, float]:
     out.update(capstone_figures(model, cfg, deps, 2 if preset == "smoke" else CAPSTONE_WORLDS))
     out.update(refusal_figures(model, cfg, deps["tokenizer"]))
     walls = zoo.load_or_fit("agent_walls", preset)
-    out.update(walls_agent_figures(model, cfg, deps, *walls))
+    out.update(walls_agent_figures(*walls, deps["tokenizer"]))
     out.update(untuned_seed_figures({"agent": (model, cfg), "agent_walls": walls}, preset))
     out.update(go_home_figures(4 if preset == "smoke" else 64))
     for memory in PLANNER_DREAMS:

@@ -55,22 +55,20 @@ def trained_again(name: str, preset: str, seed: int, runs: Path | None = None, p
     return model, cfg
 
 
-def seed_returns(name: str, shipped, cfg, preset: str, runs: Path | None = None) -> dict:
-    """{seed: real returns (E,) on the untuned worlds} of recipe ``name``'s dream-trained agents,
-    the shipped model (``shipped``, trained with ``cfg``) among them, and the shipped control's
-    under ``"control"``."""
+def seed_returns(name: str, shipped, cfg, preset: str, runs: Path | None = None):
+    """({seed: real returns (E,) on the untuned worlds} of recipe ``name``'s dream-trained agents,
+    the shipped model (``shipped``, trained with ``cfg``) among them; the shipped control's (E,))."""
     worlds = test_seeds(cfg.untuned_episodes, first=cfg.untuned_first)
     tokenizer = zoo.dependencies(name, cfg)["tokenizer"]
 
     def judged(policy):  # judged as the headline is: the recipe's judging seed, the same worlds
         return real_returns(cfg.task, policy, worlds, tokenizer, cfg.seed, steps=cfg.task_steps)
 
-    out = {}
+    by_seed = {}
     for seed in cfg.untuned_seeds:
         model = shipped if seed == cfg.seed else trained_again(name, preset, seed, runs)[0]
-        out[seed] = judged(model.policy.eval())
-    out["control"] = judged(shipped.real_policy.eval())
-    return out
+        by_seed[seed] = judged(model.policy.eval())
+    return by_seed, judged(shipped.real_policy.eval())
 
 
 def untuned_seed_figures(shipped: dict, preset: str, runs: Path | None = None) -> dict[str, float]:
@@ -78,11 +76,12 @@ def untuned_seed_figures(shipped: dict, preset: str, runs: Path | None = None) -
     cfg)}): each seed's real return on the untuned worlds, the seed-averaged return (interval over
     worlds), the lowest and highest seed, the ratio to the recipe's shipped control (where the
     control picked any flower); and, when both recipes are there, the walls agent minus the
-    flower agent, world by world, seed-averaged."""
-    out, recipe_mean = {}, {}
+    flower agent, world by world: seed-averaged, and of the shipped agents alone (row
+    ``stage5.agent_walls.untuned.minus_agent``, one run each, judged here once for both)."""
+    out, recipe_mean, shipped_run = {}, {}, {}
     for name, (model, cfg) in shipped.items():
-        got = seed_returns(name, model, cfg, preset, runs)
-        control = got.pop("control")
+        got, control = seed_returns(name, model, cfg, preset, runs)
+        shipped_run[name] = got[cfg.seed]
         returns = np.stack([got[s] for s in sorted(got)])  # (S, E)
         key = f"stage5.{name}.untuned_seeds"
         for s in sorted(got):
@@ -100,8 +99,12 @@ def untuned_seed_figures(shipped: dict, preset: str, runs: Path | None = None) -
             ratio = ratio_interval(per_world, control)
             out[f"{key}.over_real_trained"], out[f"{key}.over_real_trained_ci95"] = ratio
     if set(RECIPES) <= set(recipe_mean):
-        key = "stage5.agent_walls.untuned_seeds.minus_agent"
-        out[key], out[f"{key}_ci95"] = mean_interval(
-            recipe_mean["agent_walls"] - recipe_mean["agent"]
-        )
+        for key, per_world in (
+            ("untuned_seeds.minus_agent", recipe_mean),
+            ("untuned.minus_agent", shipped_run),
+        ):
+            key = f"stage5.agent_walls.{key}"
+            out[key], out[f"{key}_ci95"] = mean_interval(
+                per_world["agent_walls"] - per_world["agent"]
+            )
     return out
