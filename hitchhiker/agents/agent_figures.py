@@ -302,12 +302,25 @@ def loop_figures(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]
     logs, round0 = [], None
     for k in range(cfg.loop_seeds):
         log = closed_loop(
-            model, cfg, engine, tokenizer, starts, cfg.loop_rounds, cfg.loop_episodes,
-            cfg.loop_refit_steps, cfg.loop_updates, cfg.eval_episodes,
-            seed=cfg.seed + 1000 * k, round0=round0, replay=replay,
-            dynamics_steps=cfg.loop_dynamics_steps, dynamics_replay=dynamics_replay,
-            dynamics_lr=cfg.loop_dynamics_lr, paid_share=cfg.loop_paid_share, probe=probe,
-        )  # fmt: skip
+            model,
+            cfg,
+            engine,
+            tokenizer,
+            starts,
+            cfg.loop_rounds,
+            cfg.loop_episodes,
+            cfg.loop_refit_steps,
+            cfg.loop_updates,
+            cfg.eval_episodes,
+            seed=cfg.seed + 1000 * k,
+            round0=round0,
+            replay=replay,
+            dynamics_steps=cfg.loop_dynamics_steps,
+            dynamics_replay=dynamics_replay,
+            dynamics_lr=cfg.loop_dynamics_lr,
+            paid_share=cfg.loop_paid_share,
+            probe=probe,
+        )
         logs.append(log)
         round0 = log[0]  # the shipped agent, judged once
     prefix = f"stage5.{cfg.name}.loop"

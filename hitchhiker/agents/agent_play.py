@@ -60,13 +60,26 @@ class AgentPanel:
     :attr:`use_memory` and :attr:`use_walls`, of the ``memory``, ``walls`` or ``memory_walls``
     engine: any engine on the same tokenizer with ``start_from`` and ``imagine``)."""
 
-    def __init__(self, engine, heads, policy, task: str = "flower_picker", horizon: int = 8,
-                 steps: int = 32, gap: int = 4, seed: int = 0, memory=None, walls=None,
-                 memory_walls=None):  # fmt: skip
+    def __init__(
+        self,
+        engine,
+        heads,
+        policy,
+        task: str = "flower_picker",
+        horizon: int = 8,
+        steps: int = 32,
+        gap: int = 4,
+        seed: int = 0,
+        memory=None,
+        walls=None,
+        memory_walls=None,
+    ):
         heads.check_engine(engine)
         if memory_walls is not None and (walls is None or memory is None):
-            raise ValueError("memory_walls= is the dream with memory and walls: pass memory= and "
-                             "walls= too (each toggle then has a dream for either setting)")  # fmt: skip
+            raise ValueError(
+                "memory_walls= is the dream with memory and walls: pass memory= and "
+                "walls= too (each toggle then has a dream for either setting)"
+            )
         if walls is not None and memory is not None and memory_walls is None:
             raise ValueError(
                 "with memory= and walls=, pass memory_walls= too (the dream with both)"
@@ -134,9 +147,11 @@ class AgentPanel:
         """Dream with memory and/or walls; the new dream starts from the real world, now."""
         key = (bool(memory), bool(walls))
         if key != (False, False) and key not in self.dreams:
-            need = {(True, False): "no memory engine: pass memory= (a MemoryEngine)",
-                    (False, True): "no engine with walls: pass walls= (e.g. dynamics_walls)",
-                    (True, True): "no dream with memory and walls: pass memory_walls="}  # fmt: skip
+            need = {
+                (True, False): "no memory engine: pass memory= (a MemoryEngine)",
+                (False, True): "no engine with walls: pass walls= (e.g. dynamics_walls)",
+                (True, True): "no dream with memory and walls: pass memory_walls=",
+            }
             raise ValueError(f"this panel has {need[key]}")
         self._use = key
         if self.frames:  # after a reset
@@ -221,9 +236,13 @@ class AgentPanel:
         else:
             ctx, acts = self.engine.window(self.tokens, self.history)
             self.dream = DreamVecEnv(
-                self.engine, self.heads, StartBank(ctx, acts), num_envs=1, horizon=10**9,
+                self.engine,
+                self.heads,
+                StartBank(ctx, acts),
+                num_envs=1,
+                horizon=10**9,
                 sample_heads=False,
-            )  # fmt: skip
+            )
             self.dream.reset(seed=0, options={"starts": [0]})
             self.frames["dream"] = self.dream.render()[0]
         self.since_anchor = 0
@@ -283,8 +302,9 @@ class AgentPlay(w.VBox):
         self.driver = w.ToggleButtons(options=["agent", "you"], value="agent", description="driver")
         self.driver.add_class("hh-driver")
         self.driver.observe(self._on_driver, names="value")
-        self.horizon = w.IntSlider(value=panel.horizon, min=1, max=32, description="horizon",
-                                   continuous_update=False)  # fmt: skip
+        self.horizon = w.IntSlider(
+            value=panel.horizon, min=1, max=32, description="horizon", continuous_update=False
+        )
         self.horizon.add_class("hh-horizon")
         self.horizon.observe(lambda ch: setattr(panel, "horizon", int(ch["new"])), names="value")
         self.player = PlayWidget(
@@ -351,7 +371,14 @@ def agent_play(
     given a Stage IV ``memory`` engine, a toggle that makes the dream remember; given engines
     that learned walls, a toggle that makes the dream stop at them)."""
     keys = ("scale", "fps", "keyboard")
-    panel = AgentPanel(engine, heads, policy, horizon=horizon, memory=memory, walls=walls,
-                       memory_walls=memory_walls,
-                       **{k: v for k, v in kw.items() if k not in keys})  # fmt: skip
+    panel = AgentPanel(
+        engine,
+        heads,
+        policy,
+        horizon=horizon,
+        memory=memory,
+        walls=walls,
+        memory_walls=memory_walls,
+        **{k: v for k, v in kw.items() if k not in keys},
+    )
     return AgentPlay(panel, seed, **{k: v for k, v in kw.items() if k in keys})

@@ -5,7 +5,8 @@ against the tile reader's on imagined frames, the dream's speed, the agent's tra
 learning curve in the dream (real return on val worlds every 25 updates, to twice its budget); and
 go home's success rates with and without memory: scripted policies, planners through the memory
 dreams (the shipped memory's, and the one that learned walls), and one network learned both ways,
-in the real world (recipe "home") and only in the dream (recipe "home_dream").
+in the real world (recipe "home") and only in the dream (recipe "home_dream"); those go-home rows
+and their figures live in :mod:`.home_benchmark`.
 
 The figures are the shipped agents' (recipes "agent", "home" and "home_dream", re-measured by
 :func:`hitchhiker.zoo.evaluate`); their training wall times are read from the manifest, measured when
@@ -29,16 +30,9 @@ from hitchhiker.agents.capstone_walls import (
     capstone_wall_figures,
     refusal_figures,
 )
-from hitchhiker.agents.home_planner import HomePlanner, planner_home_play
-from hitchhiker.agents.judge import real_returns, test_seeds
-from hitchhiker.agents.scripted import HomeScript, LookHome, RandomPolicy, RetraceHome
+from hitchhiker.agents.home_benchmark import DREAMS, home_figures, home_rows
 from hitchhiker.agents.untuned_seeds import untuned_seed_figures
 from hitchhiker.bench import Figure, figures
-from hitchhiker.interactive.walls import blocked_in_play
-from hitchhiker.memory.memory_engine import MemoryEngine
-from hitchhiker.memory.memory_recipe import walk_records
-from hitchhiker.metrics import mean_interval
-from hitchhiker.world.dataset import LEARNING_WORLD, record
 
 P = "stage5.agent"
 
@@ -206,8 +200,12 @@ CAPSTONE_LABELS = {
 
 def capstone_figures(model, cfg, deps, worlds: int) -> dict[str, float]:
     """:func:`~.capstone_walls.capstone_wall_figures` of the agent on the first test worlds."""
-    panel = AgentPanel(engine_of(cfg, deps), model.heads, model.policy,
-                       **capstone_dreams(deps["tokenizer"], cfg.tokenizer))  # fmt: skip
+    panel = AgentPanel(
+        engine_of(cfg, deps),
+        model.heads,
+        model.policy,
+        **capstone_dreams(deps["tokenizer"], cfg.tokenizer),
+    )
     return capstone_wall_figures(panel, range(worlds), f"{P}.capstone")
 
 
@@ -227,8 +225,11 @@ flower agent's; the rest of its figures stay in the json."""
 def _walls_agent_rows() -> list[Figure]:
     """What walls cost each agent in the real world (:func:`~.capstone_walls.refusal_figures`),
     and the agent trained in the dream of ``dynamics_walls``."""
-    labels = {"random": "random policy", "real_trained": "real-trained control",
-              "dream_trained": "agent trained in the dream"}  # fmt: skip
+    labels = {
+        "random": "random policy",
+        "real_trained": "real-trained control",
+        "dream_trained": "agent trained in the dream",
+    }
     rows = []
     for name, who in (("agent", ""), ("agent_walls", " (the dream with walls)")):
         r = f"stage5.{name}.refusals"
@@ -236,16 +237,23 @@ def _walls_agent_rows() -> list[Figure]:
             Figure(
                 f"{r}.{p}.refused_share",
                 f"{labels[p]}{who}: share of its real moves refused, 64 test worlds",
-            )  # fmt: skip
+            )
             for p in (REFUSED if name == "agent" else ("dream_trained",))
         ]
-        rows.append(Figure(f"{r}.dream_minus_real_trained",
-                           f"share refused{who}: dream-trained minus the control, world by world"))  # fmt: skip
+        rows.append(
+            Figure(
+                f"{r}.dream_minus_real_trained",
+                f"share refused{who}: dream-trained minus the control, world by world",
+            )
+        )
     for key, label in WALLS_AGENT.items():
         unit = "min" if key.endswith("minutes") else ""
         goal = ">= 0.8" if key.endswith("dream_over_real_trained") else ""
-        rows.append(Figure(f"stage5.agent_walls.{key}", f"trained in the dream with walls: {label}",
-                           unit, goal))  # fmt: skip
+        rows.append(
+            Figure(
+                f"stage5.agent_walls.{key}", f"trained in the dream with walls: {label}", unit, goal
+            )
+        )
     return rows
 
 
@@ -325,215 +333,10 @@ def _seed_rows() -> list[Figure]:
     return rows
 
 
-HOME = {
-    "scripted": "shortest path with the true map (privileged)",
-    "retrace": "retrace the remembered walk out (memory, no map)",
-    "look": "the door of the nearest house in view (no memory, no map)",
-    "random": "random policy",
-}
-"""Go-home policies (hitchhiker.agents.scripted), all scripted: what memory is worth on the task."""
-
-
-def _success_rows(prefix: str, labels: dict[str, str]) -> list[Figure]:
-    """One go-home success-rate row per policy of ``labels``, named ``{prefix}.{policy}.success``."""
-    return [
-        Figure(f"{prefix}.{k}.success", f"go home, success rate: {v}") for k, v in labels.items()
-    ]
-
-
-def _home_rows() -> list[Figure]:
-    return _success_rows("stage5.go_home", HOME) + [
-        Figure("stage5.go_home.episodes", "go home: held-out worlds (one episode each)")
-    ]
-
-
-LEARNED_HOME = {
-    "memory": "learned with memory (a GRU over the walk out and the way back)",
-    "no_memory": "learned without memory (the current frame only)",
-}
-"""The go-home policies of recipe "home" (hitchhiker.agents.home_agent): one network, taught by the
-map-reading script with DAgger, with and without memory."""
-
-
-def _learned_home_rows() -> list[Figure]:
-    return _success_rows("stage5.home", LEARNED_HOME) + [
-        Figure(
-            "stage5.home.memory_minus_no_memory",
-            "go home, learned: with memory minus without, world by world",
-        ),
-        Figure("stage5.home.episodes", "go home, learned: held-out worlds (one episode each)"),
-        Figure("stage5.home.train_minutes", "wall time to train both go-home agents", "min"),
-    ]
-
-
-DREAM_HOME = {
-    "memory": "learned only in the memory dream, with memory (the GRU), real world",
-    "no_memory": "learned only in the memory dream, without memory (the current frame), real world",
-}
-"""The go-home policies of recipe "home_dream" (hitchhiker.agents.home_dream): recipe "home"'s
-pair, taught by DAgger inside notebook 06's memory engine by the dream's own teacher."""
-
-
-DREAMS = {
-    "home_dream": "the memory dream",
-    "home_dream_walls": "the memory dream that draws walls",
-}
-"""The go-home recipes learned only in a dream, and the dream: notebook 06's memory, or the one
-started from Stage III's engine that learned walls (Stage IV's ``memory_walls``)."""
-
-
-def _dream_home_rows(name: str = "home_dream") -> list[Figure]:
-    p, where = f"stage5.{name}", DREAMS[name]
-    rows = [
-        Figure(f"{p}.{k}.success", f"go home, success rate: {v.replace('the memory dream', where)}")
-        for k, v in DREAM_HOME.items()
-    ]
-    for k in DREAM_HOME:
-        who = f"go home, {where}, {k.replace('_', ' ')}"
-        rows += [
-            Figure(f"{p}.{k}.dream_success", f"{who}: success in the dream, same worlds"),
-            Figure(f"{p}.{k}.dream_minus_real", f"{who}: dream success minus real"),
-            Figure(f"{p}.{k}.way_back_moves",
-                   f"{who}: moves of its dreamed ways back, each also made in the real world"),
-            Figure(f"{p}.{k}.blocked_in_dream",
-                   f"{who}: share of those moves the dream drew blocked"),
-            Figure(f"{p}.{k}.blocked_in_world", f"{who}: share the real world blocks"),
-        ]  # fmt: skip
-    return rows + [
-        Figure(
-            f"{p}.memory_minus_no_memory",
-            f"go home, learned in {where}: with memory minus without, world by world",
-        ),
-        Figure(
-            f"{p}.memory_over_real_trained",
-            f"go home with memory, learned in {where}: success / real-trained success (recipe "
-            "home)",
-        ),
-        Figure(
-            f"{p}.training_moves",
-            f"moves in the recorded play {where} learned from (Stage III's and IV's walks)",
-        ),
-        Figure(f"{p}.training_blocked", "of those, moves the world blocked"),
-        Figure(f"{p}.episodes", f"go home, learned in {where}: held-out worlds"),
-        Figure(f"{p}.train_minutes", f"wall time to train both go-home agents in {where}", "min"),
-    ]
-
-
-def training_walls(preset: str, name: str = "home_dream") -> dict[str, float]:
-    """Moves, and moves the world blocked, in the recorded play the dream of go-home recipe
-    ``name`` learned from: the train walks of its memory model and of the Stage III dynamics model
-    that memory started from, recorded as their recipes record them."""
-    memory = zoo.config_for(name, preset).dream_memory
-    _, mcfg = zoo.load_or_fit(memory, preset)
-    base = zoo.dependencies(memory, mcfg)["dynamics"].shipped_config.data
-    recs = walk_records(mcfg, "train", mcfg.data.episodes)  # no frames to encode: moves only
-    recs.append(
-        record("train", base.episodes, base.episode_steps, base.policy, world=LEARNING_WORLD)
-    )
-    counts = [blocked_in_play(r.actions, r.positions) for r in recs]
-    return {
-        f"stage5.{name}.training_moves": float(sum(m for m, _ in counts)),
-        f"stage5.{name}.training_blocked": float(sum(b for _, b in counts)),
-    }
-
-
-def dream_home_figures(
-    preset: str, real_trained: dict[str, float], name: str = "home_dream"
-) -> dict[str, float]:
-    """Go-home recipe ``name``'s figures (:func:`hitchhiker.zoo.evaluate`, on recipe "home"'s
-    test worlds) and the memory policy's success over the real-trained one's (``real_trained``:
-    recipe "home"'s figures)."""
-    out = zoo.evaluate(name, *zoo.load_or_fit(name, preset))
-    out.update(training_walls(preset, name))
-    real = real_trained["stage5.home.memory.success"]
-    if real > 0:  # undefined over a zero success (a smoke run)
-        out[f"stage5.{name}.memory_over_real_trained"] = out[f"stage5.{name}.memory.success"] / real
-    return out
-
-
-def go_home_figures(episodes: int = 64) -> dict[str, float]:
-    """Success rates (mean and 95% interval) of the go-home policies on held-out test worlds,
-    walked ``GoHome``'s default 8 moves out, 24 moves to come back."""
-    policies = {"scripted": HomeScript, "retrace": RetraceHome, "look": LookHome,
-                "random": RandomPolicy}  # fmt: skip
-    seeds = test_seeds(episodes)
-    out = {"stage5.go_home.episodes": float(episodes)}
-    for k, cls in policies.items():
-        success = real_returns("go_home", cls(), seeds)
-        out[f"stage5.go_home.{k}.success"], out[f"stage5.go_home.{k}.success_ci95"] = mean_interval(
-            success
-        )
-    return out
-
-
-PLANNED_HOME = {
-    "memory": "planner through the memory dream (the whole walk remembered, home the pose (0, 0))",
-    "no_memory": "planner through the window dream (the last W frames: a door in view is the goal)",
-    "blind": "planner without a dream (each plan dead-reckoned from the remembered pose)",
-}
-"""The go-home planners of :mod:`.home_planner`, through notebook 06's memory engine."""
-
-PLANNER_DREAMS = {
-    "memory": ("stage5.go_home.planner", tuple(PLANNED_HOME), "notebook 06's memory dream"),
-    "memory_walls": (
-        "stage5.go_home.planner_walls",
-        ("memory", "no_memory"),  # blind plans without a dream: the same as above
-        "the dream of the memory that learned walls",
-    ),
-}
-"""Memory model -> (figure prefix, planners run through its dream, where they plan)."""
-
-
-def _planned_home_rows(memory: str = "memory") -> list[Figure]:
-    p, modes, where = PLANNER_DREAMS[memory]
-    labels = {m: PLANNED_HOME[m].replace("the memory dream", where) for m in modes}
-    rows = _success_rows(p, labels)
-    for m in modes:
-        rows.append(
-            Figure(
-                f"{p}.{m}.refused",
-                f"go home, {m.replace('_', ' ')} planner ({where}): share of its real moves the "
-                "world refused",
-            )
-        )
-    return rows + [
-        Figure(
-            f"{p}.memory_minus_no_memory",
-            f"go home, planners through {where}: whole walk minus window, world by world",
-        ),
-        Figure(f"{p}.episodes", f"go home, planners through {where}: held-out worlds"),
-    ]
-
-
-def go_home_planner_figures(
-    preset: str, episodes: int = 32, memory: str = "memory"
-) -> dict[str, float]:
-    """Success rates of the go-home planners (:mod:`.home_planner`, its default search) on the
-    first ``episodes`` test worlds of :func:`go_home_figures`, through the dream of the shipped
-    memory model ``memory`` (a fresh smoke one under the smoke preset), and the share of each
-    planner's real moves the world refused (a dream that draws no walls plans into them)."""
-    p, modes, _ = PLANNER_DREAMS[memory]
-    model, cfg = zoo.load_or_fit(memory, preset)
-    engine = MemoryEngine(model, zoo.dependencies(memory, cfg)["tokenizer"], cfg=cfg)
-    seeds = test_seeds(episodes)
-    out, got = {f"{p}.episodes": float(episodes)}, {}
-    for mode in modes:
-        play = planner_home_play(HomePlanner(engine, mode), seeds)
-        got[mode] = play.success
-        out[f"{p}.{mode}.success"], out[f"{p}.{mode}.success_ci95"] = mean_interval(play.success)
-        out[f"{p}.{mode}.refused"] = play.refused / max(1, play.moves)
-    key = f"{p}.memory_minus_no_memory"
-    out[key], out[f"{key}_ci95"] = mean_interval(got["memory"] - got["no_memory"])
-    return out
-
-
 @figures(
     "stage5",
     *_rows(),
-    *_home_rows(),
-    *(r for memory in PLANNER_DREAMS for r in _planned_home_rows(memory)),
-    *_learned_home_rows(),
-    *(r for name in DREAMS for r in _dream_home_rows(name)),
+    *home_rows(),
 )
 def stage5_figures(preset: str) -> dict[str, float]:
     """Evaluate the shipped agents (fresh smoke-sized ones under the smoke preset)."""
@@ -549,12 +352,7 @@ def stage5_figures(preset: str) -> dict[str, float]:
     walls = zoo.load_or_fit("agent_walls", preset)
     out.update(walls_agent_figures(*walls, deps["tokenizer"]))
     out.update(untuned_seed_figures({"agent": (model, cfg), "agent_walls": walls}, preset))
-    out.update(go_home_figures(4 if preset == "smoke" else 64))
-    for memory in PLANNER_DREAMS:
-        out.update(go_home_planner_figures(preset, 2 if preset == "smoke" else 32, memory))
-    out.update(zoo.evaluate("home", *zoo.load_or_fit("home", preset)))
-    for name in DREAMS:
-        out.update(dream_home_figures(preset, out, name))
+    out.update(home_figures(preset))
     for name in ("agent", "agent_walls", "home", *DREAMS):
         if preset != "smoke" and zoo.path_of(name).is_file():
             # The manifest's, measured when the shipped file was trained (not stored_figures():

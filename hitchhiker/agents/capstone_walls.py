@@ -63,13 +63,15 @@ def capstone_dreams(tokenizer, tokens: str = "shipped") -> dict:
     :class:`~.agent_play.AgentPanel`, on the agent's ``tokenizer``: the shipped models with the
     shipped tokenizer (``tokens``, the agent config's ``tokenizer`` setting), else smoke-sized
     ones fitted on the same stand-in."""
-    got = {n: zoo.dependency(same_tokens_need(n, {"tokenizer": tokens}))
-           for n in ("memory", "dynamics_walls", "memory_walls")}  # fmt: skip
+    got = {
+        n: zoo.dependency(same_tokens_need(n, {"tokenizer": tokens}))
+        for n in ("memory", "dynamics_walls", "memory_walls")
+    }
     return {
         "memory": MemoryEngine(got["memory"], tokenizer, cfg=got["memory"].shipped_config),
         "walls": DynamicsEngine(
             got["dynamics_walls"], tokenizer, cfg=got["dynamics_walls"].shipped_config
-        ),  # fmt: skip
+        ),
         "memory_walls": MemoryEngine(
             got["memory_walls"], tokenizer, cfg=got["memory_walls"].shipped_config
         ),
@@ -173,8 +175,11 @@ def refusal_figures(model, cfg, tokenizer) -> dict[str, float]:
     over the worlds where it moved, with its 95% interval) and ``.moves``; and the paired difference
     dream-trained minus real-trained, world by world."""
     prefix, seeds = f"stage5.{cfg.name}.refusals", test_seeds(cfg.eval_episodes)
-    policies = {"random": RandomPolicy(), "real_trained": model.real_policy,
-                "dream_trained": model.policy}  # fmt: skip
+    policies = {
+        "random": RandomPolicy(),
+        "real_trained": model.real_policy,
+        "dream_trained": model.policy,
+    }
     share, out = {}, {}
     for name in REFUSED:
         _, moves, refused = real_play(

@@ -58,8 +58,13 @@ class Config:
         "large": {"episodes": 1024, "rounds": 6, "steps": 1000},
     }
     POSITIVE_INTS: ClassVar[tuple[str, ...]] = (
-        "out_steps", "back_steps", "episodes", "rounds", "steps", "batch"
-    )  # fmt: skip
+        "out_steps",
+        "back_steps",
+        "episodes",
+        "rounds",
+        "steps",
+        "batch",
+    )
     """The settings that must be positive ints (checked on construction)."""
 
     name: str = "home"
@@ -135,8 +140,19 @@ def teach_both(cfg: Config, deps: Deps, run_dir=None, progress: bool = True, pla
         policy = getattr(agents, name)
 
         def teach(policy=policy, i=i):
-            log = dagger(policy, deps["tokenizer"], round_seeds(cfg, i), cfg.rounds, cfg.steps,
-                         cfg.batch, cfg.lr, cfg.seed, progress, play, **cfg.task)  # fmt: skip
+            log = dagger(
+                policy,
+                deps["tokenizer"],
+                round_seeds(cfg, i),
+                cfg.rounds,
+                cfg.steps,
+                cfg.batch,
+                cfg.lr,
+                cfg.seed,
+                progress,
+                play,
+                **cfg.task,
+            )
             return {"log": log}
 
         done[name] = run_phase(run_dir, name, policy, teach)

@@ -106,8 +106,12 @@ class HomeScript:
         return int(min(MOVES, key=cost))
 
 
-OPPOSITE = {Action.UP: Action.DOWN, Action.DOWN: Action.UP, Action.LEFT: Action.RIGHT,
-            Action.RIGHT: Action.LEFT}  # fmt: skip
+OPPOSITE = {
+    Action.UP: Action.DOWN,
+    Action.DOWN: Action.UP,
+    Action.LEFT: Action.RIGHT,
+    Action.RIGHT: Action.LEFT,
+}
 
 
 class RetraceHome:

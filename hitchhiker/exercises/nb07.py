@@ -33,8 +33,13 @@ def package_returns(rewards, values, continues, last_value, gamma, lam) -> np.nd
 def _cases(g: torch.Generator) -> list[tuple]:
     """(rewards, values, continues, last_value, gamma, lambda): short and long, lambda 0..1."""
     out = []
-    for h, b, gamma, lam in [(1, 1, 0.9, 0.95), (3, 2, 0.9, 0.5), (15, 4, 0.985, 0.95),
-                             (6, 3, 1.0, 1.0), (5, 2, 0.9, 0.0)]:  # fmt: skip
+    for h, b, gamma, lam in [
+        (1, 1, 0.9, 0.95),
+        (3, 2, 0.9, 0.5),
+        (15, 4, 0.985, 0.95),
+        (6, 3, 1.0, 1.0),
+        (5, 2, 0.9, 0.0),
+    ]:
         rewards = (torch.rand(h, b, generator=g) < 0.3).double().numpy()
         values = torch.randn(h, b, generator=g, dtype=torch.float64).numpy()
         continues = (torch.rand(h, b, generator=g) > 0.15).double().numpy()
