@@ -80,6 +80,20 @@ def untuned_figures(cfg: Config, tokenizer, policies: dict, prefix: str) -> dict
     return {**out, **dream_ratios(f"{prefix}.untuned", *(got[k] for k in RATIO_ORDER))}
 
 
+def seed_spread(key: str, real: np.ndarray) -> dict[str, float]:
+    """Real returns of several training runs on the same worlds, ``real`` (S seeds, E worlds), as
+    rows: ``{key}.real_return`` (seed-averaged world by world, with its interval over worlds) and
+    ``{key}.seed_min`` / ``.seed_max`` (the lowest and highest seed's mean return)."""
+    per_seed = real.mean(1)  # (S,)
+    mean, ci = mean_interval(real.mean(0))
+    return {
+        f"{key}.real_return": mean,
+        f"{key}.real_return_ci95": ci,
+        f"{key}.seed_min": float(per_seed.min()),
+        f"{key}.seed_max": float(per_seed.max()),
+    }
+
+
 def dream_ratios(prefix: str, random, real_trained, dream) -> dict[str, float]:
     """The dream-trained agent's mean real return over the real-trained one's and over random's,
     from per-world real returns (E,) on the same worlds, each with the half-width of its 95%
@@ -331,12 +345,7 @@ def loop_figures(model: DreamAgent, cfg: Config, deps: Deps) -> dict[str, float]
     for r in range(cfg.loop_rounds + 1):
         real = np.stack([log[r]["real"] for log in logs])  # (seeds, worlds)
         key = f"{prefix}.r{r}"
-        out[f"{key}.real_return"], out[f"{key}.real_return_ci95"] = mean_interval(real.mean(0))
-        per_seed = real.mean(1)
-        out[f"{key}.seed_min"], out[f"{key}.seed_max"] = (
-            float(per_seed.min()),
-            float(per_seed.max()),
-        )
+        out.update(seed_spread(key, real))
         dream = np.stack([log[r]["dream"] for log in logs]).mean(0)
         out[f"{key}.dream_return"], out[f"{key}.dream_return_ci95"] = mean_interval(dream)
         out[f"{key}.dream_minus_real"] = float(dream.mean() - real.mean())

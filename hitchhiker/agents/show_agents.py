@@ -19,6 +19,21 @@ from hitchhiker.measured import figure
 BLUE, GREEN, ORANGE, PURPLE, GREY = "#37a", "#3a7", "#a73", "#a37", "#999"
 
 
+def stored_bars(ax, bars: dict[str, str], end: str, colors=None) -> list[float]:
+    """One bar per ``label -> figure prefix`` of ``bars``: the stored ``{prefix}.{end}`` with its
+    95% interval (``{prefix}.{end}_ci95``), the labels under the bars. Returns the heights."""
+    heights = [figure(f"{p}.{end}") for p in bars.values()]
+    ax.bar(
+        range(len(bars)),
+        heights,
+        yerr=[figure(f"{p}.{end}_ci95") for p in bars.values()],
+        capsize=3,
+        color=colors,
+    )
+    ax.set_xticks(range(len(bars)), list(bars))
+    return heights
+
+
 def _paired_bars(ax, groups: dict[str, str], series: tuple[tuple[str, str], ...], colors=None):
     """Two bars per group: ``figure(group + end)`` for each ``(end, label)`` of ``series``, each
     with its interval; the groups' labels under them."""
@@ -118,17 +133,10 @@ def plot_home_dream(real: str = "stage5.home", dream: str = "stage5.home_dream")
         "dream-trained\nframe only": f"{dream}.no_memory",
     }
     fig, ax = plt.subplots(figsize=(7, 3))
+    stored_bars(ax, bars, "success", [GREEN, ORANGE, BLUE, PURPLE])
     keys = list(bars.values())
-    ax.bar(
-        range(4),
-        [figure(f"{k}.success") for k in keys],
-        yerr=[figure(f"{k}.success_ci95") for k in keys],
-        capsize=3,
-        color=[GREEN, ORANGE, BLUE, PURPLE],
-    )
     for i in (2, 3):
         ax.plot(i, figure(f"{keys[i]}.dream_success"), "k_", markersize=22, mew=2)
-    ax.set_xticks(range(4), list(bars))
     ax.set_ylabel("got home")
     ax.set_ylim(0, 1.05)
     ax.set_title("go home, real world (95% intervals); black dash: in the dream")
@@ -242,18 +250,8 @@ def plot_refusals(cfg, agent: str = "stage5.agent", walls: str = "stage5.agent_w
         "dream-trained\n(walls)": f"{walls}.untuned.dream_trained",
     }
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3))
-    for ax, bars, end, colors in (
-        (left, refused, "refused_share", [GREY, GREEN, BLUE, ORANGE]),
-        (right, real, "real_return", [GREEN, BLUE, ORANGE]),
-    ):
-        ax.bar(
-            range(len(bars)),
-            [figure(f"{k}.{end}") for k in bars.values()],
-            yerr=[figure(f"{k}.{end}_ci95") for k in bars.values()],
-            capsize=3,
-            color=colors,
-        )
-        ax.set_xticks(range(len(bars)), list(bars))
+    stored_bars(left, refused, "refused_share", [GREY, GREEN, BLUE, ORANGE])
+    stored_bars(right, real, "real_return", [GREEN, BLUE, ORANGE])
     left.set_ylabel("share of its moves")
     left.set_title(f"moves the real world refused ({cfg.eval_episodes} test worlds)")
     right.set_ylabel("flowers picked")

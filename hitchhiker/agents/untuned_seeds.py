@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from hitchhiker import zoo
+from hitchhiker.agents.agent_figures import seed_spread
 from hitchhiker.agents.judge import real_returns, test_seeds
 from hitchhiker.checkpoint import round_to_half
 from hitchhiker.metrics import mean_interval, ratio_interval
@@ -89,11 +90,7 @@ def untuned_seed_figures(shipped: dict, preset: str, runs: Path | None = None) -
         per_world = returns.mean(0)  # (E,) each world's seed mean
         recipe_mean[name] = per_world
         out[f"{key}.seeds"] = float(len(got))
-        out[f"{key}.real_return"], out[f"{key}.real_return_ci95"] = mean_interval(per_world)
-        out[f"{key}.seed_min"], out[f"{key}.seed_max"] = (
-            float(returns.mean(1).min()),
-            float(returns.mean(1).max()),
-        )
+        out.update(seed_spread(key, returns))
         out[f"{key}.real_trained"] = float(control.mean())
         if control.mean() > 0:  # undefined over a control that picked nothing (a smoke run)
             ratio = ratio_interval(per_world, control)
